@@ -1,0 +1,108 @@
+"""GFLOPs, params and activations of a spec's network, counted with fvcore.
+
+Convention (the paper's, reproduced to the printed precision in papers.md section 8): one
+multiply-add = one FLOP, counting only convolutions and linear layers (matmul-like operators),
+at one image of `resolution` x `resolution`, in eval mode. fvcore's own total, which also counts
+norms and pooling, is reported beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from roadmap.build import RoadmapNet
+from roadmap.spec import Spec
+
+# fvcore operator names that are matrix multiplies: the paper convention counts these only.
+MATMUL_OPERATORS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
+
+CONVENTION = (
+    "GFLOPs = multiply-adds of conv and linear layers (fvcore, 1 MAC = 1 FLOP), one image, eval mode"
+)
+
+
+@dataclass(frozen=True)
+class Complexity:
+    resolution: int
+    gflops: float  # paper convention: conv + linear multiply-adds
+    gflops_fvcore_total: float  # fvcore's default total (adds norms and pooling)
+    params: int
+    activations_m: float  # millions of conv/linear output elements (fvcore's definition)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def complexity(spec: Spec, resolution: int = 224) -> Complexity:
+    """Count the complexity of the network `spec` describes (cached by content)."""
+    return _complexity_cached(spec.to_json(None), resolution)
+
+
+@functools.lru_cache(maxsize=256)
+def _complexity_cached(spec_json: str, resolution: int) -> Complexity:
+    spec = Spec.from_json(spec_json)
+    # Weights do not change the counts: build on the meta device and allocate without
+    # initialising, which is most of the build time for the large networks.
+    with torch.device("meta"):
+        model = RoadmapNet(spec)
+    model = model.to_empty(device="cpu").eval()
+    # Activations = output elements of conv and linear layers (fvcore's definition), collected by
+    # hooks during fvcore's own trace so the network runs once.
+    outputs: dict[int, int] = {}
+
+    def record(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        outputs.setdefault(id(module), math.prod(int(size) for size in output.shape))
+
+    hooks = [
+        module.register_forward_hook(record)
+        for module in model.modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear))
+    ]
+    image = torch.zeros(1, spec.network.in_channels, resolution, resolution)
+    with torch.no_grad():
+        flops = FlopCountAnalysis(model, image)
+        flops.unsupported_ops_warnings(False)
+        flops.uncalled_modules_warnings(False)
+        by_operator = flops.by_operator()
+    for hook in hooks:
+        hook.remove()
+    return Complexity(
+        resolution=resolution,
+        gflops=sum(by_operator.get(name, 0) for name in MATMUL_OPERATORS) / 1e9,
+        gflops_fvcore_total=flops.total() / 1e9,
+        params=sum(parameter.numel() for parameter in model.parameters()),
+        activations_m=sum(outputs.values()) / 1e6,
+    )
+
+
+def complexity_table(rows: list[tuple[str, Spec]], roadmap: str, resolution: int = 224) -> "pd.DataFrame":
+    """One row per (step, spec): our counts beside the paper's label and GFLOPs."""
+    import pandas as pd
+
+    from roadmap.reference import paper_table
+    from steps import REGISTRY
+
+    paper = paper_table(roadmap)
+    records = []
+    for name, spec in rows:
+        counts = complexity(spec, resolution)
+        known = name in paper.index and resolution == 224
+        records.append(
+            {
+                "step": name,
+                "label": paper.at[name, "paper_label"] if name in paper.index else REGISTRY[name].label,
+                "gflops": round(counts.gflops, 3),
+                "paper_gflops": paper.at[name, "paper_gflops"] if known else None,
+                "params_m": round(counts.params / 1e6, 3),
+                "gflops_fvcore_total": round(counts.gflops_fvcore_total, 3),
+                "activations_m": round(counts.activations_m, 2),
+                "note": paper.at[name, "note"] if known and isinstance(paper.at[name, "note"], str) else "",
+            }
+        )
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,73 @@
+"""The registry of roadmap steps: one line per step (CLI name, function, paper row label, summary).
+
+A step is a pure function `Spec -> Spec` living alone in its module of this package. Adding a step
+means adding that module and one `Step(...)` line below. Branch rows (`branch_of`) are variants of
+another step that the paper tried but did not adopt; they start from the same parent spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from roadmap.spec import Spec
+from steps import (
+    depthwise,
+    fewer_activations,
+    fewer_norms,
+    gelu,
+    invert,
+    kernel,
+    layer_norm,
+    move_up,
+    origin,
+    patchify,
+    recipe,
+    separate_downsampling,
+    stage_ratio,
+    width,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    function: Callable[..., Spec]
+    label: str
+    description: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    branch_of: str | None = None
+    # An origin step ignores its input and starts a roadmap.
+    origin: bool = False
+
+    def apply(self, spec: Spec, **overrides: Any) -> Spec:
+        return self.function(spec, **{**self.params, **overrides})
+
+
+STEPS: tuple[Step, ...] = (
+    Step("resnet50", origin.resnet, "ResNet-50 (PyTorch, 90 ep)", "torchvision ResNet-50, 90-epoch SGD recipe", {"depths": (3, 4, 6, 3)}, origin=True),
+    Step("resnet200", origin.resnet, "ResNet-200", "ResNet-200 (3,24,36,3), 90-epoch SGD recipe", {"depths": (3, 24, 36, 3)}, origin=True),
+    Step("recipe", recipe.modern_recipe, "enhanced recipe", "modern training recipe (AdamW, 300 ep, Mixup/CutMix, RandAugment, ...)"),
+    Step("stage_ratio", stage_ratio.stage_ratio, "stage ratio", "blocks per stage 3:4:6:3 -> 3:3:9:3"),
+    Step("patchify", patchify.patchify, '"patchify" stem', "4x4 stride-4 patchify stem"),
+    Step("depthwise", depthwise.depthwise, "depthwise conv", "3x3 conv -> depthwise 3x3 conv"),
+    Step("width", width.increase_width, "increase width", "base width 64 -> 96"),
+    Step("invert", invert.invert, "inverting dimensions", "inverted bottleneck, expansion 4"),
+    Step("move_up", move_up.move_up, "move up depthwise conv", "depthwise conv first in the block"),
+    Step("kernel", kernel.kernel_size, "kernel size -> 7", "depthwise kernel 3 -> 7 (adopted)", {"size": 7}),
+    Step("kernel5", kernel.kernel_size, "kernel size -> 5", "depthwise kernel 3 -> 5 (branch)", {"size": 5}, branch_of="kernel"),
+    Step("kernel9", kernel.kernel_size, "kernel size -> 9", "depthwise kernel 3 -> 9 (branch)", {"size": 9}, branch_of="kernel"),
+    Step("kernel11", kernel.kernel_size, "kernel size -> 11", "depthwise kernel 3 -> 11 (branch)", {"size": 11}, branch_of="kernel"),
+    Step("gelu", gelu.gelu, "ReLU -> GELU", "every activation becomes GELU"),
+    Step("fewer_act", fewer_activations.fewer_activations, "fewer activations", "one activation per block"),
+    Step("fewer_norm", fewer_norms.fewer_norms, "fewer norms", "one norm per block, after the depthwise conv"),
+    Step("ln", layer_norm.layer_norm, "BN -> LN", "BatchNorm -> LayerNorm"),
+    Step("sep_ds", separate_downsampling.separate_downsampling, "separate d.s. conv", "separate LN + 2x2 conv downsampling layers"),
+)
+
+REGISTRY: dict[str, Step] = {step.name: step for step in STEPS}
+
+
+def canonical_name(name: str) -> str:
+    """CLI names accept '-' or '_'."""
+    return name.strip().replace("-", "_")

@@ -1,0 +1,63 @@
+"""The command line: complexity table, machine-readable output, one-line errors with exit code 2."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_flops_only_upto_ln_table():
+    result = run("--upto", "ln", "--flops-only")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    body = [line for line in lines[1:] if line.split() and line.split()[0] in {
+        "resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", "move_up", "kernel",
+        "kernel5", "kernel9", "kernel11", "gelu", "fewer_act", "fewer_norm", "ln"}]
+    assert len(body) == 16
+    assert "4.146*" in result.stdout and "copy error" in result.stdout
+    assert "conv and linear" in result.stdout  # the convention is stated in the caption
+
+
+@pytest.mark.parametrize("output_format", ["csv", "json"])
+def test_machine_readable_outputs(output_format):
+    result = run("--roadmap", "resnet200", "--upto", "move-up", "--flops-only", "--format", output_format)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(io.StringIO(result.stdout)) if output_format == "csv" else pd.DataFrame(json.loads(result.stdout))
+    assert list(frame.step) == ["resnet200", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", "move_up"]
+    assert frame.loc[frame.step == "width", "gflops"].item() == pytest.approx(16.764, abs=1e-3)
+    assert frame.loc[frame.step == "width", "paper_gflops"].item() == pytest.approx(16.76)
+
+
+def test_list_and_resolution():
+    listed = run("--list", "--format", "csv")
+    assert listed.returncode == 0
+    assert "kernel11" in listed.stdout and "fewer_norm" in listed.stdout
+    at_256 = run("--upto", "resnet50", "--flops-only", "--resolution", "256", "--format", "json")
+    assert json.loads(at_256.stdout)[0]["gflops"] == pytest.approx(4.089 * (256 / 224) ** 2, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--upto", "nosuchstep", "--flops-only"], "choose one of: resnet50, recipe"),
+        (["--roadmap", "resnet18", "--flops-only"], "choose one of: resnet50, resnet200"),
+        (["--resolution", "100", "--flops-only"], "positive multiple of 32"),
+        (["--resolution", "-32", "--flops-only"], "positive multiple of 32"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, expected):
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr
