@@ -6,13 +6,19 @@ Every user error ends as one line on stderr and exit code 2, with the valid choi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn, Sequence
 
 from roadmap.complexity import CONVENTION, complexity_table
+from roadmap.data import DataError
+from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, launch
 from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries, specs
+from roadmap.runs import RunError, RunOptions, plan_run, write_plan
 from roadmap.spec import SpecError
-from steps import REGISTRY
+from roadmap.training_presets import PresetError
+from steps import REGISTRY, canonical_name
 
 
 class UsageError(Exception):
@@ -47,15 +53,79 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output format; csv and json print nothing else on stdout")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--preset", default="cpu", help="cpu (default: CPU proxies), tiny (tests) or paper (ImageNet scale)")
+    group.add_argument("--dataset", default="synthetic", help="synthetic (embedded, default), folder, cifar10 or cifar100")
+    group.add_argument("--data", default=None, metavar="PATH", help="dataset folder (folder: train/ and val/ with class subfolders)")
+    group.add_argument("--branches", action="store_true", help="also train the branch rows (kernel 5/9/11)")
+    group.add_argument("--mode", default="cumulative", help="cumulative (default), leave-one-out or single")
+    group.add_argument("--steps", default=None, help="a custom comma-separated sequence of steps, applied cumulatively")
+    group.add_argument("--seeds", type=positive_int, default=1, help="seeds per step (the paper used 3)")
+    group.add_argument("--epochs", type=positive_int, default=None, help="override every step's epochs")
+    group.add_argument("--batch-size", type=positive_int, default=None, help="images per device per step")
+    group.add_argument("--accumulation", type=positive_int, default=None, help="gradient accumulation steps")
+    group.add_argument("--workers", type=non_negative_int, default=None, help="data loader worker processes")
+    group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
+    group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
+    launch = parser.add_argument_group("launch (submitit)")
+    launch.add_argument("--executor", default="auto", choices=EXECUTORS,
+                        help="auto (default: slurm when a controller answers, else local), local, debug, slurm")
+    launch.add_argument("--partition", default=None)
+    launch.add_argument("--nodes", type=positive_int, default=1)
+    launch.add_argument("--gpus-per-node", type=non_negative_int, default=0)
+    launch.add_argument("--tasks-per-node", type=positive_int, default=1,
+                        help="processes per node; several make one data-parallel step")
+    launch.add_argument("--cpus-per-task", type=positive_int, default=None)
+    launch.add_argument("--mem-gb", type=positive_int, default=None)
+    launch.add_argument("--time-min", type=positive_int, default=24 * 60, help="time limit per job in minutes")
+    launch.add_argument("--account", default=None)
+    launch.add_argument("--qos", default=None)
+    launch.add_argument("--constraint", default=None)
+    launch.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra sbatch option, repeatable (e.g. --sbatch exclusive=)")
+    launch.add_argument("--max-parallel", type=positive_int, default=None, help="job array tasks running at once")
+    launch.add_argument("--no-wait", action="store_true", help="return once submitted and print the job ids")
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="run_roadmap.py",
-        description="Rerun the ConvNeXt 'modernizing a ResNet' roadmap: complexity, training, reports.",
+        description="Rerun the ConvNeXt 'modernizing a ResNet' roadmap: complexity, training, reports. "
+        "`run_roadmap.py report --run NAME` rebuilds the table and figures of a run.",
     )
     add_selection_arguments(parser)
     parser.add_argument("--flops-only", action="store_true",
                         help="print the complexity table of every step without training")
     parser.add_argument("--list", action="store_true", help="list the steps of the roadmap with their labels")
+    add_training_arguments(parser)
+    return parser
+
+
+def build_report_parser() -> OneLineParser:
+    parser = OneLineParser(prog="run_roadmap.py report", description="Rebuild the table and figures of a run.")
+    parser.add_argument("--run", required=True, metavar="NAME")
+    parser.add_argument("--results", default="results", metavar="DIR")
     return parser
 
 
@@ -97,9 +167,83 @@ def run_flops_only(roadmap: str, upto: str | None, resolution: int, output_forma
     print_frame(frame, output_format, caption)
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    steps = tuple(canonical_name(name) for name in args.steps.split(",") if name.strip()) if args.steps else None
+    return RunOptions(
+        roadmap=canonical_name(args.roadmap), upto=args.upto, branches=args.branches,
+        mode=canonical_name(args.mode), steps=steps, preset=args.preset, dataset=args.dataset,
+        data_path=args.data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
+        accumulation=args.accumulation, devices=args.tasks_per_node * args.nodes, workers=args.workers,
+        results=args.results, run=args.run,
+    )
+
+
+def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    extra = {}
+    for item in args.sbatch:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise UsageError(f"--sbatch takes KEY=VALUE (e.g. --sbatch exclusive=), got {item!r}")
+        extra[key.lstrip("-")] = value
+    return ClusterOptions(
+        partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+        tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+        time_min=args.time_min, account=args.account, qos=args.qos, constraint=args.constraint,
+        sbatch_args=extra, max_parallel=args.max_parallel,
+    )
+
+
+def run_training(args: argparse.Namespace) -> int:
+    options = run_options(args)
+    cluster = cluster_options(args)
+    kind = choose_executor(args.executor)
+    if kind != "slurm" and args.nodes > 1:
+        raise UsageError(f"--nodes {args.nodes} needs --executor slurm; the {kind} executor runs on this machine")
+    plan = plan_run(options, launcher_pid=os.getpid() if kind == "local" else None)
+    pending = plan.pending()
+    info = plan.info
+    print(f"run {info['run']}: {len(info['rows'])} rows x {len(info['seeds'])} seed(s), preset {info['preset']} "
+          f"({info['preset_description']}), dataset {info['dataset_description']}; executor {kind}; "
+          f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
+    for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
+        print(description)
+    write_plan(plan)
+    failed = 0
+    if pending:
+        epochs = {row["step"]: row["epochs"] for row in info["rows"]}
+        results = launch(pending, epochs, kind, plan.run_dir / "submitit", cluster, options.devices,
+                         wait=not args.no_wait)
+        if args.no_wait:
+            return 0
+        failed = len(pending) - len(results)
+    write_report(plan.run_dir)
+    return 1 if failed else 0
+
+
+def write_report(run_dir: Path) -> None:
+    from roadmap.results import report
+
+    written = report(run_dir)
+    print(f"report: {run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
+
+
+def run_report(argv: Sequence[str]) -> int:
+    from roadmap.results import RunNotFound
+
+    args = build_report_parser().parse_args(argv)
+    try:
+        write_report(Path(args.results) / args.run)
+    except RunNotFound as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
+        if argv and argv[0] == "report":
+            return run_report(argv[1:])
         args = parser.parse_args(argv)
         roadmap_entries(args.roadmap)  # validates the name before any work
         if args.list:
@@ -107,8 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.flops_only:
             run_flops_only(args.roadmap, args.upto, args.resolution, args.format)
         else:
-            raise UsageError("training is not available yet; use --flops-only or --list")
-    except (UsageError, RoadmapError, SpecError) as error:
+            return run_training(args)
+    except (UsageError, RoadmapError, SpecError, RunError, PresetError, DataError, LaunchError) as error:
         print(f"run_roadmap.py: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("run_roadmap.py: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -65,7 +66,9 @@ def _complexity_cached(spec_json: str, resolution: int) -> Complexity:
         if isinstance(module, (nn.Conv2d, nn.Linear))
     ]
     image = torch.zeros(1, spec.network.in_channels, resolution, resolution)
-    with torch.no_grad():
+    # fvcore traces with torch.jit, which newer torch versions flag as deprecated on every call.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         flops = FlopCountAnalysis(model, image)
         flops.unsupported_ops_warnings(False)
         flops.uncalled_modules_warnings(False)

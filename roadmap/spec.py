@@ -122,7 +122,9 @@ class Recipe:
     # The learning rate is `lr` at `reference_batch_size` and scales linearly with the batch.
     batch_size: int = 256
     reference_batch_size: int = 256
-    opt: str = "sgd"
+    # timm optimizer names: "momentum" is SGD with classical momentum (torchvision's recipe);
+    # timm's "sgd" would add Nesterov.
+    opt: str = "momentum"
     lr: float = 0.1
     momentum: float = 0.9
     opt_eps: float = 1e-8

@@ -1,0 +1,307 @@
+"""Datasets and transforms: the embedded synthetic default, ImageNet-style folders and local CIFAR.
+
+Every dataset yields (PIL image, class index) so that one transform pipeline, built by timm's
+`create_transform` from the recipe, serves all of them. Bad input raises `DataError` with a
+message that says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+from torch.utils.data import Dataset
+from torchvision import datasets as tv_datasets
+from torchvision import transforms
+
+from roadmap.spec import Recipe
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("synthetic", "folder", "cifar10", "cifar100")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as asked (missing path, no classes, nothing readable)."""
+
+
+@dataclass(frozen=True)
+class DatasetPair:
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    name: str
+    description: str
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded default: procedurally drawn shapes, generated from a seed, nothing downloaded.
+# A class is a shape; colours, size, position, rotation, background texture and distractors are
+# random per image, so the network has to learn shape, and a short CPU schedule does not
+# saturate it.
+# ---------------------------------------------------------------------------------------------
+
+SHAPES = (
+    "disc", "ring", "square", "frame", "triangle", "cross", "diamond", "star",
+    "bars", "stripes", "checker", "wedge", "arrow", "hexagon", "ellipse", "dots",
+)
+
+
+def _polygon(count: int, radius: float, phase: float, centre: tuple[float, float], inner: float | None = None) -> list:
+    points = []
+    steps = count * 2 if inner is not None else count
+    for index in range(steps):
+        angle = phase + 2 * math.pi * index / steps
+        length = radius if inner is None or index % 2 == 0 else radius * inner
+        points.append((centre[0] + length * math.cos(angle), centre[1] + length * math.sin(angle)))
+    return points
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: tuple[float, float], radius: float,
+               angle: float, colour: tuple[int, int, int], width: int) -> None:
+    """Draw one shape of the synthetic dataset (all coordinates in pixels of the canvas)."""
+    x, y = centre
+    box = (x - radius, y - radius, x + radius, y + radius)
+    if shape == "disc":
+        draw.ellipse(box, fill=colour)
+    elif shape == "ring":
+        draw.ellipse(box, outline=colour, width=width)
+    elif shape == "square":
+        draw.polygon(_polygon(4, radius * 1.2, angle, centre), fill=colour)
+    elif shape == "frame":
+        draw.polygon(_polygon(4, radius * 1.2, angle, centre), outline=colour, width=width)
+    elif shape == "triangle":
+        draw.polygon(_polygon(3, radius * 1.2, angle, centre), fill=colour)
+    elif shape == "cross":
+        for offset in (0.0, math.pi / 2):
+            dx, dy = radius * math.cos(angle + offset), radius * math.sin(angle + offset)
+            draw.line((x - dx, y - dy, x + dx, y + dy), fill=colour, width=width + 1)
+    elif shape == "diamond":
+        points = _polygon(4, radius, angle, centre)
+        points = [(x + (px - x) * 0.55, py) if index % 2 else (px, py) for index, (px, py) in enumerate(points)]
+        draw.polygon(points, fill=colour)
+    elif shape == "star":
+        draw.polygon(_polygon(5, radius * 1.2, angle, centre, inner=0.45), fill=colour)
+    elif shape == "bars":
+        for offset in (-0.5, 0.5):
+            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
+            ox, oy = offset * radius * -math.sin(angle), offset * radius * math.cos(angle)
+            draw.line((x - dx + ox, y - dy + oy, x + dx + ox, y + dy + oy), fill=colour, width=width)
+    elif shape == "stripes":
+        for offset in (-0.7, 0.0, 0.7):
+            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
+            ox, oy = offset * radius * -math.sin(angle), offset * radius * math.cos(angle)
+            draw.line((x - dx + ox, y - dy + oy, x + dx + ox, y + dy + oy), fill=colour, width=max(1, width - 1))
+    elif shape == "checker":
+        half = radius / 2
+        for cx, cy in ((-1, -1), (1, 1)):
+            draw.rectangle((x + cx * half - half, y + cy * half - half, x + cx * half + half, y + cy * half + half), fill=colour)
+    elif shape == "wedge":
+        degrees = math.degrees(angle)
+        draw.pieslice(box, degrees + 35, degrees + 325, fill=colour)
+    elif shape == "arrow":
+        tip = _polygon(3, radius * 0.8, angle, (x + 0.3 * radius * math.cos(angle), y + 0.3 * radius * math.sin(angle)))
+        draw.polygon(tip, fill=colour)
+        draw.line((x, y, x - radius * math.cos(angle), y - radius * math.sin(angle)), fill=colour, width=width)
+    elif shape == "hexagon":
+        draw.polygon(_polygon(6, radius * 1.1, angle, centre), outline=colour, width=width)
+    elif shape == "ellipse":
+        draw.ellipse((x - radius, y - radius * 0.45, x + radius, y + radius * 0.45), fill=colour)
+    elif shape == "dots":
+        for point in _polygon(3, radius * 0.8, angle, centre):
+            draw.ellipse((point[0] - width, point[1] - width, point[0] + width, point[1] + width), fill=colour)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+
+
+def render_synthetic(seed: int, split: int, index: int, classes: int, size: int) -> tuple[np.ndarray, int]:
+    """Image `index` of a split, fully determined by (seed, split, index)."""
+    rng = np.random.default_rng([seed, split, index])
+    label = int(rng.integers(classes))
+    scale = 2  # draw at twice the size and downsample: anti-aliased edges at small sizes
+    canvas_size = size * scale
+    low, high = rng.uniform(0, 110, size=3), rng.uniform(0, 110, size=3)
+    gradient = np.linspace(0, 1, canvas_size)[:, None, None]
+    background = (low + (high - low) * gradient).repeat(canvas_size, axis=1)
+    image = Image.fromarray(background.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    # Distractors: small random shapes from any class, dimmer than the object.
+    for _ in range(int(rng.integers(0, 3))):
+        draw_shape(draw, SHAPES[int(rng.integers(len(SHAPES)))], tuple(rng.uniform(0, canvas_size, 2)),
+                   canvas_size * rng.uniform(0.06, 0.12), rng.uniform(0, 2 * math.pi),
+                   tuple(int(v) for v in rng.integers(40, 150, 3)), scale)
+    radius = canvas_size * rng.uniform(0.2, 0.34)
+    centre = tuple(rng.uniform(radius * 0.8, canvas_size - radius * 0.8, 2))
+    colour = tuple(int(v) for v in rng.integers(120, 256, 3))
+    draw_shape(draw, SHAPES[label], centre, radius, rng.uniform(0, 2 * math.pi), colour, int(rng.integers(2, 4)) * scale)
+    image = image.resize((size, size), Image.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 12, (size, size, 3))
+    return pixels.clip(0, 255).astype(np.uint8), label
+
+
+class SyntheticShapes(Dataset):
+    """`length` images of `classes` shape classes, generated once from `seed` (split 0 = train)."""
+
+    def __init__(self, length: int, classes: int = 16, size: int = 32, seed: int = 0, split: int = 0) -> None:
+        if not 2 <= classes <= len(SHAPES):
+            raise DataError(f"the synthetic dataset has 2 to {len(SHAPES)} classes, got {classes}")
+        rendered = [render_synthetic(seed, split, index, classes, size) for index in range(length)]
+        self.images = np.stack([pixels for pixels, _ in rendered])
+        self.targets = [label for _, label in rendered]
+        self.classes = list(SHAPES[:classes])
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[index]), self.targets[index]
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet-style folders and local CIFAR.
+# ---------------------------------------------------------------------------------------------
+
+def readable_image(path: str) -> bool:
+    """True when PIL can identify and verify the file (header and, for PNG, checksums)."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+
+
+def image_folder(root: Path) -> tv_datasets.ImageFolder:
+    """An ImageFolder whose corrupt files are skipped and counted (in the log), never fatal mid-run."""
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; --data must contain train/ and val/ with one subfolder per class")
+    if not any(entry.is_dir() for entry in root.iterdir()):
+        raise DataError(f"{root} has no class subfolders; put each class's images in {root}/<class name>/")
+    skipped: list[str] = []
+
+    def valid(path: str) -> bool:
+        if not path.lower().endswith(tv_datasets.folder.IMG_EXTENSIONS):
+            return False
+        if readable_image(path):
+            return True
+        skipped.append(path)
+        return False
+
+    try:
+        folder = tv_datasets.ImageFolder(str(root), is_valid_file=valid)
+    except FileNotFoundError as error:
+        raise DataError(f"{root}: no readable image in any class subfolder ({error})") from None
+    if skipped:
+        log.warning("%s: skipped %d corrupt image file(s), first: %s", root, len(skipped), skipped[0])
+    folder.skipped = skipped  # type: ignore[attr-defined]
+    return folder
+
+
+class LocalCIFAR(Dataset):
+    """CIFAR-10/100 read from a local copy in torchvision's python format (no download)."""
+
+    LAYOUT = {
+        "cifar10": ("cifar-10-batches-py", [f"data_batch_{index}" for index in range(1, 6)], "test_batch", "batches.meta", "label_names", "labels"),
+        "cifar100": ("cifar-100-python", ["train"], "test", "meta", "fine_label_names", "fine_labels"),
+    }
+
+    def __init__(self, root: Path, name: str, train: bool) -> None:
+        folder, train_files, test_file, meta_file, names_key, labels_key = self.LAYOUT[name]
+        base = root / folder if (root / folder).is_dir() else root
+        files = train_files if train else [test_file]
+        missing = [file for file in files + [meta_file] if not (base / file).is_file()]
+        if missing:
+            raise DataError(
+                f"{name}: {base} lacks {', '.join(missing)}; point --data at the extracted "
+                f"'{folder}' folder of the official python release"
+            )
+        images, labels = [], []
+        for file in files:
+            with open(base / file, "rb") as handle:
+                batch = pickle.load(handle, encoding="latin1")
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.extend(batch[labels_key])
+        with open(base / meta_file, "rb") as handle:
+            self.classes = list(pickle.load(handle, encoding="latin1")[names_key])
+        self.images = np.concatenate(images)
+        self.targets = [int(label) for label in labels]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[index]), self.targets[index]
+
+
+def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthetic_train: int = 4000,
+                  synthetic_val: int = 1000, synthetic_classes: int = 16, synthetic_size: int = 32,
+                  seed: int = 0) -> DatasetPair:
+    """The train and validation sets of `name` (one of DATASETS)."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if name == "synthetic":
+        # The data seed is fixed by the preset, not by the training seed: every seed and every
+        # step sees the same images.
+        train = SyntheticShapes(synthetic_train, synthetic_classes, synthetic_size, seed, split=0)
+        val = SyntheticShapes(synthetic_val, synthetic_classes, synthetic_size, seed, split=1)
+        return DatasetPair(train, val, synthetic_classes, name,
+                           f"synthetic shapes ({synthetic_classes} classes, {synthetic_size}px, "
+                           f"{synthetic_train}/{synthetic_val} images, seed {seed})")
+    if data_path is None:
+        raise DataError(f"--dataset {name} needs --data PATH (the folder that holds it)")
+    root = Path(data_path).expanduser()
+    if not root.exists():
+        raise DataError(f"--data {root} does not exist; give the folder that holds the {name} dataset")
+    if name == "folder":
+        train, val = image_folder(root / "train"), image_folder(root / "val")
+        if train.classes != val.classes:
+            raise DataError(f"{root}: train/ and val/ have different class subfolders; they must match")
+        return DatasetPair(train, val, len(train.classes), name,
+                           f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images)")
+    train, val = LocalCIFAR(root, name, True), LocalCIFAR(root, name, False)
+    return DatasetPair(train, val, len(train.classes), name, f"{name} from {root} ({len(train)}/{len(val)} images)")
+
+
+def build_transforms(recipe: Recipe, resolution: int, training: bool) -> Callable:
+    """timm's transform pipeline for the recipe; at <= 32 px a padded random crop replaces the
+    RandomResizedCrop and evaluation uses the image as is, like the official ConvNeXt code."""
+    small = resolution <= 32
+    if not training:
+        if small:
+            return transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
+        return create_transform(resolution, is_training=False, interpolation=recipe.interpolation, crop_pct=recipe.crop_pct)
+    pipeline = create_transform(
+        resolution,
+        is_training=True,
+        color_jitter=recipe.color_jitter or 0.0,
+        auto_augment=recipe.auto_augment,
+        interpolation=recipe.interpolation,
+        re_prob=recipe.random_erasing,
+        re_mode=recipe.random_erasing_mode,
+        re_count=1,
+    )
+    if small:
+        pipeline.transforms[0] = transforms.RandomCrop(resolution, padding=4)
+    return pipeline
+
+
+class Transformed(Dataset):
+    """A dataset view with a transform applied (the base stays shared between train and eval)."""
+
+    def __init__(self, base: Dataset, transform: Callable) -> None:
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.transform(image.convert("RGB")), label

@@ -1,0 +1,242 @@
+"""Launch the steps of a run with submitit: local (default here), debug (in-process) or SLURM.
+
+Each step x seed is one submitit job running a `StepJob`, a Checkpointable callable: when SLURM
+signals a time limit or preemption, submitit requeues the same call, and the trainer resumes from
+its newest epoch checkpoint. Locally the steps run one after another; on SLURM they go as one job
+array. The launcher itself only submits, watches the result files and prints progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import submitit
+from tqdm import tqdm
+
+from roadmap.files import read_json, read_json_lines
+from roadmap.train import StepTask, run_step
+
+log = logging.getLogger("roadmap.launch")
+
+EXECUTORS = ("auto", "local", "debug", "slurm")
+
+
+class LaunchError(RuntimeError):
+    """SLURM refused the submission (bad partition, impossible request, ...)."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What a SLURM job asks for; names follow sbatch's options."""
+
+    partition: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 0
+    tasks_per_node: int = 1
+    cpus_per_task: int | None = None
+    mem_gb: float | None = None
+    time_min: int = 24 * 60
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    sbatch_args: dict[str, str] = field(default_factory=dict)
+    max_parallel: int | None = None
+
+
+def controller_answers() -> bool:
+    """True when a SLURM controller answers `scontrol ping` (an installed `srun` is not enough)."""
+    if shutil.which("scontrol") is None:
+        return False
+    try:
+        answer = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.returncode == 0 and "UP" in answer.stdout
+
+
+def choose_executor(kind: str) -> str:
+    if kind != "auto":
+        return kind
+    chosen = "slurm" if controller_answers() else "local"
+    log.info("executor auto: %s", "a SLURM controller answers; using slurm" if chosen == "slurm"
+             else "no SLURM controller answers `scontrol ping`; using local")
+    return chosen
+
+
+def watch_launcher(pid: int) -> None:
+    """End this job when the launching process is gone (checked every second, in a daemon thread)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="watch-launcher", daemon=True).start()
+
+
+class StepJob(submitit.helpers.Checkpointable):
+    """Train one step x seed inside a submitit job.
+
+    Checkpointable's `checkpoint` resubmits this same call on SLURM's timeout or preemption
+    signal; the trainer checkpoints every epoch and the requeued call resumes from the newest
+    checkpoint on disk, so nothing beyond the current epoch is lost.
+    """
+
+    def __call__(self, task: StepTask) -> dict[str, Any]:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+        if task.launcher_pid is not None:
+            watch_launcher(task.launcher_pid)
+        if submitit.JobEnvironment().num_tasks > 1:
+            # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK for torch.distributed.
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return run_step(task)
+
+
+def make_executor(kind: str, folder: Path, cluster: ClusterOptions, devices: int) -> submitit.Executor:
+    if kind == "debug":
+        return submitit.DebugExecutor(folder=folder)
+    if kind == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        gpus = _local_gpus()
+        executor.update_parameters(timeout_min=cluster.time_min, tasks_per_node=devices,
+                                   gpus_per_node=gpus, stderr_to_stdout=True)
+        return executor
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    additional = {key: value for key, value in (("account", cluster.account), ("qos", cluster.qos),
+                                                ("constraint", cluster.constraint)) if value}
+    additional.update(cluster.sbatch_args)
+    parameters: dict[str, Any] = {
+        "timeout_min": cluster.time_min, "nodes": cluster.nodes, "tasks_per_node": cluster.tasks_per_node,
+        "slurm_signal_delay_s": 120, "slurm_additional_parameters": additional,
+    }
+    if cluster.partition:
+        parameters["slurm_partition"] = cluster.partition
+    if cluster.gpus_per_node:
+        parameters["gpus_per_node"] = cluster.gpus_per_node
+    if cluster.cpus_per_task:
+        parameters["cpus_per_task"] = cluster.cpus_per_task
+    if cluster.mem_gb:
+        parameters["mem_gb"] = cluster.mem_gb
+    if cluster.max_parallel:
+        parameters["slurm_array_parallelism"] = cluster.max_parallel
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+def epoch_progress(task: StepTask) -> float:
+    """Epochs done by a step, with the fraction of the running epoch (from its progress file)."""
+    done = len(read_json_lines(task.paths.metrics))
+    progress_file = task.paths.folder / "progress.json"
+    try:
+        progress = read_json(progress_file)
+        if progress["epoch"] == done:
+            return done + progress["batch"] / max(1, progress["batches"])
+    except (OSError, ValueError, KeyError):
+        pass
+    return float(done)
+
+
+def summary_line(index: int, total: int, task: StepTask, result: dict[str, Any]) -> str:
+    accuracy = "diverged" if result["status"] == "diverged" else f"top-1 {result['top1']:.2f}%"
+    return (f"[{index}/{total}] {task.step} seed {task.seed}: {accuracy}, {result['epochs']} epochs, "
+            f"{result['wall_time_s']:.0f} s; full-size {result['gflops']:.2f} GFLOPs, proxy "
+            f"{result['proxy_gflops'] * 1000:.1f} MFLOPs at {result['resolution']} px")
+
+
+def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
+    """Wait for one job, showing its epochs as a bar under the roadmap bar."""
+    with tqdm(total=epochs, desc=f"{task.step} s{task.seed}", unit="ep", leave=False, position=1,
+              bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]") as bar:
+        while not job.done():
+            bar.n = round(epoch_progress(task), 2)
+            bar.refresh()
+            overall.refresh()
+            time.sleep(0.5)
+    return job.result()
+
+
+def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Path, cluster: ClusterOptions,
+           devices: int, wait: bool, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run (or submit) every task; returns the results of the finished ones."""
+    executor = make_executor(kind, folder, cluster, devices)
+    results: list[dict[str, Any]] = []
+    if kind == "slurm":
+        return _launch_array(executor, tasks, epochs, wait, report)
+    overall = tqdm(total=len(tasks), desc="roadmap", unit="step", position=0)
+    try:
+        for index, task in enumerate(tasks, start=1):
+            job = executor.submit(StepJob(), task)
+            if kind == "debug":
+                result = job.result()
+            else:
+                try:
+                    result = wait_with_progress(job, task, epochs[task.step], overall)
+                except submitit.core.utils.FailedJobError as error:
+                    report(f"[{index}/{len(tasks)}] {task.step} seed {task.seed}: failed; "
+                           f"{_last_line(str(error))} (log: {job.paths.stdout})")
+                    overall.update(1)
+                    continue
+            results.append(result)
+            overall.update(1)
+            tqdm.write(summary_line(index, len(tasks), task, result), file=sys.stdout)
+    finally:
+        overall.close()
+    return results
+
+
+def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: dict[str, int], wait: bool,
+                  report: Callable[[str], None]) -> list[dict[str, Any]]:
+    try:
+        with executor.batch():
+            jobs = [executor.submit(StepJob(), task) for task in tasks]
+    except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, RuntimeError) as error:
+        raise LaunchError(f"SLURM refused the job array: {_last_line(str(error))}") from None
+    report(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks): "
+           + ", ".join(f"{task.step}/s{task.seed}={job.job_id}" for task, job in zip(tasks, jobs)))
+    if not wait:
+        return []
+    results = []
+    finished: set[int] = set()
+    with tqdm(total=len(jobs), desc="roadmap", unit="step") as overall:
+        while len(finished) < len(jobs):
+            for index, (task, job) in enumerate(zip(tasks, jobs)):
+                if index in finished or not job.done():
+                    continue
+                finished.add(index)
+                overall.update(1)
+                try:
+                    result = job.result()
+                except submitit.core.utils.FailedJobError as error:
+                    report(f"{task.step} seed {task.seed}: failed; {_last_line(str(error))} (log: {job.paths.stdout})")
+                    continue
+                results.append(result)
+                tqdm.write(summary_line(len(finished), len(jobs), task, result), file=sys.stdout)
+            time.sleep(1.0)
+    return results
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text

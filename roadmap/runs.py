@@ -1,0 +1,159 @@
+"""Plan a run: which rows, which specs, which settings, and where their results go.
+
+Planning happens before anything trains and validates every input, so a bad option fails with one
+line and leaves nothing on disk. A step x seed is keyed by the hash of its resolved spec (network
+and recipe) plus the preset, dataset, resolution, batch and seed: a finished step with the same key
+is never trained again, and a different configuration never reuses its folder silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roadmap.complexity import complexity
+from roadmap.data import load_datasets
+from roadmap.files import StepPaths, read_json, write_json
+from roadmap.reference import paper_table
+from roadmap.roadmaps import specs
+from roadmap.spec import Spec
+from roadmap.train import StepTask
+from roadmap.training_presets import PresetError, batch_plan, get_preset, resolve
+from steps import REGISTRY
+
+MODES = ("cumulative", "leave_one_out", "single", "custom")
+
+
+class RunError(ValueError):
+    """A run that cannot be planned as asked (conflicting results, bad counts)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    roadmap: str = "resnet50"
+    upto: str | None = None
+    branches: bool = False
+    mode: str = "cumulative"
+    steps: tuple[str, ...] | None = None
+    preset: str = "cpu"
+    dataset: str = "synthetic"
+    data_path: str | None = None
+    seeds: int = 1
+    epochs: int | None = None
+    batch_size: int | None = None
+    accumulation: int | None = None
+    devices: int = 1
+    workers: int | None = None
+    results: str = "results"
+    run: str | None = None
+
+    def run_name(self) -> str:
+        if self.run:
+            return self.run
+        mode = "" if self.mode == "cumulative" else f"-{self.mode.replace('_', '-')}"
+        return f"{self.roadmap.replace('_', '-')}-{self.preset}-{self.dataset}{mode}"
+
+
+@dataclass
+class RunPlan:
+    run_dir: Path
+    info: dict[str, Any]
+    tasks: list[StepTask] = field(default_factory=list)
+
+    def pending(self) -> list[StepTask]:
+        return [task for task in self.tasks if task.paths.completed_key() != task.key]
+
+
+def rows_for(options: RunOptions) -> list[tuple[str, Spec]]:
+    """The (row name, full-size spec) pairs of the run, in table order."""
+    if options.mode == "cumulative" and not options.steps:
+        return specs(options.roadmap, options.upto, options.branches)
+    from roadmap.roadmaps import mode_specs  # the ablation modes beyond the paper's path
+
+    mode = "custom" if options.steps else options.mode
+    return mode_specs(options.roadmap, mode, upto=options.upto, branches=options.branches,
+                      steps=list(options.steps) if options.steps else None)
+
+
+def row_group(roadmap: str, step: str) -> str | None:
+    try:
+        paper = paper_table(roadmap)
+    except (KeyError, ValueError, FileNotFoundError):
+        return None
+    return str(paper.at[step, "group"]) if step in paper.index else None
+
+
+def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
+    """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
+    if options.seeds < 1:
+        raise RunError(f"--seeds must be a positive integer, got {options.seeds}")
+    if options.mode not in MODES:
+        raise RunError(f"unknown mode {options.mode!r}; choose one of: {', '.join(MODES)}")
+    preset = get_preset(options.preset)
+    if options.epochs is not None and options.epochs < 1:
+        raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
+    if options.workers is not None and options.workers < 0:
+        raise PresetError(f"--workers must be zero or positive, got {options.workers}")
+    rows = rows_for(options)
+    synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
+                 "synthetic_classes": preset.synthetic_classes, "synthetic_size": preset.resolution,
+                 "seed": preset.synthetic_seed}
+    data = load_datasets(options.dataset, options.data_path, **synthetic)
+    run_dir = Path(options.results) / options.run_name()
+    info: dict[str, Any] = {
+        "run": options.run_name(), "roadmap": options.roadmap, "mode": "custom" if options.steps else options.mode,
+        "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
+        "dataset_description": data.description, "num_classes": data.num_classes,
+        "seeds": list(range(options.seeds)), "resolution": preset.resolution, "rows": [],
+    }
+    tasks = []
+    for name, spec in rows:
+        trained = resolve(spec, preset, data.num_classes, options.epochs)
+        plan = batch_plan(trained.recipe, preset, options.devices, options.batch_size, options.accumulation)
+        full = complexity(spec, 224)
+        settings = {"preset": preset.name, "dataset": options.dataset, "data": data.description,
+                    "resolution": preset.resolution, "batch": plan.effective, "per_device": plan.per_device,
+                    "lr": plan.lr}
+        step = REGISTRY.get(name)
+        info["rows"].append({
+            "step": name, "label": step.label if step else name, "group": row_group(options.roadmap, name),
+            "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
+            "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
+            "key": trained.content_hash(settings),
+        })
+        for seed in range(options.seeds):
+            tasks.append(StepTask(
+                run_dir=str(run_dir), step=name, seed=seed, key=trained.content_hash({**settings, "seed": seed}),
+                spec=trained.to_dict(), preset=preset.name, dataset=options.dataset, data_path=options.data_path,
+                resolution=preset.resolution, per_device_batch=plan.per_device, accumulation=plan.accumulation,
+                lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
+                gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
+            ))
+    for task in tasks:
+        finished = task.paths.completed_key()
+        if finished is not None and finished != task.key:
+            raise RunError(
+                f"run {options.run_name()!r} already holds a finished {task.step} (seed {task.seed}) trained with "
+                f"other settings; choose another --run NAME or delete {task.paths.folder}"
+            )
+    return RunPlan(run_dir, info, tasks)
+
+
+def write_plan(plan: RunPlan) -> None:
+    """Record the plan (run.json); rows planned by earlier commands with other limits are kept."""
+    path = plan.run_dir / "run.json"
+    if path.exists():
+        earlier = read_json(path)
+        names = {row["step"] for row in plan.info["rows"]}
+        if earlier.get("mode") == plan.info["mode"] and earlier.get("roadmap") == plan.info["roadmap"]:
+            extra = [row for row in earlier.get("rows", []) if row["step"] not in names]
+            if extra:
+                # Keep table order: rows of the longer roadmap path come from the roadmap itself.
+                plan.info["rows"] = plan.info["rows"] + extra
+    write_json(path, plan.info)
+
+
+def completed_results(plan: RunPlan) -> dict[tuple[str, int], dict]:
+    return {(task.step, task.seed): read_json(task.paths.result) for task in plan.tasks
+            if StepPaths(plan.run_dir, task.step, task.seed).completed_key() == task.key}

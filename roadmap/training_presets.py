@@ -1,0 +1,158 @@
+"""Training presets: how big a network, how many epochs and how much data a run trains with.
+
+`paper` trains the full-size networks at 224 px with the paper's schedules. The CPU presets train
+proxies: every network of the roadmap is scaled by the same rule (widths divided, depths divided
+and rounded, never below one block per stage), which keeps each step's structural change (stem,
+stage ratio, grouping, inversion, kernel, norms, activations, downsampling) while shrinking its
+cost. Schedules are scaled by one factor, so the legacy / modern ratio of epochs (90 / 300),
+warm-up and decay points keep their proportions. Tables always report the full-size network's
+complexity at 224 px; the proxy's own complexity is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from roadmap.spec import Network, Recipe, Spec, SpecError
+
+
+class PresetError(ValueError):
+    """An unknown preset or an impossible training setting."""
+
+
+@dataclass(frozen=True)
+class TrainingPreset:
+    name: str
+    description: str
+    width_divisor: int
+    depth_divisor: int
+    resolution: int
+    # Proxy epochs = round(recipe epochs x epoch_scale), at least 1.
+    epoch_scale: float
+    # Images per device per optimizer step; None: the recipe's batch spread over the devices.
+    batch_size: int | None
+    workers: int
+    # Scale the learning rate linearly with the effective batch (the paper's rule). The proxies
+    # keep the recipe's learning rate at their small batch instead: linear scaling from 4096 down
+    # to 128 would leave AdamW with lr 1.25e-4, far too little for a schedule of a few epochs.
+    scale_lr: bool
+    synthetic_train: int = 4000
+    synthetic_val: int = 1000
+    synthetic_classes: int = 16
+    synthetic_seed: int = 0
+
+
+PRESETS: dict[str, TrainingPreset] = {
+    preset.name: preset
+    for preset in (
+        TrainingPreset(
+            name="cpu",
+            description="CPU proxy: widths / 4, depths / 3, 32 px, epochs x 1/30 (legacy 3, modern 10)",
+            width_divisor=4, depth_divisor=3, resolution=32, epoch_scale=1 / 30, batch_size=128,
+            workers=1, scale_lr=False,
+        ),
+        TrainingPreset(
+            name="tiny",
+            description="test-sized proxy: widths / 8, depths / 3, 32 px, 1-2 epochs, 256 images",
+            width_divisor=8, depth_divisor=3, resolution=32, epoch_scale=1 / 150, batch_size=32,
+            workers=0, scale_lr=False, synthetic_train=256, synthetic_val=128, synthetic_classes=8,
+        ),
+        TrainingPreset(
+            name="paper",
+            description="the paper: full-size networks, 224 px, 300 epochs, effective batch 4096, linear lr scaling",
+            width_divisor=1, depth_divisor=1, resolution=224, epoch_scale=1.0, batch_size=128,
+            workers=8, scale_lr=True,
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> TrainingPreset:
+    if name not in PRESETS:
+        raise PresetError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def proxy_network(network: Network, preset: TrainingPreset, num_classes: int) -> Network:
+    """The network scaled down by the preset (unchanged for divisors of 1), with the dataset's classes."""
+
+    def width(value: int) -> int:
+        # Multiples of 8 keep grouped and partial convolutions meaningful (InceptionNeXt splits
+        # channels in eighths); never below 8.
+        if preset.width_divisor == 1:
+            return value
+        return max(8, 8 * round(value / preset.width_divisor / 8))
+
+    def depth(value: int) -> int:
+        return max(1, round(value / preset.depth_divisor))
+
+    return replace(
+        network,
+        stem_width=width(network.stem_width),
+        widths=tuple(width(value) for value in network.widths),
+        depths=tuple(depth(value) for value in network.depths),
+        num_classes=num_classes,
+    )
+
+
+def proxy_recipe(recipe: Recipe, preset: TrainingPreset, epochs: int | None = None) -> Recipe:
+    """The recipe with its schedule scaled by the preset (or set to `epochs` with the same proportions)."""
+    scale = preset.epoch_scale if epochs is None else epochs / recipe.epochs
+    if epochs is not None and epochs < 1:
+        raise PresetError(f"epochs must be a positive integer, got {epochs}")
+    new_epochs = max(1, round(recipe.epochs * scale))
+    return replace(
+        recipe,
+        epochs=new_epochs,
+        warmup_epochs=min(new_epochs - 1, math.ceil(recipe.warmup_epochs * scale)) if recipe.warmup_epochs else 0,
+        decay_epochs=max(recipe.decay_epochs * scale, 1e-3),
+    )
+
+
+def resolve(spec: Spec, preset: TrainingPreset, num_classes: int, epochs: int | None = None) -> Spec:
+    """The spec a run of this preset actually trains."""
+    try:
+        return Spec(proxy_network(spec.network, preset, num_classes), proxy_recipe(spec.recipe, preset, epochs))
+    except SpecError as error:
+        raise PresetError(f"preset {preset.name}: {error}") from None
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How the recipe's batch is made: per-device batch x devices x gradient accumulation."""
+
+    per_device: int
+    devices: int
+    accumulation: int
+    lr: float
+
+    @property
+    def effective(self) -> int:
+        return self.per_device * self.devices * self.accumulation
+
+    def describe(self, recipe: Recipe) -> str:
+        rule = (
+            f"lr {recipe.lr:g} x {self.effective}/{recipe.reference_batch_size} = {self.lr:.3g} (linear scaling)"
+            if self.lr != recipe.lr else f"lr {self.lr:.3g} (not scaled)"
+        )
+        return (
+            f"effective batch {self.effective} = {self.per_device} per device x {self.devices} device(s) "
+            f"x {self.accumulation} accumulation step(s); {rule}"
+        )
+
+
+def batch_plan(recipe: Recipe, preset: TrainingPreset, devices: int = 1, per_device: int | None = None,
+               accumulation: int | None = None) -> BatchPlan:
+    """Split the batch over devices and accumulation steps, and scale the learning rate."""
+    for what, value in (("devices", devices), ("batch size", per_device), ("accumulation", accumulation)):
+        if value is not None and value < 1:
+            raise PresetError(f"{what} must be a positive integer, got {value}")
+    per_device = per_device or preset.batch_size or max(1, recipe.batch_size // devices)
+    if accumulation is None:
+        # The paper preset reaches the recipe's batch by accumulating; proxies train at their batch.
+        wanted = recipe.batch_size if preset.scale_lr else per_device * devices
+        accumulation = max(1, round(wanted / (per_device * devices)))
+    effective = per_device * devices * accumulation
+    lr = recipe.lr * effective / recipe.reference_batch_size if preset.scale_lr else recipe.lr
+    return BatchPlan(per_device, devices, accumulation, lr)
