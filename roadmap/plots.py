@@ -1,0 +1,182 @@
+"""A run's figures: the roadmap bars (paper Figure 2), the accuracy/GFLOPs trajectory, GFLOPs vs
+measured throughput, and the training curves. Each builder returns a Figure; `write_figures`
+saves them all as PNG + PDF. Inputs are the tables of roadmap.results, nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from roadmap.plot_roadmap import reference_figure, roadmap_figure
+from roadmap.plot_style import (
+    GRID_COLOUR,
+    NEUTRAL,
+    OURS_COLOUR,
+    PAPER_COLOUR,
+    SEQUENTIAL_MAP,
+    SMALL_FONT_SIZE,
+    apply_style,
+    new_figure,
+    save_figure,
+)
+
+__all__ = [
+    "curves_figure",
+    "reference_figure",
+    "roadmap_figure",
+    "throughput_figure",
+    "trajectory_figure",
+    "write_figures",
+]
+
+
+def _main_path(table: pd.DataFrame) -> pd.Series:
+    return table.branch_of.isna() | (table.branch_of.astype(object) == "")
+
+
+def _empty_note(axis: Axes, text: str) -> None:
+    axis.text(0.5, 0.5, text, transform=axis.transAxes, ha="center", va="center", color=NEUTRAL, style="italic")
+
+
+def _trajectory(axis: Axes, table: pd.DataFrame, gflops: str, top1: str, colour: str, name: str) -> None:
+    """Main-path rows joined in roadmap order; branch rows as hollow, unjoined markers."""
+    main = _main_path(table)
+    path = table[main & table[gflops].notna() & table[top1].notna()]
+    side = table[~main & table[gflops].notna() & table[top1].notna()]
+    if path.empty and side.empty:
+        _empty_note(axis, f"no {name} values yet")
+        return
+    axis.plot(path[gflops], path[top1], marker="o", markersize=4, linewidth=1.2, color=colour, label=f"{name}: main path")
+    if not side.empty:
+        axis.scatter(side[gflops], side[top1], marker="o", s=20, facecolor="white", edgecolor=colour,
+                     linewidth=1.0, zorder=3, label=f"{name}: branch")
+    for row in pd.concat([path, side]).itertuples():
+        axis.annotate(row.step, (getattr(row, gflops), getattr(row, top1)), xytext=(3, 3),
+                      textcoords="offset points", fontsize=SMALL_FONT_SIZE - 1, color="#333333")
+    axis.grid(color=GRID_COLOUR, linewidth=0.6)
+    axis.legend(loc="best")
+
+
+def trajectory_figure(table: pd.DataFrame, caption: str, title: str = "", same_scale: bool = False) -> Figure:
+    """Top-1 vs GFLOPs along the roadmap, ours beside the paper's.
+
+    Two panels sharing the GFLOPs axis (both counts are full-size at 224, one convention) rather
+    than twin y axes: proxy accuracy lives on another scale, and overlaid curves on twin axes
+    would suggest comparisons of height and crossings that mean nothing. One panel when the run
+    has no paper values, or when it is an ImageNet run (`same_scale`) and both share the axis.
+    """
+    has_paper = table.paper_top1.notna().any()
+    columns = 2 if has_paper and not same_scale else 1
+    figure = new_figure(height=3.6)
+    axes = figure.subplots(1, columns, sharex=True, squeeze=False)[0]
+    _trajectory(axes[0], table, "gflops", "top1_mean", OURS_COLOUR, "ours")
+    axes[0].set_xlabel("GFLOPs (full-size network, 224x224)")
+    axes[0].set_ylabel("top-1 (%), this run")
+    if has_paper:
+        paper_axis = axes[-1]
+        _trajectory(paper_axis, table, "paper_gflops", "paper_top1", PAPER_COLOUR, "paper")
+        paper_axis.set_xlabel("GFLOPs (paper)")
+        if columns == 2:
+            paper_axis.set_ylabel("top-1 (%), paper ImageNet-1K")
+    if title:
+        figure.suptitle(title)
+    return apply_style(figure, caption)
+
+
+def throughput_figure(table: pd.DataFrame, caption: str, title: str = "") -> Figure:
+    """Full-size GFLOPs against the throughput measured on the trained proxy, train and inference."""
+    figure = new_figure(height=3.6)
+    axis = figure.subplots()
+    measured = table[table.gflops.notna() & (table.train_images_per_s.notna() | table.infer_images_per_s.notna())]
+    if measured.empty:
+        _empty_note(axis, "no throughput measured yet")
+    else:
+        for column, colour, marker, name in (
+            ("infer_images_per_s", OURS_COLOUR, "o", "inference"),
+            ("train_images_per_s", PAPER_COLOUR, "s", "training"),
+        ):
+            points = measured[measured[column].notna()]
+            axis.scatter(points.gflops, points[column], color=colour, marker=marker, s=22, label=name, zorder=3)
+            for row in points.itertuples():
+                axis.annotate(row.step, (row.gflops, getattr(row, column)), xytext=(3, 2),
+                              textcoords="offset points", fontsize=SMALL_FONT_SIZE - 1, color="#333333")
+        rates = pd.concat([measured.train_images_per_s, measured.infer_images_per_s]).dropna()
+        if len(rates) and rates.min() > 0 and rates.max() / rates.min() > 10:
+            axis.set_yscale("log")
+        axis.legend(loc="best")
+        axis.grid(color=GRID_COLOUR, linewidth=0.6)
+    devices = sorted({str(device) for device in table.device.dropna()})
+    axis.set_xlabel("GFLOPs (full-size network, 224x224)")
+    axis.set_ylabel("images / s (trained proxy)" + (f" on {', '.join(devices)}" if devices else ""))
+    if title:
+        figure.suptitle(title)
+    return apply_style(figure, caption)
+
+
+def curves_figure(curves: pd.DataFrame, caption: str, title: str = "") -> Figure:
+    """Validation top-1 (and training loss) per epoch for every row, averaged over seeds."""
+    has_loss = "train_loss" in curves.columns and curves.train_loss.notna().any()
+    figure = new_figure(height=3.8)
+    axes = figure.subplots(1, 2 if has_loss else 1, squeeze=False)[0]
+    if curves.empty:
+        _empty_note(axes[0], "no finished epoch yet")
+    else:
+        metrics = ["top1"] + (["train_loss"] if has_loss else [])
+        mean = curves.groupby(["order", "step", "epoch"], sort=True)[metrics].mean().reset_index()
+        branch_steps = set(curves.step[curves.branch_of.notna() & (curves.branch_of.astype(object) != "")])
+        orders = sorted(mean.order.unique())
+        # Colour follows roadmap order (early = dark, late = light), so progress reads at a glance.
+        colour_map = colormaps[SEQUENTIAL_MAP]
+        for rank, order in enumerate(orders):
+            line = mean[mean.order == order]
+            step = line.step.iloc[0]
+            style = {"color": colour_map(rank / max(1, len(orders) - 1) * 0.9),
+                     "linestyle": "--" if step in branch_steps else "-", "linewidth": 1.1, "marker": "."}
+            axes[0].plot(line.epoch, line.top1, label=step, **style)
+            if has_loss:
+                axes[1].plot(line.epoch, line.train_loss, **style)
+        figure.legend(loc="outside right center", fontsize=SMALL_FONT_SIZE, frameon=False)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("validation top-1 (%)")
+    if has_loss:
+        axes[1].set_xlabel("epoch")
+        axes[1].set_ylabel("training loss")
+    for axis in axes:
+        axis.grid(color=GRID_COLOUR, linewidth=0.6)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        figure.suptitle(title)
+    return apply_style(figure, caption)
+
+
+def write_figures(
+    table: pd.DataFrame,
+    curves: pd.DataFrame,
+    out_dir: str | Path,
+    caption: str,
+    title: str = "",
+    same_scale: bool = False,
+) -> dict[str, Path]:
+    """Save every figure of a run as PNG + PDF under `out_dir`; returns {'<figure>_<format>': path}."""
+    out_dir = Path(out_dir)
+    bar_rows = table.assign(label=table.label.fillna(table.step))
+    figures = {
+        "roadmap": roadmap_figure(
+            bar_rows, caption, title=title, paper_values=table.paper_top1, same_scale=same_scale
+        ),
+        "trajectory": trajectory_figure(table, caption, title=title, same_scale=same_scale),
+        "throughput": throughput_figure(table, caption, title=title),
+        "curves": curves_figure(curves, caption, title=title),
+    }
+    paths: dict[str, Path] = {}
+    for name, figure in figures.items():
+        for extension, path in save_figure(figure, out_dir / name).items():
+            paths[f"{name}_{extension}"] = path
+    return paths
+

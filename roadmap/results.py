@@ -1,0 +1,335 @@
+"""Read a run's results from disk into tables, and write its report.
+
+The only input is the on-disk format of docs/results-format.md (run.json plus one folder per
+step and seed); nothing here imports training code, so a report works on a copied or partial run.
+
+Row comparison ("change"): a main-path row is compared with the previous main-path row. A
+branch row (`branch_of` set, e.g. kernel5 of kernel) is compared with the row its branch starts
+from, i.e. the main-path row before its parent (kernel5 -> move_up), because the branch applies
+its step to the same spec as its parent does. Branch rows never become the base of a later row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from roadmap.complexity import CONVENTION
+from roadmap.reference import paper_table
+from roadmap.tables import write_tables  # re-exported: part of this module's public surface
+
+STATUSES = ("done", "diverged", "running", "missing")
+# Only the paper's cumulative path trains the networks of Tables 10/11; other modes (ablations,
+# custom orders) may reuse step names for different networks, so they get no paper values.
+PAPER_MODE = "cumulative"
+SYNTHETIC_NOTE = "CPU proxy on the embedded synthetic dataset, not ImageNet."
+
+ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
+RESULT_FIELDS = (
+    "top1", "top5", "best_top1", "epochs", "proxy_gflops", "proxy_params",
+    "train_images_per_s", "infer_images_per_s", "wall_time_s", "device",
+)
+COLLECT_COLUMNS = (
+    "order", "step", "label", "group", "branch_of", "gflops", "params", "seed", "status", "stale",
+    *RESULT_FIELDS, "epochs_done", "last_top1",
+)
+TABLE_COLUMNS = (
+    "step", "label", "paper_label", "group", "branch_of", "compared_with",
+    "top1_mean", "top1_std", "seeds_done", "seeds", "change",
+    "gflops", "params", "paper_top1", "paper_top1_std", "paper_change", "paper_gflops",
+    "proxy_gflops", "proxy_params", "train_images_per_s", "infer_images_per_s", "device",
+    "wall_time_s", "status",
+)
+
+
+class RunNotFound(FileNotFoundError):
+    """A run folder without run.json; the message names the runs that do exist."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        run_dir = Path(run_dir)
+        # The caller may have passed the results folder itself instead of one of its runs.
+        existing = available_runs(run_dir) or available_runs(run_dir.parent)
+        where = run_dir if available_runs(run_dir) else run_dir.parent
+        names = ", ".join(existing) if existing else "none"
+        super().__init__(f"no run at {run_dir} (run.json not found); runs in {where}: {names}")
+        self.run_dir = run_dir
+        self.existing = existing
+
+
+def available_runs(results_dir: str | Path) -> list[str]:
+    """Names of the runs (folders holding a run.json) directly under `results_dir`."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return []
+    return sorted(path.parent.name for path in results_dir.glob("*/run.json"))
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run's plan (run.json); RunNotFound when there is none."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise RunNotFound(run_dir)
+    return json.loads(path.read_text())
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:
+        # result.json is written atomically, spec.json may be caught mid-write: treat as absent.
+        return None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Epoch records of a metrics.jsonl; stops at a line still being written."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return records
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
+
+
+def _group(row: Mapping[str, Any], run_info: Mapping[str, Any], paper: pd.DataFrame) -> str:
+    """The row's stage group; rows of other modes and custom steps share one group named after the mode."""
+    if _is_set(row.get("group")):
+        return str(row["group"])
+    if row["step"] in paper.index:
+        return str(paper.at[row["step"], "group"])
+    return str(run_info.get("mode") or "custom")
+
+
+def _paper(run_info: Mapping[str, Any]) -> pd.DataFrame:
+    if run_info.get("mode", PAPER_MODE) != PAPER_MODE:
+        return paper_table("")  # empty, same columns
+    return paper_table(str(run_info.get("roadmap", "")))
+
+
+def _seed_state(folder: Path, expected_key: str | None) -> dict[str, Any]:
+    result = _read_json(folder / "result.json")
+    spec = _read_json(folder / "spec.json")
+    metrics = read_metrics(folder / "metrics.jsonl")
+    if result is not None and result.get("status") in ("done", "diverged"):
+        status = result["status"]
+    elif spec is not None or metrics:
+        status = "running"
+    else:
+        status = "missing"
+    key = (result or spec or {}).get("key")
+    # A result written for another spec (the plan changed since) does not answer this row.
+    stale = _is_set(expected_key) and _is_set(key) and key != expected_key
+    state: dict[str, Any] = {name: (result or {}).get(name) for name in RESULT_FIELDS}
+    state.update(
+        status="missing" if stale else status,
+        stale=bool(stale),
+        epochs_done=len(metrics),
+        last_top1=metrics[-1].get("top1") if metrics else None,
+    )
+    if result is not None:
+        state.update(gflops=result.get("gflops"), params=result.get("params"))
+    return state
+
+
+def collect(run_dir: str | Path) -> pd.DataFrame:
+    """One row per (step, seed) of the run's plan, with its status and result fields.
+
+    Status: done/diverged from result.json; running when spec.json (or metrics) exists without
+    result.json; missing when nothing exists, or when the files belong to another key (`stale`).
+    """
+    run_dir = Path(run_dir)
+    run_info = load_run(run_dir)
+    paper = _paper(run_info)
+    records = []
+    for order, row in enumerate(run_info.get("rows", [])):
+        for seed in run_info.get("seeds", [0]):
+            state = _seed_state(run_dir / row["step"] / str(seed), row.get("key"))
+            planned = {name: row.get(name) for name in ROW_FIELDS}
+            # The plan's full-size complexity wins; the result's is a fallback for hand-made plans.
+            for name in ("gflops", "params"):
+                planned[name] = planned[name] if _is_set(planned[name]) else state.get(name)
+            state.pop("gflops", None)
+            state.pop("params", None)
+            planned.update(
+                group=_group(row, run_info, paper),
+                label=row.get("label") or row["step"],
+                branch_of=row.get("branch_of") if _is_set(row.get("branch_of")) else None,
+            )
+            records.append({"order": order, **planned, "seed": seed, **state})
+    return pd.DataFrame.from_records(records, columns=list(COLLECT_COLUMNS))
+
+
+def comparison_rows(steps: Sequence[str], branch_of: Sequence[Any]) -> list[int | None]:
+    """Position of the row each row is compared with (see the module docstring), None for the first."""
+    previous_main: int | None = None
+    start_of: dict[str, int | None] = {}
+    bases: list[int | None] = []
+    for position, (step, parent) in enumerate(zip(steps, branch_of)):
+        if _is_set(parent):
+            bases.append(start_of.get(str(parent)))
+            continue
+        bases.append(previous_main)
+        start_of[step] = previous_main
+        previous_main = position
+    return bases
+
+
+def status_text(statuses: Sequence[str]) -> str:
+    """'done' for one seed; per-status counts such as 'done 2/3, diverged 1/3' for several."""
+    statuses = list(statuses)
+    if len(statuses) == 1:
+        return statuses[0]
+    total = len(statuses)
+    return ", ".join(f"{name} {statuses.count(name)}/{total}" for name in STATUSES if name in statuses)
+
+
+def _mean(values: pd.Series) -> float:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
+    first = seeds.iloc[0]
+    done = seeds[seeds.status == "done"]
+    measured = seeds[seeds.status.isin(["done", "diverged"])]
+    top1 = pd.to_numeric(done.top1, errors="coerce").dropna()
+    devices = [str(device) for device in dict.fromkeys(measured.device) if _is_set(device)]
+    return {
+        "step": first.step,
+        "label": first.label,
+        "group": first.group,
+        "branch_of": first.branch_of if _is_set(first.branch_of) else None,
+        "top1_mean": float(top1.mean()) if len(top1) else math.nan,
+        # Sample std (ddof=1), as for the paper's "mean +- std over 3 seeds"; undefined for one seed.
+        "top1_std": float(top1.std(ddof=1)) if len(top1) > 1 else math.nan,
+        "seeds_done": len(top1),
+        "seeds": len(seeds),
+        "gflops": _mean(seeds.gflops),
+        "params": _mean(seeds.params),
+        "proxy_gflops": _mean(measured.proxy_gflops),
+        "proxy_params": _mean(measured.proxy_params),
+        "train_images_per_s": _mean(measured.train_images_per_s),
+        "infer_images_per_s": _mean(measured.infer_images_per_s),
+        "device": ", ".join(devices) if devices else None,
+        # Mean per seed, so rows with different seed counts stay comparable.
+        "wall_time_s": _mean(measured.wall_time_s),
+        "status": status_text(list(seeds.status)),
+    }
+
+
+def _change(values: pd.Series, bases: list[int | None]) -> list[float]:
+    return [
+        float(values.iloc[position] - values.iloc[base]) if base is not None else math.nan
+        for position, base in enumerate(bases)
+    ]
+
+
+def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
+    """The run's table, one row per planned step in plan order (see TABLE_COLUMNS).
+
+    Top-1 mean/std use done seeds only. `change` and `paper_change` follow the comparison rule
+    of the module docstring; `compared_with` names the row compared with. Paper columns are
+    filled for the cumulative mode of a roadmap with a paper table, where the step exists.
+    """
+    records = [_summarise(seeds) for _, seeds in frame.groupby("order", sort=True)]
+    table = pd.DataFrame.from_records(records)
+    if table.empty:
+        return pd.DataFrame(columns=list(TABLE_COLUMNS))
+    bases = comparison_rows(list(table.step), list(table.branch_of))
+    table["compared_with"] = [table.step.iloc[base] if base is not None else None for base in bases]
+    table["change"] = _change(table.top1_mean, bases)
+    paper = _paper(run_info)
+    for column in ("paper_label", "paper_top1", "paper_top1_std", "paper_gflops"):
+        table[column] = [paper.at[step, column] if step in paper.index else None for step in table.step]
+    for column in ("paper_top1", "paper_top1_std", "paper_gflops"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    table["paper_change"] = _change(table.paper_top1, bases)
+    return table[list(TABLE_COLUMNS)]
+
+
+def training_curves(run_dir: str | Path) -> pd.DataFrame:
+    """Every epoch record of every (step, seed): order, step, label, group, branch_of, seed, epoch, metrics..."""
+    run_dir = Path(run_dir)
+    run_info = load_run(run_dir)
+    paper = _paper(run_info)
+    records = []
+    for order, row in enumerate(run_info.get("rows", [])):
+        for seed in run_info.get("seeds", [0]):
+            for metrics in read_metrics(run_dir / row["step"] / str(seed) / "metrics.jsonl"):
+                records.append(
+                    {
+                        "order": order,
+                        "step": row["step"],
+                        "label": row.get("label") or row["step"],
+                        "group": _group(row, run_info, paper),
+                        "branch_of": row.get("branch_of") if _is_set(row.get("branch_of")) else None,
+                        "seed": seed,
+                        **metrics,
+                    }
+                )
+    columns = ["order", "step", "label", "group", "branch_of", "seed", "epoch", "top1"]
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
+
+
+def figure_caption(run_info: Mapping[str, Any]) -> str:
+    """Dataset, preset and FLOPs convention, shared by every figure of a run."""
+    caption = (
+        f"Run {run_info.get('run', '?')}: dataset {run_info.get('dataset', '?')}, preset "
+        f"{run_info.get('preset', '?')}, mode {run_info.get('mode', PAPER_MODE)}. "
+        f"GFLOPs of the full-size network at 224x224: {CONVENTION}."
+    )
+    if run_info.get("dataset") == "synthetic":
+        caption += " " + SYNTHETIC_NOTE
+    return caption
+
+
+def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame) -> str:
+    """The figure caption plus how the table's columns were computed."""
+    seeds = len(run_info.get("seeds", [0]))
+    devices = sorted({str(device) for device in table.get("device", []) if _is_set(device)})
+    caption = figure_caption(run_info) + (
+        f" Top-1 (%): mean +- sample std over done seeds ({seeds} planned), "
+        f"{run_info.get('epochs', '?')} epochs at {run_info.get('resolution', '?')}px. "
+        "Change: against the previous main-path row; branch rows against the row their branch starts from."
+    )
+    if devices:
+        caption += f" Throughput measured on the trained proxy on {', '.join(devices)}."
+    if table.get("paper_top1") is not None and table.paper_top1.notna().any():
+        caption += " Paper columns: ImageNet-1K values of the paper's table for this roadmap."
+    return caption
+
+
+def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write table.csv/.md/.tex and every figure (PNG + PDF) into run_dir/report/; works on partial runs."""
+    from roadmap.plots import write_figures  # matplotlib only when figures are wanted
+
+    run_dir = Path(run_dir)
+    run_info = load_run(run_dir)
+    table = aggregate(collect(run_dir), run_info)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    paths = write_tables(table, out_dir, table_caption(run_info, table))
+    paths.update(
+        write_figures(
+            table,
+            training_curves(run_dir),
+            out_dir,
+            caption=figure_caption(run_info),
+            title=f"{run_info.get('roadmap', '')} roadmap, run {run_info.get('run', run_dir.name)}",
+            same_scale=run_info.get("dataset") == "imagenet",
+        )
+    )
+    return paths

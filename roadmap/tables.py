@@ -1,0 +1,87 @@
+"""The run table on disk: full-precision CSV, and Markdown / LaTeX rendered by pandas."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+EMPTY = "-"
+# LaTeX specials in free text (the caption); table cells are escaped by pandas' Styler.
+_LATEX_SPECIALS = str.maketrans(
+    {
+        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    }
+)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _number(value: Any, digits: int, signed: bool = False) -> str:
+    if _missing(value):
+        return EMPTY
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _accuracy(mean: Any, std: Any) -> str:
+    if _missing(mean):
+        return EMPTY
+    return f"{mean:.2f}" if _missing(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable columns (strings, '-' when empty); paper columns only when any value exists."""
+    display = pd.DataFrame(
+        {
+            "step": table.step,
+            "row": [label if not _missing(label) else step for label, step in zip(table.label, table.step)],
+            "group": table.group,
+            "branch of": [EMPTY if _missing(parent) else parent for parent in table.branch_of],
+            "top-1 (%)": [_accuracy(mean, std) for mean, std in zip(table.top1_mean, table.top1_std)],
+            "change": [_number(value, 2, signed=True) for value in table.change],
+            "GFLOPs": [_number(value, 2) for value in table.gflops],
+            "params (M)": [_number(value / 1e6 if not _missing(value) else value, 1) for value in table.params],
+            "paper top-1 (%)": [
+                _accuracy(mean, std) for mean, std in zip(table.paper_top1, table.paper_top1_std)
+            ],
+            "paper change": [_number(value, 2, signed=True) for value in table.paper_change],
+            "paper GFLOPs": [_number(value, 2) for value in table.paper_gflops],
+            "proxy GFLOPs": [_number(value, 4) for value in table.proxy_gflops],
+            "train img/s": [_number(value, 0) for value in table.train_images_per_s],
+            "infer img/s": [_number(value, 0) for value in table.infer_images_per_s],
+            "wall time (s)": [_number(value, 1) for value in table.wall_time_s],
+            "status": table.status,
+        }
+    )
+    if not table.paper_top1.notna().any() and not table.paper_gflops.notna().any():
+        display = display.drop(columns=["paper top-1 (%)", "paper change", "paper GFLOPs"])
+    if table.branch_of.isna().all():
+        display = display.drop(columns=["branch of"])
+    return display.reset_index(drop=True)
+
+
+def latex_escape(text: str) -> str:
+    return text.translate(_LATEX_SPECIALS)
+
+
+def write_tables(table: pd.DataFrame, out_dir: str | Path, caption: str) -> dict[str, Path]:
+    """Write table.csv (every column, full precision), table.md and table.tex (display columns, captioned)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"table_csv": out_dir / "table.csv", "table_md": out_dir / "table.md", "table_tex": out_dir / "table.tex"}
+    table.to_csv(paths["table_csv"], index=False)
+    display = display_table(table)
+    # Numeric parsing off: tabulate would otherwise re-format the already rounded strings.
+    markdown = display.to_markdown(index=False, disable_numparse=True)
+    paths["table_md"].write_text(f"{markdown}\n\n{caption}\n")
+    styler = display.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    latex = styler.to_latex(
+        caption=latex_escape(caption), label="tab:roadmap", hrules=True, position_float="centering"
+    )
+    paths["table_tex"].write_text(latex)
+    return paths
