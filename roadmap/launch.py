@@ -167,7 +167,7 @@ def summary_line(index: int, total: int, task: StepTask, result: dict[str, Any])
 
 def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
     """Wait for one job, showing its epochs as a bar under the roadmap bar."""
-    with tqdm(total=epochs, desc=f"{task.step} s{task.seed}", unit="ep", leave=False, position=1,
+    with tqdm(total=epochs, desc=f"{task.step} s{task.seed}", unit="ep", leave=False, position=1, disable=None,
               bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]") as bar:
         while not job.done():
             bar.n = round(epoch_progress(task), 2)
@@ -184,7 +184,7 @@ def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Pat
     results: list[dict[str, Any]] = []
     if kind == "slurm":
         return _launch_array(executor, tasks, epochs, wait, report)
-    overall = tqdm(total=len(tasks), desc="roadmap", unit="step", position=0)
+    overall = tqdm(total=len(tasks), desc="roadmap", unit="step", position=0, disable=None)
     try:
         for index, task in enumerate(tasks, start=1):
             job = executor.submit(StepJob(), task)
@@ -219,7 +219,7 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
         return []
     results = []
     finished: set[int] = set()
-    with tqdm(total=len(jobs), desc="roadmap", unit="step") as overall:
+    with tqdm(total=len(jobs), desc="roadmap", unit="step", disable=None) as overall:
         while len(finished) < len(jobs):
             for index, (task, job) in enumerate(zip(tasks, jobs)):
                 if index in finished or not job.done():

@@ -157,7 +157,9 @@ def collect(run_dir: str | Path) -> pd.DataFrame:
     records = []
     for order, row in enumerate(run_info.get("rows", [])):
         for seed in run_info.get("seeds", [0]):
-            state = _seed_state(run_dir / row["step"] / str(seed), row.get("key"))
+            # Results are keyed per seed (run.json `seed_keys`); `key` alone serves hand-made plans.
+            expected = (row.get("seed_keys") or {}).get(str(seed), row.get("key"))
+            state = _seed_state(run_dir / row["step"] / str(seed), expected)
             planned = {name: row.get(name) for name in ROW_FIELDS}
             # The plan's full-size complexity wins; the result's is a fallback for hand-made plans.
             for name in ("gflops", "params"):

@@ -121,10 +121,11 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
             "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
             "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
             "key": trained.content_hash(settings),
+            "seed_keys": {str(seed): trained.content_hash({**settings, "seed": seed}) for seed in range(options.seeds)},
         })
         for seed in range(options.seeds):
             tasks.append(StepTask(
-                run_dir=str(run_dir), step=name, seed=seed, key=trained.content_hash({**settings, "seed": seed}),
+                run_dir=str(run_dir), step=name, seed=seed, key=info["rows"][-1]["seed_keys"][str(seed)],
                 spec=trained.to_dict(), preset=preset.name, dataset=options.dataset, data_path=options.data_path,
                 resolution=preset.resolution, per_device_batch=plan.per_device, accumulation=plan.accumulation,
                 lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
@@ -137,6 +138,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 f"run {options.run_name()!r} already holds a finished {task.step} (seed {task.seed}) trained with "
                 f"other settings; choose another --run NAME or delete {task.paths.folder}"
             )
+    info["epochs"] = "/".join(str(value) for value in dict.fromkeys(row["epochs"] for row in info["rows"]))
     return RunPlan(run_dir, info, tasks)
 
 

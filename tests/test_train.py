@@ -1,0 +1,166 @@
+"""Training end to end on the tiny preset: CLI run and rerun, kill and resume, requeue, divergence,
+bad input. Every run here is real: timm recipe pieces, submitit executors, files on disk."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+
+from roadmap.files import read_json, read_json_lines
+from roadmap.launch import StepJob
+from roadmap.runs import RunOptions, plan_run
+from roadmap.train import run_step
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s"}
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def untimed(records: list[dict]) -> list[dict]:
+    return [{key: value for key, value in record.items() if key not in TIMED_FIELDS} for record in records]
+
+
+@pytest.mark.slow
+def test_tiny_run_trains_reports_and_reruns_instantly(tmp_path):
+    first = run_cli("--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path))
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = tmp_path / "resnet50-tiny-synthetic"
+    plan = read_json(run_dir / "run.json")
+    assert [row["step"] for row in plan["rows"]] == ["resnet50", "recipe", "stage_ratio"]
+    for step in ("resnet50", "recipe", "stage_ratio"):
+        result = read_json(run_dir / step / "0" / "result.json")
+        assert result["status"] == "done" and 0 <= result["top1"] <= 100 and result["top5"] >= result["top1"]
+        assert result["epochs"] == len(read_json_lines(run_dir / step / "0" / "metrics.jsonl"))
+        assert result["proxy_params"] < result["params"]
+    assert read_json(run_dir / "recipe" / "0" / "result.json")["gflops"] == pytest.approx(4.089, abs=1e-3)
+    assert "[3/3] stage_ratio seed 0: top-1" in first.stdout
+    for name in ("table.csv", "table.md", "table.tex", "roadmap.png", "trajectory.pdf", "curves.png", "throughput.png"):
+        assert (run_dir / "report" / name).stat().st_size > 0
+    started = time.perf_counter()
+    again = run_cli("--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path))
+    assert again.returncode == 0 and "0 to train, 3 already done" in again.stdout
+    assert time.perf_counter() - started < 30
+
+
+def tiny_task(tmp_path: Path, step: str = "resnet50", epochs: int = 3, workers: int = 0, launcher_pid=None):
+    plan = plan_run(RunOptions(upto=step, preset="tiny", results=str(tmp_path), epochs=epochs, workers=workers),
+                    launcher_pid=launcher_pid)
+    return next(task for task in plan.tasks if task.step == step)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_metrics(tmp_path):
+    """SIGKILL the launcher mid-epoch; its job stops too; the rerun resumes and matches a clean run."""
+    args = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--epochs", "4", "--workers", "1"]
+    reference = run_cli(*args, "--results", str(tmp_path / "clean"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "run_roadmap.py", *args, "--results", str(killed_dir)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    step_dir = killed_dir / "resnet50-tiny-synthetic" / "resnet50" / "0"
+    deadline = time.time() + 300
+    # Wait until one epoch is checkpointed and the next one is under way, then kill -9.
+    while time.time() < deadline:
+        progress = step_dir / "progress.json"
+        if (step_dir / "checkpoint.pt").exists() and progress.exists():
+            try:
+                if read_json(progress)["epoch"] >= 1:
+                    break
+            except (ValueError, KeyError):
+                pass
+        time.sleep(0.05)
+    else:
+        pytest.fail("the run never reached its second epoch")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (step_dir / "result.json").exists()
+    # The orphaned job notices its launcher is gone and exits within a few seconds.
+    time.sleep(4)
+    epochs_at_kill = len(read_json_lines(step_dir / "metrics.jsonl"))
+    assert 1 <= epochs_at_kill < 4
+    time.sleep(2)
+    assert len(read_json_lines(step_dir / "metrics.jsonl")) == epochs_at_kill
+    resumed = run_cli(*args, "--results", str(killed_dir))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    clean_dir = tmp_path / "clean" / "resnet50-tiny-synthetic" / "resnet50" / "0"
+    clean, again = read_json(clean_dir / "result.json"), read_json(step_dir / "result.json")
+    for field in ("status", "top1", "top5", "best_top1", "epochs", "key"):
+        assert again[field] == clean[field], field
+    assert untimed(read_json_lines(step_dir / "metrics.jsonl")) == untimed(read_json_lines(clean_dir / "metrics.jsonl"))
+
+
+@pytest.mark.slow
+def test_requeued_step_resumes_from_its_checkpoint(tmp_path):
+    """Preempt a Checkpointable step under submitit's local executor; it requeues and completes."""
+    task = tiny_task(tmp_path, epochs=40)
+    executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
+    executor.update_parameters(timeout_min=60, stderr_to_stdout=True)
+    job = executor.submit(StepJob(), task)
+    metrics = task.paths.metrics
+    deadline = time.time() + 300
+    while len(read_json_lines(metrics)) < 1 and time.time() < deadline:
+        time.sleep(0.02)
+    # SIGUSR2 to the task process, as SLURM sends on preemption (`scancel --signal=USR2`); submitit's
+    # local controller relaunches a task that asks to be requeued.
+    task_pids = subprocess.run(["pgrep", "-P", str(job._process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(task_pids) == 1
+    os.kill(int(task_pids[0]), signal.SIGUSR2)
+    result = job.result()
+    assert result["status"] == "done" and result["epochs"] == 40
+    log = Path(job.paths.stdout).read_text()
+    assert "this job is preempted" in log and "Requeued job" in log
+    resumed_after = int(log.split("resuming after epoch ")[1].split()[0])
+    assert 1 <= resumed_after < 40
+    # Resuming from an epoch checkpoint is exact: the same metrics as an uninterrupted run.
+    reference = dataclasses.replace(task, run_dir=str(tmp_path / "reference"))
+    assert run_step(reference)["top1"] == result["top1"]
+    assert untimed(read_json_lines(metrics)) == untimed(read_json_lines(reference.paths.metrics))
+
+
+def test_non_finite_loss_marks_the_step_diverged(tmp_path):
+    task = dataclasses.replace(tiny_task(tmp_path, epochs=2), lr=1e12)
+    result = run_step(task)
+    assert result["status"] == "diverged" and result["top1"] is None
+    assert read_json(task.paths.result)["status"] == "diverged"
+    assert run_step(task)["status"] == "diverged"  # finished: never trained again
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--dataset", "folder", "--data", "/nonexistent/imagenet"], "does not exist"),
+        (["--dataset", "cifar10"], "needs --data PATH"),
+        (["--preset", "huge"], "unknown preset 'huge'; choose one of: cpu, tiny, paper"),
+        (["--dataset", "imagenet21k"], "unknown dataset 'imagenet21k'; choose one of: synthetic"),
+        (["--epochs", "0"], "positive integer"),
+        (["--batch-size", "-4"], "positive integer"),
+        (["--seeds", "0"], "positive integer"),
+        (["--mode", "sideways"], "unknown mode"),
+    ],
+)
+def test_bad_training_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, args, expected):
+    result = run_cli("--upto", "recipe", "--preset", "tiny", "--results", str(tmp_path), *args, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_folder_without_classes_is_refused(tmp_path):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "data" / "val").mkdir()
+    result = run_cli("--preset", "tiny", "--dataset", "folder", "--data", str(tmp_path / "data"),
+                     "--results", str(tmp_path / "results"), timeout=120)
+    assert result.returncode == 2 and "no class subfolders" in result.stderr
+    assert not (tmp_path / "results").exists()
