@@ -6,16 +6,15 @@ Every user error ends as one line on stderr and exit code 2, with the valid choi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
 from roadmap.complexity import CONVENTION, complexity_table
 from roadmap.data import DataError
-from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, launch
+from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, train_roadmap
 from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries, specs
-from roadmap.runs import RunError, RunOptions, plan_run, write_plan
+from roadmap.runs import RunError, RunOptions
 from roadmap.spec import SpecError
 from roadmap.training_presets import PresetError
 from steps import REGISTRY, canonical_name
@@ -194,29 +193,10 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
 
 
 def run_training(args: argparse.Namespace) -> int:
-    options = run_options(args)
-    cluster = cluster_options(args)
-    kind = choose_executor(args.executor)
+    kind = choose_executor(args.executor, say=print)
     if kind != "slurm" and args.nodes > 1:
         raise UsageError(f"--nodes {args.nodes} needs --executor slurm; the {kind} executor runs on this machine")
-    plan = plan_run(options, launcher_pid=os.getpid() if kind == "local" else None)
-    pending = plan.pending()
-    info = plan.info
-    print(f"run {info['run']}: {len(info['rows'])} rows x {len(info['seeds'])} seed(s), preset {info['preset']} "
-          f"({info['preset_description']}), dataset {info['dataset_description']}; executor {kind}; "
-          f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
-    for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
-        print(description)
-    write_plan(plan)
-    failed = 0
-    if pending:
-        epochs = {row["step"]: row["epochs"] for row in info["rows"]}
-        results = launch(pending, epochs, kind, plan.run_dir / "submitit", cluster, options.devices,
-                         wait=not args.no_wait)
-        if args.no_wait:
-            return 0
-        failed = len(pending) - len(results)
-    write_report(plan.run_dir)
+    _, failed = train_roadmap(run_options(args), kind, cluster_options(args), wait=not args.no_wait)
     return 1 if failed else 0
 
 

@@ -109,3 +109,33 @@ def complexity_table(rows: list[tuple[str, Spec]], roadmap: str, resolution: int
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def layer_table(spec: Spec, resolution: int = 224, depth: int = 2) -> "pd.DataFrame":
+    """Layer-by-layer breakdown (modules up to `depth` levels deep): type, params and GFLOPs under
+    the paper's convention, from fvcore's per-module counts."""
+    import pandas as pd
+
+    with torch.device("meta"):
+        model = RoadmapNet(spec)
+    model = model.to_empty(device="cpu").eval()
+    image = torch.zeros(1, spec.network.in_channels, resolution, resolution)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        flops = FlopCountAnalysis(model, image)
+        flops.unsupported_ops_warnings(False)
+        flops.uncalled_modules_warnings(False)
+        per_module = flops.by_module_and_operator()
+    total = sum(per_module[""].get(name, 0) for name in MATMUL_OPERATORS)
+    records = []
+    for name, module in model.named_modules():
+        level = 0 if name == "" else name.count(".") + 1
+        if level > depth:
+            continue
+        counted = sum(per_module.get(name, {}).get(operator, 0) for operator in MATMUL_OPERATORS)
+        records.append({
+            "module": name or "(network)", "type": type(module).__name__,
+            "params": sum(parameter.numel() for parameter in module.parameters()),
+            "gflops": counted / 1e9, "share_%": 100 * counted / total if total else 0.0,
+        })
+    return pd.DataFrame.from_records(records)

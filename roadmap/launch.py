@@ -23,6 +23,7 @@ import submitit
 from tqdm import tqdm
 
 from roadmap.files import read_json, read_json_lines
+from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
 from roadmap.train import StepTask, run_step
 
 log = logging.getLogger("roadmap.launch")
@@ -63,13 +64,15 @@ def controller_answers() -> bool:
     return answer.returncode == 0 and "UP" in answer.stdout
 
 
-def choose_executor(kind: str) -> str:
+def choose_executor(kind: str, say: Callable[[str], None] = log.info) -> str:
+    """Resolve `auto`: SLURM when a controller answers, the local executor otherwise (said in one line)."""
     if kind != "auto":
         return kind
-    chosen = "slurm" if controller_answers() else "local"
-    log.info("executor auto: %s", "a SLURM controller answers; using slurm" if chosen == "slurm"
-             else "no SLURM controller answers `scontrol ping`; using local")
-    return chosen
+    if controller_answers():
+        say("executor auto: a SLURM controller answers `scontrol ping`; using slurm")
+        return "slurm"
+    say("executor auto: no SLURM controller answers `scontrol ping`; using local")
+    return "local"
 
 
 def watch_launcher(pid: int) -> None:
@@ -240,3 +243,32 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text
+
+
+def train_roadmap(options: RunOptions, executor: str = "local", cluster: ClusterOptions | None = None,
+                  wait: bool = True, say: Callable[[str], None] = print) -> tuple[RunPlan, int]:
+    """Plan, train what is not finished, and write the report: the main command, callable from
+    notebooks. Returns the plan and the number of step x seed jobs that failed (crashed, not diverged)."""
+    kind = choose_executor(executor, say)
+    plan = plan_run(options, launcher_pid=os.getpid() if kind == "local" else None)
+    pending = plan.pending()
+    info = plan.info
+    say(f"run {info['run']}: {len(info['rows'])} rows x {len(info['seeds'])} seed(s), preset {info['preset']} "
+        f"({info['preset_description']}), dataset {info['dataset_description']}; executor {kind}; "
+        f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
+    for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
+        say(description)
+    write_plan(plan)
+    failed = 0
+    if pending:
+        epochs = {row["step"]: row["epochs"] for row in info["rows"]}
+        results = launch(pending, epochs, kind, plan.run_dir / "submitit", cluster or ClusterOptions(),
+                         options.devices, wait=wait, report=say)
+        if not wait:
+            return plan, 0
+        failed = len(pending) - len(results)
+    from roadmap.results import report
+
+    written = report(plan.run_dir)
+    say(f"report: {plan.run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
+    return plan, failed

@@ -48,8 +48,8 @@ PRESETS: dict[str, TrainingPreset] = {
     for preset in (
         TrainingPreset(
             name="cpu",
-            description="CPU proxy: widths / 4, depths / 3, 32 px, epochs x 1/30 (legacy 3, modern 10)",
-            width_divisor=4, depth_divisor=3, resolution=32, epoch_scale=1 / 30, batch_size=128,
+            description="CPU proxy: widths / 4, depths / 3, 32 px, epochs x 1/20 (legacy 5, modern 15)",
+            width_divisor=4, depth_divisor=3, resolution=32, epoch_scale=1 / 20, batch_size=128,
             workers=1, scale_lr=False,
         ),
         TrainingPreset(
@@ -101,7 +101,7 @@ def proxy_recipe(recipe: Recipe, preset: TrainingPreset, epochs: int | None = No
     scale = preset.epoch_scale if epochs is None else epochs / recipe.epochs
     if epochs is not None and epochs < 1:
         raise PresetError(f"epochs must be a positive integer, got {epochs}")
-    new_epochs = max(1, round(recipe.epochs * scale))
+    new_epochs = max(1, math.floor(recipe.epochs * scale + 0.5))  # half up: 90 / 20 -> 5
     return replace(
         recipe,
         epochs=new_epochs,

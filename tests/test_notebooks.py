@@ -1,0 +1,41 @@
+"""Every notebook runs top to bottom in a real Jupyter kernel, on the tiny preset."""
+
+from pathlib import Path
+
+import matplotlib.image
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_notebooks_are_stored_without_outputs():
+    assert NOTEBOOKS
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_executes(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROADMAP_NOTEBOOK_PRESET", "tiny")
+    monkeypatch.setenv("ROADMAP_NOTEBOOK_UPTO", "stage_ratio")
+    monkeypatch.setenv("ROADMAP_NOTEBOOK_RESULTS", str(tmp_path))
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
+    assert not errors
+    report = tmp_path / "resnet50-tiny-synthetic" / "report"
+    for name in ("roadmap", "trajectory", "throughput", "curves"):
+        image = matplotlib.image.imread(report / f"{name}.png")
+        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+    for name in ("resnet50", "resnet200"):
+        assert (tmp_path / "reference-figures" / f"{name}.png").stat().st_size > 10_000
+    images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    assert len(images) >= 6  # four run figures and two reference figures displayed
