@@ -85,6 +85,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=positive_int, default=None, help="images per device per step")
     group.add_argument("--accumulation", type=positive_int, default=None, help="gradient accumulation steps")
     group.add_argument("--workers", type=non_negative_int, default=None, help="data loader worker processes")
+    group.add_argument("--measure-cost", action="store_true", default=None,
+                        help="after training, time each step's full-size network at 224 px (default: paper preset only)")
     group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
     group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
     launch = parser.add_argument_group("launch (submitit)")
@@ -105,6 +107,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra sbatch option, repeatable (e.g. --sbatch exclusive=)")
     launch.add_argument("--max-parallel", type=positive_int, default=None, help="job array tasks running at once")
     launch.add_argument("--no-wait", action="store_true", help="return once submitted and print the job ids")
+    launch.add_argument("--plan", action="store_true",
+                        help="print the estimated device-hours of every step and the total, then stop")
+    launch.add_argument("--throughput", type=float, default=None, metavar="IMAGES_PER_S",
+                        help="train throughput for --plan (default: measured here on each step's network)")
+    launch.add_argument("--images-per-epoch", type=positive_int, default=None,
+                        help="for --plan: images per epoch of the real dataset (e.g. 1281167 for ImageNet-1K)")
 
 
 def build_parser() -> OneLineParser:
@@ -173,7 +181,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         mode=canonical_name(args.mode), steps=steps, preset=args.preset, dataset=args.dataset,
         data_path=args.data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
         accumulation=args.accumulation, devices=args.tasks_per_node * args.nodes, workers=args.workers,
-        results=args.results, run=args.run,
+        results=args.results, run=args.run, measure_cost=args.measure_cost,
     )
 
 
@@ -192,7 +200,31 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
     )
 
 
+def run_plan(args: argparse.Namespace) -> None:
+    from roadmap.cost import plan_table
+    from roadmap.runs import plan_run
+
+    if args.throughput is not None and args.throughput <= 0:
+        raise UsageError(f"--throughput must be a positive number of images per second, got {args.throughput}")
+    plan = plan_run(run_options(args))
+    if args.images_per_epoch:
+        plan.info["train_images"] = args.images_per_epoch
+    table = plan_table(plan, args.throughput)
+    total = table.device_hours.sum()
+    if args.format == "table":
+        table = table.assign(device_hours=table.device_hours.map(lambda value: f"{value:.3g}"))
+    caption = (
+        f"Plan of run {plan.info['run']} (preset {plan.info['preset']}, {plan.info['dataset_description']}). "
+        f"device-hours = seeds x epochs x images per epoch / train images per second (training only; "
+        f"evaluation and start-up not included). Total: {total:.3g} device-hours."
+    )
+    print_frame(table, args.format, caption)
+
+
 def run_training(args: argparse.Namespace) -> int:
+    if args.plan:
+        run_plan(args)
+        return 0
     kind = choose_executor(args.executor, say=print)
     if kind != "slurm" and args.nodes > 1:
         raise UsageError(f"--nodes {args.nodes} needs --executor slurm; the {kind} executor runs on this machine")

@@ -90,30 +90,38 @@ def trajectory_figure(table: pd.DataFrame, caption: str, title: str = "", same_s
 
 
 def throughput_figure(table: pd.DataFrame, caption: str, title: str = "") -> Figure:
-    """Full-size GFLOPs against the throughput measured on the trained proxy, train and inference."""
+    """GFLOPs against measured throughput, train and inference: the full-size network timed at 224 px
+    when the run measured it (`--measure-cost`), otherwise the trained proxy at its own size."""
     figure = new_figure(height=3.6)
     axis = figure.subplots()
-    measured = table[table.gflops.notna() & (table.train_images_per_s.notna() | table.infer_images_per_s.notna())]
+    full_size = "cost_train_images_per_s" in table and table.cost_train_images_per_s.notna().any()
+    if full_size:
+        gflops, train, infer, device = "gflops", "cost_train_images_per_s", "cost_infer_images_per_s", "cost_device"
+        x_label, what = "GFLOPs (full-size network, 224x224)", "full-size network, 224x224"
+    else:
+        gflops, train, infer, device = "proxy_gflops", "train_images_per_s", "infer_images_per_s", "device"
+        x_label, what = "GFLOPs (trained proxy, at its resolution)", "trained proxy"
+    measured = table[table[gflops].notna() & (table[train].notna() | table[infer].notna())]
     if measured.empty:
         _empty_note(axis, "no throughput measured yet")
     else:
         for column, colour, marker, name in (
-            ("infer_images_per_s", OURS_COLOUR, "o", "inference"),
-            ("train_images_per_s", PAPER_COLOUR, "s", "training"),
+            (infer, OURS_COLOUR, "o", "inference"),
+            (train, PAPER_COLOUR, "s", "training"),
         ):
             points = measured[measured[column].notna()]
-            axis.scatter(points.gflops, points[column], color=colour, marker=marker, s=22, label=name, zorder=3)
-            for row in points.itertuples():
-                axis.annotate(row.step, (row.gflops, getattr(row, column)), xytext=(3, 2),
-                              textcoords="offset points", fontsize=SMALL_FONT_SIZE - 1, color="#333333")
-        rates = pd.concat([measured.train_images_per_s, measured.infer_images_per_s]).dropna()
+            axis.scatter(points[gflops], points[column], color=colour, marker=marker, s=22, label=name, zorder=3)
+            for step, x, y in zip(points.step, points[gflops], points[column]):
+                axis.annotate(step, (x, y), xytext=(3, 2), textcoords="offset points",
+                              fontsize=SMALL_FONT_SIZE - 1, color="#333333")
+        rates = pd.concat([measured[train], measured[infer]]).dropna()
         if len(rates) and rates.min() > 0 and rates.max() / rates.min() > 10:
             axis.set_yscale("log")
         axis.legend(loc="best")
         axis.grid(color=GRID_COLOUR, linewidth=0.6)
-    devices = sorted({str(device) for device in table.device.dropna()})
-    axis.set_xlabel("GFLOPs (full-size network, 224x224)")
-    axis.set_ylabel("images / s (trained proxy)" + (f" on {', '.join(devices)}" if devices else ""))
+    devices = sorted({str(value) for value in table[device].dropna()}) if device in table else []
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(f"images / s ({what})" + (f"\non {', '.join(devices)}" if devices else ""))
     if title:
         figure.suptitle(title)
     return apply_style(figure, caption)

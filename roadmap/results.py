@@ -28,10 +28,14 @@ STATUSES = ("done", "diverged", "running", "missing")
 PAPER_MODE = "cumulative"
 SYNTHETIC_NOTE = "CPU proxy on the embedded synthetic dataset, not ImageNet."
 
+# Cost per step: the full-size network timed at 224 px after training (result.json `cost_*`).
+COST_FIELDS = ("cost_train_images_per_s", "cost_infer_images_per_s", "cost_peak_memory_mb", "cost_device",
+               "cost_batch", "cost_dtype")
 ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
 RESULT_FIELDS = (
     "top1", "top5", "best_top1", "epochs", "proxy_gflops", "proxy_params",
     "train_images_per_s", "infer_images_per_s", "wall_time_s", "device",
+    *COST_FIELDS,
 )
 COLLECT_COLUMNS = (
     "order", "step", "label", "group", "branch_of", "gflops", "params", "seed", "status", "stale",
@@ -42,7 +46,7 @@ TABLE_COLUMNS = (
     "top1_mean", "top1_std", "seeds_done", "seeds", "change",
     "gflops", "params", "paper_top1", "paper_top1_std", "paper_change", "paper_gflops",
     "proxy_gflops", "proxy_params", "train_images_per_s", "infer_images_per_s", "device",
-    "wall_time_s", "status",
+    *COST_FIELDS, "wall_time_s", "status",
 )
 
 
@@ -227,6 +231,9 @@ def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
         "train_images_per_s": _mean(measured.train_images_per_s),
         "infer_images_per_s": _mean(measured.infer_images_per_s),
         "device": ", ".join(devices) if devices else None,
+        **{name: _mean(measured[name]) for name in COST_FIELDS if name not in ("cost_device", "cost_dtype")},
+        "cost_device": ", ".join(str(v) for v in dict.fromkeys(measured.cost_device) if _is_set(v)) or None,
+        "cost_dtype": ", ".join(str(v) for v in dict.fromkeys(measured.cost_dtype) if _is_set(v)) or None,
         # Mean per seed, so rows with different seed counts stay comparable.
         "wall_time_s": _mean(measured.wall_time_s),
         "status": status_text(list(seeds.status)),

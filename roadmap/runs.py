@@ -47,6 +47,9 @@ class RunOptions:
     workers: int | None = None
     results: str = "results"
     run: str | None = None
+    # Measure each step's full-size network (throughput, peak memory) after training it; None:
+    # only for the paper preset (on a 2-core CPU one full-size step costs minutes).
+    measure_cost: bool | None = None
 
     def run_name(self) -> str:
         if self.run:
@@ -96,8 +99,11 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     if options.workers is not None and options.workers < 0:
         raise PresetError(f"--workers must be zero or positive, got {options.workers}")
     rows = rows_for(options)
+    measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
     synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
-                 "synthetic_classes": preset.synthetic_classes, "synthetic_size": preset.resolution,
+                 "synthetic_classes": preset.synthetic_classes,
+                 # Drawn shapes carry no detail beyond 64 px; larger inputs are upsampled by the transforms.
+                 "synthetic_size": min(preset.resolution, 64),
                  "seed": preset.synthetic_seed}
     data = load_datasets(options.dataset, options.data_path, **synthetic)
     run_dir = Path(options.results) / options.run_name()
@@ -105,6 +111,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         "run": options.run_name(), "roadmap": options.roadmap, "mode": "custom" if options.steps else options.mode,
         "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
         "dataset_description": data.description, "num_classes": data.num_classes,
+        "train_images": len(data.train), "val_images": len(data.val),
         "seeds": list(range(options.seeds)), "resolution": preset.resolution, "rows": [],
     }
     tasks = []
@@ -130,6 +137,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 resolution=preset.resolution, per_device_batch=plan.per_device, accumulation=plan.accumulation,
                 lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
                 gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
+                cost_spec=spec.to_dict() if measure_cost else None,
             ))
     for task in tasks:
         finished = task.paths.completed_key()

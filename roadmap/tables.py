@@ -52,14 +52,19 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "paper change": [_number(value, 2, signed=True) for value in table.paper_change],
             "paper GFLOPs": [_number(value, 2) for value in table.paper_gflops],
             "proxy GFLOPs": [_number(value, 4) for value in table.proxy_gflops],
-            "train img/s": [_number(value, 0) for value in table.train_images_per_s],
-            "infer img/s": [_number(value, 0) for value in table.infer_images_per_s],
+            "proxy train img/s": [_number(value, 0) for value in table.train_images_per_s],
+            "proxy infer img/s": [_number(value, 0) for value in table.infer_images_per_s],
+            "full train img/s": [_number(value, 1) for value in table.cost_train_images_per_s],
+            "full infer img/s": [_number(value, 1) for value in table.cost_infer_images_per_s],
+            "full peak MB": [_number(value, 0) for value in table.cost_peak_memory_mb],
             "wall time (s)": [_number(value, 1) for value in table.wall_time_s],
             "status": table.status,
         }
     )
     if not table.paper_top1.notna().any() and not table.paper_gflops.notna().any():
         display = display.drop(columns=["paper top-1 (%)", "paper change", "paper GFLOPs"])
+    if not table.cost_train_images_per_s.notna().any():
+        display = display.drop(columns=["full train img/s", "full infer img/s", "full peak MB"])
     if table.branch_of.isna().all():
         display = display.drop(columns=["branch of"])
     return display.reset_index(drop=True)

@@ -63,6 +63,9 @@ class StepTask:
     # Local runs: the launching process; the job stops when it dies, so a killed run leaves no
     # orphan trainer behind (submitit's local controller is made to outlive its launcher).
     launcher_pid: int | None = None
+    # Full-size network whose throughput and peak memory are measured after training (cost per
+    # step, on the machine that ran the step); None to skip.
+    cost_spec: dict | None = None
 
     @property
     def paths(self) -> StepPaths:
@@ -334,6 +337,12 @@ class Trainer:
             "wall_time_s": self.wall_time, "device": describe_device(self.device),
             "world_size": self.distributed.world_size, "dataset": self.task.dataset, "preset": self.task.preset,
         }
+        if self.task.cost_spec is not None and self.distributed.main:
+            from roadmap.cost import measure
+
+            batch = 128 if self.device.type == "cuda" else 32
+            cost = measure(Spec.from_dict(self.task.cost_spec), batch=batch, resolution=224, device=self.device)
+            result.update({f"cost_{key}": value for key, value in cost.to_dict().items()})
         if self.distributed.main:
             write_json(self.paths.result, result)
             (self.paths.folder / "progress.json").unlink(missing_ok=True)
