@@ -11,11 +11,13 @@ import logging
 import math
 import os
 import pickle
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 from torch.utils.data import Dataset
@@ -294,14 +296,34 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool) -> Callabl
 
 
 class Transformed(Dataset):
-    """A dataset view with a transform applied (the base stays shared between train and eval)."""
+    """A dataset view with a transform applied (the base stays shared between train and eval).
 
-    def __init__(self, base: Dataset, transform: Callable) -> None:
-        self.base, self.transform = base, transform
+    With `seed` set, the random augmentation of each image is seeded from (seed, index): an image
+    gets the same augmentation whichever worker, rank or resumed process loads it, so a run split
+    over devices or restarted from a checkpoint sees exactly the images an uninterrupted
+    single-process run sees. The trainer sets `seed` per epoch.
+    """
+
+    def __init__(self, base: Dataset, transform: Callable, seed: int | None = None) -> None:
+        self.base, self.transform, self.seed = base, transform, seed
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
-        return self.transform(image.convert("RGB")), label
+        if self.seed is None:
+            return self.transform(image.convert("RGB")), label
+        sample_seed = (self.seed * 1_000_003 + index) % 2**32
+        # timm's transforms draw from all three generators (RandAugment uses numpy and random);
+        # the caller's streams are restored so that loading in the main process (no workers)
+        # does not steer Mixup or stochastic depth.
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            random.seed(sample_seed)
+            np.random.seed(sample_seed)
+            torch.manual_seed(sample_seed)
+            sample = self.transform(image.convert("RGB"))
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        return sample, label

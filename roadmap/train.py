@@ -26,7 +26,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, accuracy, random_seed
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from roadmap.build import build
 from roadmap.complexity import complexity
@@ -131,11 +131,11 @@ class Trainer:
         val_set = Transformed(data.val, build_transforms(self.recipe, task.resolution, False))
         self.val_set = Subset(val_set, range(self.distributed.rank, len(val_set), self.distributed.world_size))
         self.generator = torch.Generator()
-        if self.distributed.world_size > 1:
-            self.sampler = DistributedSampler(self.train_set, self.distributed.world_size, self.distributed.rank,
-                                              shuffle=True, seed=task.seed, drop_last=True)
-        else:
-            self.sampler = RandomSampler(self.train_set, generator=self.generator)
+        # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
+        # permutation, so a global batch of R ranks holds exactly the images of the
+        # single-process batch of the same size (the equivalence the DDP test checks).
+        self.sampler = DistributedSampler(self.train_set, self.distributed.world_size, self.distributed.rank,
+                                          shuffle=True, seed=task.seed, drop_last=True)
         self.loader = DataLoader(self.train_set, batch_size=task.per_device_batch, sampler=self.sampler,
                                  num_workers=task.workers, drop_last=True, worker_init_fn=seed_worker,
                                  generator=self.generator, pin_memory=use_cuda)
@@ -227,8 +227,8 @@ class Trainer:
         seed = epoch_seed(self.task.seed, self.epoch)
         random_seed(seed, self.distributed.rank)
         self.generator.manual_seed(seed)
-        if isinstance(self.sampler, DistributedSampler):
-            self.sampler.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch)
+        self.train_set.seed = seed  # per-image augmentation seeds (workers get a fresh copy each epoch)
         self.network.train()
         loss_sum = torch.zeros((), device=self.device)
         images_seen, data_wait, last_progress = 0, 0.0, 0.0
