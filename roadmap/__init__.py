@@ -8,6 +8,7 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
 
 from roadmap.build import build  # noqa: E402
 from roadmap.complexity import CONVENTION, Complexity, complexity
+from roadmap.presets import preset
 from roadmap.roadmaps import ROADMAPS, Entry, compose, specs
 from roadmap.spec import Network, Recipe, Spec, SpecError
 
@@ -23,5 +24,6 @@ __all__ = [
     "build",
     "complexity",
     "compose",
+    "preset",
     "specs",
 ]

@@ -222,7 +222,8 @@ def build_stem(network: Network) -> nn.Module:
         padding=padding,
         bias=has_bias(network, True),
     )
-    layers["norm"] = norm_layer(network, network.stem_width)
+    if network.stem != "patchify_no_norm":
+        layers["norm"] = norm_layer(network, network.stem_width)
     if network.stem == "resnet":
         layers["act"] = activation_layer(network)
         layers["pool"] = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)

@@ -8,6 +8,7 @@ array. The launcher itself only submits, watches the result files and prints pro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import submitit
 from tqdm import tqdm
@@ -212,7 +213,8 @@ def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Pat
 def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: dict[str, int], wait: bool,
                   report: Callable[[str], None]) -> list[dict[str, Any]]:
     try:
-        with executor.batch():
+        # sbatch prints its own error lines; submitit's exception carries the same reason.
+        with silenced_stderr(), executor.batch():
             jobs = [executor.submit(StepJob(), task) for task in tasks]
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, RuntimeError) as error:
         raise LaunchError(f"SLURM refused the job array: {_last_line(str(error))}") from None
@@ -240,6 +242,19 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
     return results
 
 
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Send what child processes write to stderr to /dev/null (file descriptor 2)."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text
@@ -258,12 +273,18 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
         f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
     for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
         say(description)
+    new_run = not plan.run_dir.exists()
     write_plan(plan)
     failed = 0
     if pending:
         epochs = {row["step"]: row["epochs"] for row in info["rows"]}
-        results = launch(pending, epochs, kind, plan.run_dir / "submitit", cluster or ClusterOptions(),
-                         options.devices, wait=wait, report=say)
+        try:
+            results = launch(pending, epochs, kind, plan.run_dir / "submitit", cluster or ClusterOptions(),
+                             options.devices, wait=wait, report=say)
+        except LaunchError:
+            if new_run:  # SLURM refused everything: leave no run behind that looks started
+                shutil.rmtree(plan.run_dir, ignore_errors=True)
+            raise
         if not wait:
             return plan, 0
         failed = len(pending) - len(results)

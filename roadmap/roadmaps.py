@@ -22,10 +22,11 @@ def _path(*entries: Entry | str) -> tuple[Entry, ...]:
 
 
 _SHARED_TAIL = ("move_up", "kernel", "kernel5", "kernel9", "kernel11", "gelu", "fewer_act", "fewer_norm", "ln", "sep_ds")
+_RESNET50_PATH = _path("resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", *_SHARED_TAIL)
 
 ROADMAPS: dict[str, tuple[Entry, ...]] = {
     # Table 10: ResNet-50 -> ConvNeXt-T, the ResNet-50 / Swin-T regime.
-    "resnet50": _path("resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", *_SHARED_TAIL),
+    "resnet50": _RESNET50_PATH,
     # Table 11: ResNet-200 -> ConvNeXt-B; the stage-ratio step also widens 64 -> 84, width goes 84 -> 128.
     "resnet200": _path(
         "resnet200",
@@ -37,6 +38,11 @@ ROADMAPS: dict[str, tuple[Entry, ...]] = {
         "invert",
         *_SHARED_TAIL,
     ),
+    # ConvNeXt-T -> ConvNeXt V2-T (GRN, no LayerScale).
+    "convnext_v2": _RESNET50_PATH + _path("grn"),
+    # ConvNeXt-T -> InceptionNeXt-T, then InceptionNeXt's Table 1 variants of ConvNeXt-T as branches.
+    "inceptionnext": _RESNET50_PATH
+    + _path("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16"),
 }
 
 
@@ -98,3 +104,145 @@ def compose(step_names: Iterable[str | Entry], start: Spec | None = None) -> lis
             raise SpecError(message if message.startswith(prefix) else prefix + message) from None
         rows.append((step.name, current))
     return rows
+
+
+# Ablation modes beyond the paper's cumulative path. Each returns uniquely named rows in a stable
+# order; rows that cannot mean anything are left out and reported with the reason (`ModePlan`).
+MODES = ("cumulative", "leave_one_out", "single", "custom")
+
+
+@dataclass(frozen=True)
+class ModePlan:
+    """The rows of one ablation mode, and the rows left out with the reason for each."""
+
+    rows: list[tuple[str, Spec]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def mode_specs(
+    roadmap: str,
+    mode: str,
+    upto: str | None = None,
+    branches: bool = True,
+    steps: Iterable[str] | None = None,
+) -> list[tuple[str, Spec]]:
+    """The (row name, spec) pairs of `roadmap` under an ablation `mode`; see `mode_plan`."""
+    return mode_plan(roadmap, mode, upto, branches, steps).rows
+
+
+def mode_plan(
+    roadmap: str,
+    mode: str,
+    upto: str | None = None,
+    branches: bool = True,
+    steps: Iterable[str] | None = None,
+) -> ModePlan:
+    """Rows of an ablation mode.
+
+    cumulative:    the paper's path, as `specs`.
+    leave_one_out: row `final` (the main path up to `upto`) and, for each main-path step s after
+                   the origin, `without_<s>`: every main-path step but s, applied in order. Branch
+                   rows are not part of the final network and are ignored. A row is skipped (with
+                   its reason) when a later step needs s and refuses to apply without it, or when
+                   a later step overrides s so that the row equals `final`; dependent steps are
+                   never removed silently.
+    single:        the origin row and `only_<s>`: each step (branches too when `branches`) applied
+                   alone to the origin; skipped when the step cannot apply to the origin or
+                   changes nothing.
+    custom:        the roadmap's origin row, then `steps` composed on it, one row per step (a
+                   list that starts with an origin step starts from that origin instead);
+                   `upto` and `branches` do not apply.
+    """
+    key = canonical_name(mode)
+    if key not in MODES:
+        raise RoadmapError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if key != "custom" and steps is not None:
+        raise RoadmapError(f"mode {key!r} takes no step list; use mode 'custom' for one")
+    if key == "cumulative":
+        return ModePlan(specs(roadmap, upto, branches))
+    if key == "custom":
+        if not steps:
+            raise RoadmapError("mode 'custom' needs a non-empty step list")
+        return ModePlan(_custom_rows(roadmap, list(steps)))
+    entries = _entries_upto(roadmap, upto)
+    origin, path = entries[0], entries[1:]
+    if key == "leave_one_out":
+        if upto is not None and REGISTRY[entries[-1].step].branch_of is not None:
+            raise RoadmapError(f"leave_one_out ends at a main-path step; {upto!r} is a branch row")
+        return _leave_one_out(origin, [entry for entry in path if REGISTRY[entry.step].branch_of is None])
+    if not branches:
+        path = [entry for entry in path if REGISTRY[entry.step].branch_of is None]
+    return _single(origin, path)
+
+
+def _entries_upto(roadmap: str, upto: str | None) -> tuple[Entry, ...]:
+    entries = roadmap_entries(roadmap)
+    names = [entry.step for entry in entries]
+    last = resolve_step(upto, names) if upto is not None else names[-1]
+    return entries[: names.index(last) + 1]
+
+
+def _apply(entry: Entry, spec: Spec) -> Spec:
+    return REGISTRY[entry.step].apply(spec, **entry.params)
+
+
+def _message(step: str, error: SpecError) -> str:
+    """The error text without the step-name prefix the reason already carries."""
+    return str(error).removeprefix(f"{step}: ")
+
+
+def _leave_one_out(origin: Entry, path: list[Entry]) -> ModePlan:
+    start = _apply(origin, Spec())
+    final = start
+    for entry in path:
+        final = _apply(entry, final)
+    rows, skipped = [("final", final)], []
+    for removed in path:
+        name = f"without_{removed.step}"
+        spec, reason = start, None
+        for entry in path:
+            if entry is removed:
+                continue
+            try:
+                spec = _apply(entry, spec)
+            except SpecError as error:
+                reason = f"{entry.step} needs {removed.step}: {_message(entry.step, error)}"
+                break
+        if reason is None and spec == final:
+            reason = f"same spec as final: a later step overrides what {removed.step} sets"
+        if reason is None:
+            rows.append((name, spec))
+        else:
+            skipped.append((name, reason))
+    return ModePlan(rows, skipped)
+
+
+def _single(origin: Entry, path: list[Entry]) -> ModePlan:
+    start = _apply(origin, Spec())
+    rows, skipped = [(origin.step, start)], []
+    for entry in path:
+        name = f"only_{entry.step}"
+        try:
+            spec = _apply(entry, start)
+        except SpecError as error:
+            skipped.append((name, f"{entry.step} cannot apply to {origin.step}: {_message(entry.step, error)}"))
+            continue
+        if spec == start:
+            skipped.append((name, f"{entry.step} changes nothing on {origin.step}"))
+        else:
+            rows.append((name, spec))
+    return ModePlan(rows, skipped)
+
+
+def _custom_rows(roadmap: str, step_names: list[str]) -> list[tuple[str, Spec]]:
+    names = [resolve_step(name) for name in step_names]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise RoadmapError(f"custom steps must be distinct (row names are step names): {', '.join(repeated)}")
+    if REGISTRY[names[0]].origin:
+        return compose(names)
+    origin = roadmap_entries(roadmap)[0]
+    start = _apply(origin, Spec())
+    if origin.step in names:
+        raise RoadmapError(f"custom steps: the origin {origin.step!r} must come first")
+    return [(origin.step, start)] + compose(names, start=start)

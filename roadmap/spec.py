@@ -19,7 +19,7 @@ from typing import Any, Mapping
 CONV_ROLES = ("spatial", "pointwise1", "pointwise2")
 ACTIVATION_SITES = CONV_ROLES + ("residual",)
 
-STEMS = ("resnet", "patchify")
+STEMS = ("resnet", "patchify", "patchify_no_norm")
 BLOCK_ORDERS = ("pointwise_first", "spatial_first")
 MIXERS = ("conv", "inception")
 NORMS = ("batchnorm", "layernorm")
@@ -37,7 +37,8 @@ class SpecError(ValueError):
 class Network:
     """Architecture of one network, flat per stage in the spirit of pycls' AnyNet."""
 
-    # Stem: "resnet" = kxk/2 conv, norm, activation, 3x3/2 max-pool; "patchify" = kxk/k conv, norm.
+    # Stem: "resnet" = kxk/2 conv, norm, activation, 3x3/2 max-pool; "patchify" = kxk/k conv, norm;
+    # "patchify_no_norm" = the kxk/k conv alone (isotropic ConvNeXt).
     stem: str = "resnet"
     stem_kernel: int = 7
     stem_width: int = 64

@@ -41,7 +41,33 @@ CONVNEXT_RULES = (
     (r"^head\.fc\.", "head.fc."),
 )
 
-FAMILY_RULES = {"resnet": RESNET_RULES, "convnext": CONVNEXT_RULES}
+# ConvNeXt V2 is timm's ConvNeXt with GRN (`mlp.grn`, covered above) and no LayerScale. Its small
+# variants use 1x1 convs where ours use Linear layers; `convert_state_dict` reshapes those weights.
+CONVNEXT_V2_RULES = CONVNEXT_RULES
+
+INCEPTION_NEXT_RULES = (
+    (r"^stem\.0\.", "stem.conv."),
+    (r"^stem\.1\.", "stem.norm."),
+    (r"^stages\.(\d+)\.downsample\.0\.", r"stages.\1.downsample.norm."),
+    (r"^stages\.(\d+)\.downsample\.1\.", r"stages.\1.downsample.conv."),
+    (r"\.token_mixer\.dwconv_hw\.", ".spatial.square."),
+    (r"\.token_mixer\.dwconv_w\.", ".spatial.band_width."),
+    (r"\.token_mixer\.dwconv_h\.", ".spatial.band_height."),
+    (r"\.blocks\.(\d+)\.norm\.", r".blocks.\1.spatial_norm."),
+    (r"\.mlp\.fc1\.", ".pointwise1."),
+    (r"\.mlp\.fc2\.", ".pointwise2."),
+    (r"\.blocks\.(\d+)\.gamma$", r".blocks.\1.layer_scale.gamma"),
+    (r"^head\.fc1\.", "head.hidden.fc."),
+    (r"^head\.norm\.", "head.hidden.norm."),
+    (r"^head\.fc2\.", "head.fc."),
+)
+
+FAMILY_RULES = {
+    "resnet": RESNET_RULES,
+    "convnext": CONVNEXT_RULES,
+    "convnextv2": CONVNEXT_V2_RULES,
+    "inception_next": INCEPTION_NEXT_RULES,
+}
 
 
 def rename(key: str, rules) -> str:

@@ -1,0 +1,20 @@
+"""Rows of InceptionNeXt's preliminary study (Table 1): ConvNeXt-T with a smaller depthwise kernel
+(5x5, 3x3), and the 3x3 conv on only a fraction of the channels (1/2, 3/8, 1/4, 1/8, 1/16).
+
+The paper trained these with the ConvNeXt recipe plus EMA; here they keep the roadmap's recipe so
+that each row differs from ConvNeXt-T in the network only.
+"""
+
+from roadmap.spec import Spec, SpecError
+
+
+def partial_conv(spec: Spec, size: int = 3, ratio: float = 1.0) -> Spec:
+    """Depthwise kxk conv on the last `ratio` of the channels; the other channels pass unchanged."""
+    network = spec.network
+    if not (network.depthwise and network.block_order == "spatial_first" and network.mixer == "conv"):
+        raise SpecError(
+            "partial_conv: needs the depthwise conv of a ConvNeXt block; apply depthwise and move_up first"
+        )
+    if ratio < 1.0 and network.downsampling != "separate":
+        raise SpecError("partial_conv: a partial conv cannot stride; apply sep_ds first")
+    return spec.with_network(kernel_size=size, conv_ratio=float(ratio))
