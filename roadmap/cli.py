@@ -46,6 +46,10 @@ def positive_multiple_of_32(text: str) -> int:
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roadmap", default="resnet50", help=f"one of: {', '.join(ROADMAPS)}")
     parser.add_argument("--upto", default=None, help="last step to include (names accept - or _)")
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help="a model family preset instead of the roadmap (e.g. convnext_small); "
+                        "--steps then apply on top of it; --list-models lists them")
+    parser.add_argument("--list-models", action="store_true", help="list the model family presets")
     parser.add_argument("--resolution", type=positive_multiple_of_32, default=224,
                         help="input side for complexity counts (default 224)")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
@@ -162,8 +166,24 @@ def run_list(roadmap: str, output_format: str) -> None:
     print_frame(frame, output_format, f"Roadmap {roadmap}: {len(frame)} rows.")
 
 
-def run_flops_only(roadmap: str, upto: str | None, resolution: int, output_format: str) -> None:
-    frame = complexity_table(specs(roadmap, upto), roadmap, resolution)
+def run_list_models(output_format: str) -> None:
+    import pandas as pd
+
+    from roadmap.presets import PRESETS
+
+    frame = pd.DataFrame.from_records(
+        {"model": entry.name, "description": entry.description,
+         "timm_counterpart": "yes" if entry.weights_family else "no"}
+        for entry in PRESETS.values()
+    )
+    print_frame(frame, output_format, f"{len(frame)} model presets; use one with --model NAME.")
+
+
+def run_flops_only(args: argparse.Namespace) -> None:
+    from roadmap.runs import rows_for
+
+    frame = complexity_table(rows_for(run_options(args)).rows, args.roadmap, args.resolution)
+    output_format, resolution = args.format, args.resolution
     notes = [f"{row.step}: {row.note}" for row in frame.itertuples() if row.note]
     if output_format == "table":
         frame = frame.assign(gflops=[f"{value:.3f}{'*' if note else ''}" for value, note in zip(frame.gflops, frame.note)])
@@ -178,7 +198,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     steps = tuple(canonical_name(name) for name in args.steps.split(",") if name.strip()) if args.steps else None
     return RunOptions(
         roadmap=canonical_name(args.roadmap), upto=args.upto, branches=args.branches,
-        mode=canonical_name(args.mode), steps=steps, preset=args.preset, dataset=args.dataset,
+        mode=canonical_name(args.mode), steps=steps, model=args.model, preset=args.preset, dataset=args.dataset,
         data_path=args.data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
         accumulation=args.accumulation, devices=args.tasks_per_node * args.nodes, workers=args.workers,
         results=args.results, run=args.run, measure_cost=args.measure_cost,
@@ -260,8 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         roadmap_entries(args.roadmap)  # validates the name before any work
         if args.list:
             run_list(args.roadmap, args.format)
+        elif args.list_models:
+            run_list_models(args.format)
         elif args.flops_only:
-            run_flops_only(args.roadmap, args.upto, args.resolution, args.format)
+            run_flops_only(args)
         else:
             return run_training(args)
     except (UsageError, RoadmapError, SpecError, RunError, PresetError, DataError, LaunchError) as error:

@@ -89,7 +89,7 @@ def complexity_table(rows: list[tuple[str, Spec]], roadmap: str, resolution: int
     import pandas as pd
 
     from roadmap.reference import paper_table
-    from steps import REGISTRY
+    from roadmap.roadmaps import row_label
 
     paper = paper_table(roadmap)
     records = []
@@ -99,9 +99,9 @@ def complexity_table(rows: list[tuple[str, Spec]], roadmap: str, resolution: int
         records.append(
             {
                 "step": name,
-                "label": paper.at[name, "paper_label"] if name in paper.index else REGISTRY[name].label,
+                "label": paper.at[name, "paper_label"] if name in paper.index else row_label(name),
                 "gflops": round(counts.gflops, 3),
-                "paper_gflops": paper.at[name, "paper_gflops"] if known else None,
+                "paper_gflops": paper.at[name, "paper_gflops"] if known else math.nan,
                 "params_m": round(counts.params / 1e6, 3),
                 "gflops_fvcore_total": round(counts.gflops_fvcore_total, 3),
                 "activations_m": round(counts.activations_m, 2),

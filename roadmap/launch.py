@@ -169,6 +169,11 @@ def summary_line(index: int, total: int, task: StepTask, result: dict[str, Any])
             f"{result['proxy_gflops'] * 1000:.1f} MFLOPs at {result['resolution']} px")
 
 
+def main_result(job: submitit.Job) -> dict[str, Any]:
+    """The result of rank 0: a multi-task job returns one result per task."""
+    return job.results()[0]
+
+
 def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
     """Wait for one job, showing its epochs as a bar under the roadmap bar."""
     with tqdm(total=epochs, desc=f"{task.step} s{task.seed}", unit="ep", leave=False, position=1, disable=None,
@@ -178,7 +183,7 @@ def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: 
             bar.refresh()
             overall.refresh()
             time.sleep(0.5)
-    return job.result()
+    return main_result(job)
 
 
 def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Path, cluster: ClusterOptions,
@@ -193,7 +198,7 @@ def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Pat
         for index, task in enumerate(tasks, start=1):
             job = executor.submit(StepJob(), task)
             if kind == "debug":
-                result = job.result()
+                result = main_result(job)
             else:
                 try:
                     result = wait_with_progress(job, task, epochs[task.step], overall)
@@ -217,7 +222,9 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
         with silenced_stderr(), executor.batch():
             jobs = [executor.submit(StepJob(), task) for task in tasks]
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, RuntimeError) as error:
-        raise LaunchError(f"SLURM refused the job array: {_last_line(str(error))}") from None
+        reason = _last_line(str(error)).removeprefix("sbatch: error: ")
+        raise LaunchError(f"SLURM refused the job array: {reason} (compare the request with `sinfo -N -l`: "
+                          f"partition, memory, CPUs, GPUs, time)") from None
     report(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks): "
            + ", ".join(f"{task.step}/s{task.seed}={job.job_id}" for task, job in zip(tasks, jobs)))
     if not wait:
@@ -232,7 +239,7 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
                 finished.add(index)
                 overall.update(1)
                 try:
-                    result = job.result()
+                    result = main_result(job)
                 except submitit.core.utils.FailedJobError as error:
                     report(f"{task.step} seed {task.seed}: failed; {_last_line(str(error))} (log: {job.paths.stdout})")
                     continue
@@ -273,6 +280,8 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
         f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
     for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
         say(description)
+    for row in info.get("skipped", []):
+        say(f"{info['mode']} mode leaves out {row['step']}: {row['reason']}")
     new_run = not plan.run_dir.exists()
     write_plan(plan)
     failed = 0

@@ -137,5 +137,5 @@ def preset(name: str) -> Spec:
     """The spec of the model family member `name` (timm's name where timm has the model)."""
     key = name.strip().replace("-", "_")
     if key not in PRESETS:
-        raise SpecError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise SpecError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[key].make()

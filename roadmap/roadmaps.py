@@ -246,3 +246,29 @@ def _custom_rows(roadmap: str, step_names: list[str]) -> list[tuple[str, Spec]]:
     if origin.step in names:
         raise RoadmapError(f"custom steps: the origin {origin.step!r} must come first")
     return [(origin.step, start)] + compose(names, start=start)
+
+
+def row_label(name: str) -> str:
+    """A readable label for any row name: a step, a mode row (`without_x`, `only_x`) or a model."""
+    from roadmap.presets import PRESETS  # presets are built from roadmaps; imported late
+
+    if name in REGISTRY:
+        return REGISTRY[name].label
+    if name in PRESETS:
+        return PRESETS[name].description
+    if name == "final":
+        return "final network"
+    for prefix, word in (("without_", "without"), ("only_", "only")):
+        if name.startswith(prefix) and name[len(prefix):] in REGISTRY:
+            return f"{word} {REGISTRY[name[len(prefix):]].label}"
+    return name
+
+
+def model_rows(model: str, steps: Iterable[str] | None = None) -> list[tuple[str, Spec]]:
+    """The model preset as the first row, then `steps` composed on it (one row per step)."""
+    from roadmap.presets import preset
+
+    start = preset(model)
+    name = canonical_name(model)
+    return [(name, start)] + (compose(list(steps), start=start) if steps else [])
+

@@ -16,13 +16,11 @@ from roadmap.complexity import complexity
 from roadmap.data import load_datasets
 from roadmap.files import StepPaths, read_json, write_json
 from roadmap.reference import paper_table
-from roadmap.roadmaps import specs
+from roadmap.roadmaps import MODES, ModePlan, mode_plan, model_rows, row_label
 from roadmap.spec import Spec
 from roadmap.train import StepTask
 from roadmap.training_presets import PresetError, batch_plan, get_preset, resolve
 from steps import REGISTRY
-
-MODES = ("cumulative", "leave_one_out", "single", "custom")
 
 
 class RunError(ValueError):
@@ -36,6 +34,8 @@ class RunOptions:
     branches: bool = False
     mode: str = "cumulative"
     steps: tuple[str, ...] | None = None
+    # A model family preset (roadmap.presets) as the starting row instead of the roadmap.
+    model: str | None = None
     preset: str = "cpu"
     dataset: str = "synthetic"
     data_path: str | None = None
@@ -55,7 +55,10 @@ class RunOptions:
         if self.run:
             return self.run
         mode = "" if self.mode == "cumulative" else f"-{self.mode.replace('_', '-')}"
-        return f"{self.roadmap.replace('_', '-')}-{self.preset}-{self.dataset}{mode}"
+        if self.steps:
+            mode = "-custom"
+        start = self.model or self.roadmap
+        return f"{start.replace('_', '-')}-{self.preset}-{self.dataset}{mode}"
 
 
 @dataclass
@@ -68,15 +71,15 @@ class RunPlan:
         return [task for task in self.tasks if task.paths.completed_key() != task.key]
 
 
-def rows_for(options: RunOptions) -> list[tuple[str, Spec]]:
-    """The (row name, full-size spec) pairs of the run, in table order."""
-    if options.mode == "cumulative" and not options.steps:
-        return specs(options.roadmap, options.upto, options.branches)
-    from roadmap.roadmaps import mode_specs  # the ablation modes beyond the paper's path
-
+def rows_for(options: RunOptions) -> ModePlan:
+    """The (row name, full-size spec) pairs of the run in table order, and rows a mode left out."""
+    if options.model:
+        if options.mode != "cumulative":
+            raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
+        return ModePlan(model_rows(options.model, options.steps))
     mode = "custom" if options.steps else options.mode
-    return mode_specs(options.roadmap, mode, upto=options.upto, branches=options.branches,
-                      steps=list(options.steps) if options.steps else None)
+    return mode_plan(options.roadmap, mode, upto=options.upto, branches=options.branches,
+                     steps=list(options.steps) if options.steps else None)
 
 
 def row_group(roadmap: str, step: str) -> str | None:
@@ -98,7 +101,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
     if options.workers is not None and options.workers < 0:
         raise PresetError(f"--workers must be zero or positive, got {options.workers}")
-    rows = rows_for(options)
+    selection = rows_for(options)
+    rows = selection.rows
     measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
     synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
                  "synthetic_classes": preset.synthetic_classes,
@@ -108,11 +112,12 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     data = load_datasets(options.dataset, options.data_path, **synthetic)
     run_dir = Path(options.results) / options.run_name()
     info: dict[str, Any] = {
-        "run": options.run_name(), "roadmap": options.roadmap, "mode": "custom" if options.steps else options.mode,
+        "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": "custom" if options.steps else options.mode,
         "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
         "dataset_description": data.description, "num_classes": data.num_classes,
         "train_images": len(data.train), "val_images": len(data.val),
         "seeds": list(range(options.seeds)), "resolution": preset.resolution, "rows": [],
+        "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
     }
     tasks = []
     for name, spec in rows:
@@ -124,7 +129,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                     "lr": plan.lr}
         step = REGISTRY.get(name)
         info["rows"].append({
-            "step": name, "label": step.label if step else name, "group": row_group(options.roadmap, name),
+            "step": name, "label": row_label(name), "group": row_group(options.roadmap, name),
             "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
             "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
             "key": trained.content_hash(settings),

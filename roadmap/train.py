@@ -93,6 +93,15 @@ def init_distributed(use_cuda: bool) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def cpu_threads() -> int:
+    """CPU threads this process may use: SLURM's allotment, else the machine's CPUs shared by the
+    job's local processes (more threads than cores makes every rank slower)."""
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK")
+    if allotted:
+        return max(1, int(allotted))
+    return max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def seed_worker(worker_id: int) -> None:
     # torch seeds each worker's torch and `random`; numpy (used by RandAugment) needs it too.
     np.random.seed(torch.initial_seed() % 2**32)
@@ -121,6 +130,8 @@ class Trainer:
         self.device = torch.device("cuda", self.distributed.local_rank) if use_cuda else torch.device("cpu")
         if use_cuda:
             torch.cuda.set_device(self.device)
+        else:
+            torch.set_num_threads(cpu_threads())
         # bf16 autocast and channels-last where they pay off (GPU); fp32 NCHW on CPU.
         self.memory_format = torch.channels_last if use_cuda else torch.contiguous_format
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda)
@@ -258,7 +269,8 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.model, step=self.updates)
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == self.batches:
-                if not math.isfinite(loss_sum.item()):
+                # Summed over ranks so that every rank sees the same value and stops together.
+                if not math.isfinite(self.summed(loss_sum).item()):
                     return None
                 if time.perf_counter() - last_progress > 1.0 and self.distributed.main:
                     last_progress = time.perf_counter()
@@ -266,9 +278,18 @@ class Trainer:
                                {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
         self.scheduler.step(self.epoch + 1)
         elapsed = time.perf_counter() - started
-        return {"train_loss": loss_sum.item() / self.batches, "epoch_time_s": elapsed, "data_wait_s": data_wait,
+        mean_loss = self.summed(loss_sum).item() / (self.batches * self.distributed.world_size)
+        return {"train_loss": mean_loss, "epoch_time_s": elapsed, "data_wait_s": data_wait,
                 "images_per_s": images_seen * self.distributed.world_size / elapsed,
                 "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def summed(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` summed over all ranks (itself in a single process)."""
+        if self.distributed.world_size == 1:
+            return value
+        total = value.detach().clone()
+        dist.all_reduce(total)
+        return total
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -289,9 +310,7 @@ class Trainer:
                                     top1.item() * count / 100, top5.item() * count / 100, count],
                                    dtype=torch.float64, device=self.device)
         elapsed = time.perf_counter() - started
-        if self.distributed.world_size > 1:
-            dist.all_reduce(totals)
-        loss, top1, top5, count = totals.tolist()
+        loss, top1, top5, count = self.summed(totals).tolist()
         return {"val_loss": loss / count, "top1": 100 * top1 / count, "top5": 100 * top5 / count,
                 "infer_images_per_s": count / elapsed}
 

@@ -30,10 +30,14 @@ install_packages() {
     done
     [ ${#missing[@]} -eq 0 ] && return
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    # The image blocks service starts (policy-rc.d); the daemons are started by hand below.
-    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge slurmdbd \
-        mariadb-server bc >/dev/null
+    # The image blocks service starts (policy-rc.d); the daemons are started by hand below. The
+    # packages' install scripts must not see our SLURM_CONF, which does not exist yet.
+    local log=/tmp/roadmap-slurm-apt.log
+    if ! { env -u SLURM_CONF apt-get update -qq && env -u SLURM_CONF apt-get install -y -qq \
+            --no-install-recommends slurmctld slurmd slurm-client munge slurmdbd mariadb-server bc; } >"$log" 2>&1; then
+        echo "slurm_local: installing Debian's SLURM packages failed; see $log" >&2
+        return 1
+    fi
     say "installed ${missing[*]}"
 }
 

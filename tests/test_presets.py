@@ -69,7 +69,7 @@ def test_names_and_unknown_preset():
     assert len(names) == len(set(names)) == 24
     assert {"convnext_isotropic_small", "convnextv2_huge", "inception_next_atto", "resnet152"} <= set(names)
     assert roadmap.preset("convnext-tiny") == preset("convnext_tiny")
-    with pytest.raises(SpecError, match="unknown preset 'convnext_giant'.*convnext_tiny.*resnet200"):
+    with pytest.raises(SpecError, match="unknown model 'convnext_giant'.*convnext_tiny.*resnet200"):
         preset("convnext_giant")
 
 
