@@ -95,7 +95,7 @@ InactiveLimit=0
 MinJobAge=300
 KillWait=10
 Waittime=0
-# submitit requeues preempted and timed-out Checkpointable jobs with `scontrol requeue` (pitfall 5).
+# submitit requeues preempted and timed-out Checkpointable jobs with scontrol requeue (pitfall 5).
 JobRequeue=1
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
@@ -194,7 +194,8 @@ stop() {
     pkill -KILL -f "slurmstepd.*" 2>/dev/null || true
     sleep 0.2
     local left
-    left=$(pgrep -a -x 'slurmctld|slurmd|slurmdbd|slurmstepd|munged|mariadbd' || true)
+    # Process names, matched whole (pgrep -x cannot take a pattern this long).
+    left=$(ps -eo pid=,comm= | awk '$2 ~ /^(slurmctld|slurmd|slurmdbd|slurmstepd|munged|mariadbd)$/' || true)
     if [ -n "$left" ]; then
         echo "slurm_local: still running after stop:" >&2
         echo "$left" >&2
