@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -47,7 +47,10 @@ def main() -> None:
     print(f"batch {args.batch}, {args.resolution}x{args.resolution}, CPU fp32, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, timm {timm.__version__}")
     for step, timm_name, label in PAIRS:
-        models = {"ours": build(rows[step]).train(), "timm": timm.create_model(timm_name).train()}
+        # The same network on both sides, stochastic depth included (the modern recipe's rate).
+        drop_path = rows[step].recipe.drop_path_rate
+        models = {"ours": build(rows[step]).train(),
+                  "timm": timm.create_model(timm_name, drop_path_rate=drop_path).train()}
         optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
         for name in models:  # warm-up: allocator, oneDNN kernel selection
             timed_steps(models[name], optimizers[name], images, labels, 2)
@@ -57,7 +60,7 @@ def main() -> None:
             for name in order:
                 rates[name].append(timed_steps(models[name], optimizers[name], images, labels, args.steps))
         ours, reference = statistics.median(rates["ours"]), statistics.median(rates["timm"])
-        print(f"{label:>10}: ours {ours:7.1f} img/s, timm {reference:7.1f} img/s, ratio {ours / reference:.3f}")
+        print(f"{label:>10} (drop path {drop_path}): ours {ours:7.1f} img/s, timm {reference:7.1f} img/s, ratio {ours / reference:.3f}")
 
 
 if __name__ == "__main__":
