@@ -48,8 +48,8 @@ PRESETS: dict[str, TrainingPreset] = {
     for preset in (
         TrainingPreset(
             name="cpu",
-            description="CPU proxy: widths / 4, depths / 3, 32 px, epochs x 1/20 (legacy 5, modern 15)",
-            width_divisor=4, depth_divisor=3, resolution=32, epoch_scale=1 / 20, batch_size=128,
+            description="CPU proxy: widths / 4, depths / 3, 32 px, epochs x 1/25 (legacy 4, modern 12)",
+            width_divisor=4, depth_divisor=3, resolution=32, epoch_scale=1 / 25, batch_size=128,
             workers=1, scale_lr=False,
         ),
         TrainingPreset(

@@ -37,5 +37,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
     for name in ("resnet50", "resnet200"):
         assert (tmp_path / "reference-figures" / f"{name}.png").stat().st_size > 10_000
+    loo = tmp_path / "resnet50-tiny-synthetic-leave-one-out" / "report" / "roadmap.png"
+    assert matplotlib.image.imread(loo).std() > 0
     images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
-    assert len(images) >= 6  # four run figures and two reference figures displayed
+    assert len(images) >= 7  # four run figures, two reference figures, the leave-one-out figure (a)
