@@ -6,6 +6,7 @@ Every user error ends as one line on stderr and exit code 2, with the valid choi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -56,24 +57,23 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output format; csv and json print nothing else on stdout")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def bounded_int(minimum: int, meaning: str):
+    """An argparse type: an integer >= `minimum`, with a message that says what is expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {meaning}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+positive_int = bounded_int(1, "a positive integer")
+non_negative_int = bounded_int(0, "an integer >= 0")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,7 +182,9 @@ def run_list_models(output_format: str) -> None:
 def run_flops_only(args: argparse.Namespace) -> None:
     from roadmap.runs import rows_for
 
-    frame = complexity_table(rows_for(run_options(args)).rows, args.roadmap, args.resolution)
+    # Complexity is free to compute: the table always includes the branch rows.
+    options = dataclasses.replace(run_options(args), branches=True)
+    frame = complexity_table(rows_for(options).rows, args.roadmap, args.resolution)
     output_format, resolution = args.format, args.resolution
     notes = [f"{row.step}: {row.note}" for row in frame.itertuples() if row.note]
     if output_format == "table":

@@ -40,6 +40,27 @@ class Complexity:
         return asdict(self)
 
 
+def _uninitialised(spec: Spec) -> nn.Module:
+    """The network with allocated but uninitialised weights: weights do not change the counts, and
+    initialising is most of the build time for the large networks."""
+    with torch.device("meta"):
+        model = RoadmapNet(spec)
+    return model.to_empty(device="cpu").eval()
+
+
+def _flop_analysis(model: nn.Module, spec: Spec, resolution: int) -> FlopCountAnalysis:
+    """fvcore's analysis of one image, computed now (its counts are cached inside the object)."""
+    image = torch.zeros(1, spec.network.in_channels, resolution, resolution)
+    # fvcore traces with torch.jit, which newer torch versions flag as deprecated on every call.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        flops = FlopCountAnalysis(model, image)
+        flops.unsupported_ops_warnings(False)
+        flops.uncalled_modules_warnings(False)
+        flops.total()
+    return flops
+
+
 def complexity(spec: Spec, resolution: int = 224) -> Complexity:
     """Count the complexity of the network `spec` describes (cached by content)."""
     return _complexity_cached(spec.to_json(None), resolution)
@@ -48,11 +69,7 @@ def complexity(spec: Spec, resolution: int = 224) -> Complexity:
 @functools.lru_cache(maxsize=256)
 def _complexity_cached(spec_json: str, resolution: int) -> Complexity:
     spec = Spec.from_json(spec_json)
-    # Weights do not change the counts: build on the meta device and allocate without
-    # initialising, which is most of the build time for the large networks.
-    with torch.device("meta"):
-        model = RoadmapNet(spec)
-    model = model.to_empty(device="cpu").eval()
+    model = _uninitialised(spec)
     # Activations = output elements of conv and linear layers (fvcore's definition), collected by
     # hooks during fvcore's own trace so the network runs once.
     outputs: dict[int, int] = {}
@@ -65,14 +82,8 @@ def _complexity_cached(spec_json: str, resolution: int) -> Complexity:
         for module in model.modules()
         if isinstance(module, (nn.Conv2d, nn.Linear))
     ]
-    image = torch.zeros(1, spec.network.in_channels, resolution, resolution)
-    # fvcore traces with torch.jit, which newer torch versions flag as deprecated on every call.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        flops = FlopCountAnalysis(model, image)
-        flops.unsupported_ops_warnings(False)
-        flops.uncalled_modules_warnings(False)
-        by_operator = flops.by_operator()
+    flops = _flop_analysis(model, spec, resolution)
+    by_operator = flops.by_operator()
     for hook in hooks:
         hook.remove()
     return Complexity(
@@ -116,16 +127,8 @@ def layer_table(spec: Spec, resolution: int = 224, depth: int = 2) -> "pd.DataFr
     the paper's convention, from fvcore's per-module counts."""
     import pandas as pd
 
-    with torch.device("meta"):
-        model = RoadmapNet(spec)
-    model = model.to_empty(device="cpu").eval()
-    image = torch.zeros(1, spec.network.in_channels, resolution, resolution)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        flops = FlopCountAnalysis(model, image)
-        flops.unsupported_ops_warnings(False)
-        flops.uncalled_modules_warnings(False)
-        per_module = flops.by_module_and_operator()
+    model = _uninitialised(spec)
+    per_module = _flop_analysis(model, spec, resolution).by_module_and_operator()
     total = sum(per_module[""].get(name, 0) for name in MATMUL_OPERATORS)
     records = []
     for name, module in model.named_modules():
