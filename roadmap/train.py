@@ -93,13 +93,17 @@ def init_distributed(use_cuda: bool) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def cpu_threads() -> int:
-    """CPU threads this process may use: SLURM's allotment, else the machine's CPUs shared by the
-    job's local processes (more threads than cores makes every rank slower)."""
+def cpu_threads(workers: int) -> int:
+    """CPU threads for this process's compute: SLURM's allotment, else the machine's CPUs shared by
+    the job's local processes, less one per data-loader worker. More busy threads than cores makes
+    every one of them slower (on 2 cores, 1 compute thread + 1 worker trains the CPU proxies about
+    1.5x faster than 2 threads + 1 worker)."""
     allotted = os.environ.get("SLURM_CPUS_PER_TASK")
     if allotted:
-        return max(1, int(allotted))
-    return max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        cores = int(allotted)
+    else:
+        cores = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, cores - workers)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -131,7 +135,7 @@ class Trainer:
         if use_cuda:
             torch.cuda.set_device(self.device)
         else:
-            torch.set_num_threads(cpu_threads())
+            torch.set_num_threads(cpu_threads(task.workers))
         # bf16 autocast and channels-last where they pay off (GPU); fp32 NCHW on CPU.
         self.memory_format = torch.channels_last if use_cuda else torch.contiguous_format
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda)
