@@ -156,27 +156,33 @@ def collect(run_dir: str | Path) -> pd.DataFrame:
     result.json; missing when nothing exists, or when the files belong to another key (`stale`).
     """
     run_dir = Path(run_dir)
-    run_info = load_run(run_dir)
-    paper = _paper(run_info)
     records = []
-    for order, row in enumerate(run_info.get("rows", [])):
-        for seed in run_info.get("seeds", [0]):
-            # Results are keyed per seed (run.json `seed_keys`); `key` alone serves hand-made plans.
-            expected = (row.get("seed_keys") or {}).get(str(seed), row.get("key"))
-            state = _seed_state(run_dir / row["step"] / str(seed), expected)
-            planned = {name: row.get(name) for name in ROW_FIELDS}
-            # The plan's full-size complexity wins; the result's is a fallback for hand-made plans.
-            for name in ("gflops", "params"):
-                planned[name] = planned[name] if _is_set(planned[name]) else state.get(name)
-            state.pop("gflops", None)
-            state.pop("params", None)
-            planned.update(
-                group=_group(row, run_info, paper),
-                label=row.get("label") or row["step"],
-                branch_of=row.get("branch_of") if _is_set(row.get("branch_of")) else None,
-            )
-            records.append({"order": order, **planned, "seed": seed, **state})
+    for order, row, seed, identity in _planned_seeds(load_run(run_dir)):
+        # Results are keyed per seed (run.json `seed_keys`); `key` alone serves hand-made plans.
+        expected = (row.get("seed_keys") or {}).get(str(seed), row.get("key"))
+        state = _seed_state(run_dir / row["step"] / str(seed), expected)
+        planned = {name: row.get(name) for name in ROW_FIELDS}
+        # The plan's full-size complexity wins; the result's is a fallback for hand-made plans.
+        for name in ("gflops", "params"):
+            planned[name] = planned[name] if _is_set(planned[name]) else state.get(name)
+        state.pop("gflops", None)
+        state.pop("params", None)
+        planned.update(identity)
+        records.append({"order": order, **planned, "seed": seed, **state})
     return pd.DataFrame.from_records(records, columns=list(COLLECT_COLUMNS))
+
+
+def _planned_seeds(run_info: Mapping[str, Any]):
+    """(order, row, seed, {group, label, branch_of}) for every planned row x seed, in table order."""
+    paper = _paper(run_info)
+    for order, row in enumerate(run_info.get("rows", [])):
+        identity = {
+            "group": _group(row, run_info, paper),
+            "label": row.get("label") or row["step"],
+            "branch_of": row.get("branch_of") if _is_set(row.get("branch_of")) else None,
+        }
+        for seed in run_info.get("seeds", [0]):
+            yield order, row, seed, identity
 
 
 def comparison_rows(steps: Sequence[str], branch_of: Sequence[Any]) -> list[int | None]:
@@ -273,23 +279,10 @@ def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
 def training_curves(run_dir: str | Path) -> pd.DataFrame:
     """Every epoch record of every (step, seed): order, step, label, group, branch_of, seed, epoch, metrics..."""
     run_dir = Path(run_dir)
-    run_info = load_run(run_dir)
-    paper = _paper(run_info)
     records = []
-    for order, row in enumerate(run_info.get("rows", [])):
-        for seed in run_info.get("seeds", [0]):
-            for metrics in read_metrics(run_dir / row["step"] / str(seed) / "metrics.jsonl"):
-                records.append(
-                    {
-                        "order": order,
-                        "step": row["step"],
-                        "label": row.get("label") or row["step"],
-                        "group": _group(row, run_info, paper),
-                        "branch_of": row.get("branch_of") if _is_set(row.get("branch_of")) else None,
-                        "seed": seed,
-                        **metrics,
-                    }
-                )
+    for order, row, seed, identity in _planned_seeds(load_run(run_dir)):
+        for metrics in read_metrics(run_dir / row["step"] / str(seed) / "metrics.jsonl"):
+            records.append({"order": order, "step": row["step"], **identity, "seed": seed, **metrics})
     columns = ["order", "step", "label", "group", "branch_of", "seed", "epoch", "top1"]
     return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
 
