@@ -71,13 +71,10 @@ def specs(roadmap: str = "resnet50", upto: str | None = None, branches: bool = T
     Main-path steps apply cumulatively; a branch row (kernel 5/9/11) applies its step to the same
     parent as the step it branches from and does not continue the path.
     """
-    entries = roadmap_entries(roadmap)
-    names = [entry.step for entry in entries]
-    last = resolve_step(upto, names) if upto is not None else names[-1]
     rows: list[tuple[str, Spec]] = []
     current = Spec()
     parents: dict[str, Spec] = {}
-    for entry in entries[: names.index(last) + 1]:
+    for entry in _entries_upto(roadmap, upto):
         step = REGISTRY[entry.step]
         if step.branch_of is not None:
             if branches:

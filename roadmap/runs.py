@@ -51,12 +51,15 @@ class RunOptions:
     # only for the paper preset (on a 2-core CPU one full-size step costs minutes).
     measure_cost: bool | None = None
 
+    @property
+    def effective_mode(self) -> str:
+        """The ablation mode the rows follow: a step list (`--steps`) makes it `custom`."""
+        return "custom" if self.steps else self.mode
+
     def run_name(self) -> str:
         if self.run:
             return self.run
-        mode = "" if self.mode == "cumulative" else f"-{self.mode.replace('_', '-')}"
-        if self.steps:
-            mode = "-custom"
+        mode = "" if self.effective_mode == "cumulative" else f"-{self.effective_mode.replace('_', '-')}"
         start = self.model or self.roadmap
         return f"{start.replace('_', '-')}-{self.preset}-{self.dataset}{mode}"
 
@@ -77,8 +80,7 @@ def rows_for(options: RunOptions) -> ModePlan:
         if options.mode != "cumulative":
             raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
         return ModePlan(model_rows(options.model, options.steps))
-    mode = "custom" if options.steps else options.mode
-    return mode_plan(options.roadmap, mode, upto=options.upto, branches=options.branches,
+    return mode_plan(options.roadmap, options.effective_mode, upto=options.upto, branches=options.branches,
                      steps=list(options.steps) if options.steps else None)
 
 
@@ -112,7 +114,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     data = load_datasets(options.dataset, options.data_path, **synthetic)
     run_dir = Path(options.results) / options.run_name()
     info: dict[str, Any] = {
-        "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": "custom" if options.steps else options.mode,
+        "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": options.effective_mode,
         "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
         "dataset_description": data.description, "num_classes": data.num_classes,
         "train_images": len(data.train), "val_images": len(data.val),

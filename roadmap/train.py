@@ -245,7 +245,7 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         self.train_set.seed = seed  # per-image augmentation seeds (workers get a fresh copy each epoch)
         self.network.train()
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum, total_loss = torch.zeros((), device=self.device), 0.0
         images_seen, data_wait, last_progress = 0, 0.0, 0.0
         started = time.perf_counter()
         iterator = iter(self.loader)
@@ -273,8 +273,10 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.model, step=self.updates)
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == self.batches:
-                # Summed over ranks so that every rank sees the same value and stops together.
-                if not math.isfinite(self.summed(loss_sum).item()):
+                # Summed over ranks so that every rank sees the same value and stops together; the
+                # last batch always passes here, so the epoch's mean loss below reuses this sum.
+                total_loss = self.summed(loss_sum).item()
+                if not math.isfinite(total_loss):
                     return None
                 if time.perf_counter() - last_progress > 1.0 and self.distributed.main:
                     last_progress = time.perf_counter()
@@ -282,7 +284,7 @@ class Trainer:
                                {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
         self.scheduler.step(self.epoch + 1)
         elapsed = time.perf_counter() - started
-        mean_loss = self.summed(loss_sum).item() / (self.batches * self.distributed.world_size)
+        mean_loss = total_loss / (self.batches * self.distributed.world_size)
         return {"train_loss": mean_loss, "epoch_time_s": elapsed, "data_wait_s": data_wait,
                 "images_per_s": images_seen * self.distributed.world_size / elapsed,
                 "lr": self.optimizer.param_groups[0]["lr"]}
