@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from roadmap import specs
 from roadmap.cost import device_hours, measure, plan_table
@@ -18,8 +19,13 @@ def test_measure_reports_positive_rates_and_its_conditions():
     spec = specs("resnet50", upto="patchify")[-1][1]
     cost = measure(spec, batch=2, resolution=64, warmup=1, iterations=1)
     assert cost.train_images_per_s > 0 and cost.infer_images_per_s > cost.train_images_per_s / 10
-    assert cost.peak_memory_mb >= 0 and cost.device.startswith("cpu") and cost.dtype == "float32"
-    assert (cost.batch, cost.resolution, cost.memory_format) == (2, 64, "contiguous")
+    assert cost.peak_memory_mb >= 0 and (cost.batch, cost.resolution, cost.compiled) == (2, 64, False)
+    if torch.cuda.is_available():  # the device's defaults: bf16 + channels-last on a GPU
+        assert cost.device == torch.cuda.get_device_name() and (cost.precision, cost.dtype) == ("bf16", "bfloat16")
+        assert cost.channels_last and cost.memory_format == "channels_last"
+    else:  # fp32, NCHW on the CPU
+        assert cost.device.startswith("cpu") and (cost.precision, cost.dtype) == ("fp32", "float32")
+        assert not cost.channels_last and cost.memory_format == "contiguous"
 
 
 def test_plan_follows_the_stated_formula(tmp_path):
