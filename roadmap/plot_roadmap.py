@@ -9,7 +9,6 @@ place with a zero-width bar and their status written instead of a number.
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from roadmap.complexity import CONVENTION
 from roadmap.plot_style import (
     BAND_COLOUR,
     BRANCH_HATCH,
+    FIGURE_WIDTH,
     GRID_COLOUR,
     NEUTRAL,
     PAPER_COLOUR,
@@ -31,6 +31,7 @@ from roadmap.plot_style import (
     group_colours,
     new_figure,
     save_figure,
+    wrap_words,
 )
 from roadmap.reference import REFERENCE_TABLES, paper_table
 from steps import REGISTRY
@@ -40,6 +41,9 @@ REFERENCE_TITLES = {
     "resnet50": "Paper Table 10: ResNet-50 -> ConvNeXt-T (ResNet-50 / Swin-T regime)",
     "resnet200": "Paper Table 11: ResNet-200 -> ConvNeXt-B (ResNet-200 / Swin-B regime)",
 }
+# Verdict of a change (roadmap.statistics): within noise is drawn hollow.
+VERDICT_COLOURS = {"gain": "#009E73", "loss": "#D55E00", "within noise": "#6E6E6E"}
+FAILED_COLOUR = "#C0392B"
 REFERENCE_SEEDS = {"resnet50": "mean +- std over 3 seeds", "resnet200": "single runs"}
 
 
@@ -54,12 +58,15 @@ def _contiguous_groups(groups: list[str]) -> list[tuple[str, int, int]]:
     return runs
 
 
-def _value_limits(values: np.ndarray) -> tuple[float, float]:
+def _value_limits(values: np.ndarray, zero_based: bool = False) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 100.0
     low, high = float(finite.min()), float(finite.max())
     span = high - low
+    if zero_based:
+        # A run's bars start at zero: a bar's length is then its accuracy, never a difference.
+        return 0.0, max(1.0, high * 1.08)
     # Like the paper's axis, start well below the lowest bar so that differences stay visible.
     return max(0.0, low - max(1.0, 0.6 * span)), high + max(0.5, 0.12 * span)
 
@@ -68,44 +75,12 @@ def _is_branch(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
 
 
-def roadmap_figure(
-    rows: pd.DataFrame,
-    caption: str,
-    title: str = "",
-    value_label: str = "top-1 accuracy (%)",
-    paper_values: pd.Series | None = None,
-    paper_label: str = "paper ImageNet-1K top-1 (%)",
-    same_scale: bool = False,
-) -> Figure:
-    """Figure 2 from `rows` (columns step, label, group, branch_of, top1_mean, top1_std, gflops, status).
+def _numbers(rows: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(rows.get(column, pd.Series(np.nan, index=rows.index)), errors="coerce").to_numpy(float)
 
-    `paper_values` (aligned with rows) are drawn as markers: on the bars' axis when `same_scale`
-    (an ImageNet run), otherwise on a second x axis on top, because proxy accuracy has its own scale.
-    """
-    rows = rows.reset_index(drop=True)
-    count = len(rows)
-    positions = np.arange(count)
-    values = pd.to_numeric(rows.top1_mean, errors="coerce").to_numpy(float)
-    stds = pd.to_numeric(rows.get("top1_std", pd.Series(np.nan, index=rows.index)), errors="coerce").to_numpy(float)
-    gflops = pd.to_numeric(rows.gflops, errors="coerce").to_numpy(float)
-    groups = [str(group) for group in rows.group]
-    colours = group_colours(groups)
-    paper = None if paper_values is None else pd.to_numeric(paper_values, errors="coerce").to_numpy(float)
-    has_paper = paper is not None and np.isfinite(paper).any()
 
-    figure = new_figure(height=max(2.4, 0.27 * count + 1.6))
-    grid = figure.add_gridspec(1, 2, width_ratios=(1.0, 5.0))
-    group_axis = figure.add_subplot(grid[0])
-    axis = figure.add_subplot(grid[1], sharey=group_axis)
-
-    limits = _value_limits(np.concatenate([values, paper]) if has_paper and same_scale else values)
-    axis.set_xlim(*limits)
-    axis.set_ylim(max(count, 1) - 0.5, -0.5)  # first row on top
-    axis.set_yticks(positions, [str(label) for label in rows.label])
-    axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
-    axis.set_xlabel(value_label)
-
-    # Stage groups: alternating bands behind the bars and a labelled bracket in the left column.
+def _draw_groups(group_axis, axis, groups: list[str], colours: dict[str, str]) -> None:
+    """Alternating bands behind the bars and a labelled bracket per stage group in the left column."""
     group_axis.set_xlim(0, 1)
     group_axis.set_axis_off()
     for index, (group, first, last) in enumerate(_contiguous_groups(groups)):
@@ -113,53 +88,146 @@ def roadmap_figure(
             axis.axhspan(first - 0.5, last + 0.5, color=BAND_COLOUR, zorder=0, linewidth=0)
         group_axis.plot([0.95, 0.95], [first - 0.35, last + 0.35], color=colours[group], linewidth=3, solid_capstyle="butt")
         group_axis.text(
-            0.88, (first + last) / 2, "\n".join(textwrap.wrap(group, 12)),
+            0.88, (first + last) / 2, "\n".join(wrap_words(group, 12)),
             ha="right", va="center", fontsize=SMALL_FONT_SIZE, color="#222222", fontweight="bold",
         )
 
-    branches = [_is_branch(parent) for parent in rows.get("branch_of", [None] * count)]
-    bars = axis.barh(
-        positions, np.nan_to_num(values, nan=0.0), height=0.68,
-        color=[colours[group] for group in groups], edgecolor=[colours[group] for group in groups],
-        linewidth=0.8, zorder=2,
-    )
+
+def _draw_bars(axis, rows: pd.DataFrame, values: np.ndarray, colours: dict[str, str], limits) -> list[bool]:
+    """Bars (hatched for branches), seed std whiskers, the value on each bar or the row's status."""
+    positions = np.arange(len(rows))
+    groups = [str(group) for group in rows.group]
+    branches = [_is_branch(parent) for parent in rows.get("branch_of", [None] * len(rows))]
+    bars = axis.barh(positions, np.nan_to_num(values, nan=0.0), height=0.68, color=[colours[g] for g in groups],
+                     edgecolor=[colours[g] for g in groups], linewidth=0.8, zorder=2)
     for bar, branch in zip(bars, branches):
         if branch:  # hatch in the group colour on white: "tried, not adopted"
             bar.set_facecolor("white")
             bar.set_hatch(BRANCH_HATCH)
+    stds = _numbers(rows, "top1_std")
     with_std = np.isfinite(values) & np.isfinite(stds)
     if with_std.any():
         axis.errorbar(values[with_std], positions[with_std], xerr=stds[with_std], fmt="none",
                       ecolor="#333333", elinewidth=0.8, capsize=2, zorder=3)
-
     pad = 0.01 * (limits[1] - limits[0])
-    statuses = [str(status) for status in rows.get("status", ["done"] * count)]
-    for position, value, status in zip(positions, values, statuses):
+    for position, value, status in zip(positions, values, rows.get("status", ["done"] * len(rows))):
         if np.isfinite(value):
             axis.text(value - pad, position, f"{value:.2f}", ha="right", va="center", fontsize=SMALL_FONT_SIZE,
                       zorder=4, clip_on=True, bbox={"boxstyle": "round,pad=0.1", "facecolor": "white",
                                                      "edgecolor": "none", "alpha": 0.75})
         else:
-            axis.text(limits[0] + pad, position, status, ha="left", va="center", fontsize=SMALL_FONT_SIZE,
-                      color=NEUTRAL, style="italic", zorder=4)
+            failed = "failed" in str(status)  # a failed row must not read as one still running
+            axis.text(limits[0] + pad, position, str(status), ha="left", va="center", fontsize=SMALL_FONT_SIZE,
+                      color=FAILED_COLOUR if failed else NEUTRAL, style="normal" if failed else "italic",
+                      fontweight="bold" if failed else "normal", zorder=4)
+    return branches
 
-    # GFLOPs column right of the axes: x in axes units, y in data units.
+
+def _draw_changes(axis, rows: pd.DataFrame) -> None:
+    """Each row's change against its compared row, with the 95% interval where seeds allow one."""
+    positions = np.arange(len(rows))
+    change, low, high = _numbers(rows, "change"), _numbers(rows, "change_ci_low"), _numbers(rows, "change_ci_high")
+    verdicts = list(rows.get("verdict", [None] * len(rows)))
+    axis.axvline(0, color=NEUTRAL, linewidth=0.8, zorder=1)
+    for position, value, lo, hi, verdict in zip(positions, change, low, high, verdicts):
+        if not np.isfinite(value):
+            continue
+        colour = VERDICT_COLOURS.get(verdict, "#333333")
+        if np.isfinite(lo) and np.isfinite(hi):
+            axis.errorbar(value, position, xerr=[[value - lo], [hi - value]], fmt="none", ecolor=colour,
+                          elinewidth=1.1, capsize=2.5, zorder=3)
+        axis.plot(value, position, marker="o", markersize=4.5, color=colour,
+                  markerfacecolor=colour if verdict in ("gain", "loss") else "white", zorder=4)
+    axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
+    axis.set_xlabel("change vs compared\nrow (points),\nbar: 95% interval")
+    axis.tick_params(axis="y", labelleft=False)
+
+
+def _draw_paper(axis, rows: pd.DataFrame, paper: np.ndarray, label: str) -> None:
+    """The paper's top-1 (+- its std) on a scale of its own."""
+    positions = np.arange(len(rows))
+    shown = np.isfinite(paper)
+    stds = _numbers(rows, "paper_top1_std")
+    with_std = shown & np.isfinite(stds)
+    axis.errorbar(paper[with_std], positions[with_std], xerr=stds[with_std], fmt="none", ecolor=PAPER_COLOUR,
+                  elinewidth=0.9, capsize=2, zorder=3)
+    axis.scatter(paper[shown], positions[shown], marker="D", s=18, color=PAPER_COLOUR, edgecolor="white",
+                 linewidth=0.5, zorder=5)
+    axis.set_xlim(*_value_limits(paper))
+    axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
+    axis.set_xlabel(label)
+    axis.tick_params(axis="y", labelleft=False)
+
+
+def _draw_gflops(axis, gflops: np.ndarray) -> None:
+    """GFLOPs column right of the bars: x in axes units, y in data units."""
     right = blended_transform_factory(axis.transAxes, axis.transData)
     axis.text(1.02, -0.5, "GFLOPs", transform=right, ha="left", va="bottom", fontsize=SMALL_FONT_SIZE, fontweight="bold")
-    for position, value in zip(positions, gflops):
+    for position, value in enumerate(gflops):
         axis.text(1.02, position, f"{value:.2f}" if np.isfinite(value) else "-", transform=right,
                   ha="left", va="center", fontsize=SMALL_FONT_SIZE)
 
+
+def roadmap_figure(
+    rows: pd.DataFrame,
+    caption: str,
+    title: str = "",
+    value_label: str | None = None,
+    paper_values: pd.Series | None = None,
+    paper_label: str = "paper ImageNet-1K\ntop-1 (%) +- std",
+    same_scale: bool = False,
+    zero_based: bool = True,
+) -> Figure:
+    """Figure 2 from `rows` (columns step, label, group, branch_of, top1_mean, top1_std, gflops, status;
+    optionally change, change_ci_low/high, verdict, paper_top1_std).
+
+    The run's bars start at zero (`zero_based`). A panel of changes with their intervals follows when
+    rows carry changes. `paper_values` (aligned with rows) get a panel and scale of their own, because
+    proxy accuracy lives on another scale; on the bars' axis only for an ImageNet run (`same_scale`).
+    """
+    rows = rows.reset_index(drop=True)
+    count = len(rows)
+    values = _numbers(rows, "top1_mean")
+    groups = [str(group) for group in rows.group]
+    colours = group_colours(groups)
+    paper = None if paper_values is None else pd.to_numeric(paper_values, errors="coerce").to_numpy(float)
+    has_paper = paper is not None and np.isfinite(paper).any()
+    has_changes = np.isfinite(_numbers(rows, "change")).any()
+    panels = ["bars"] + (["changes"] if has_changes else []) + (["paper"] if has_paper and not same_scale else [])
+    ratios = {"bars": 4.0, "changes": 2.2, "paper": 2.2}
+    width = FIGURE_WIDTH + (1.6 if len(panels) > 2 else 0.0)
+    figure = new_figure(height=max(2.4, 0.27 * count + 1.8), width=width)
+    grid = figure.add_gridspec(1, 1 + len(panels), width_ratios=(1.2, *(ratios[panel] for panel in panels)))
+    group_axis = figure.add_subplot(grid[0])
+    axes = {panel: figure.add_subplot(grid[index + 1], sharey=group_axis) for index, panel in enumerate(panels)}
+    axis = axes["bars"]
+
+    scale = np.concatenate([values, paper]) if has_paper and same_scale else values
+    limits = _value_limits(scale, zero_based)
+    axis.set_xlim(*limits)
+    axis.set_ylim(max(count, 1) - 0.5, -0.5)  # first row on top
+    axis.set_yticks(np.arange(count), [str(label) for label in rows.label])
+    axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
+    axis.set_xlabel(value_label or ("top-1 (%), this run" if same_scale else "top-1 (%), this run (proxy)"))
+    _draw_groups(group_axis, axis, groups, colours)
+    branches = _draw_bars(axis, rows, values, colours, limits)
+    _draw_gflops(axis, _numbers(rows, "gflops"))
+    if has_changes:
+        _draw_changes(axes["changes"], rows)
     handles = [Patch(facecolor="white", edgecolor=NEUTRAL, hatch=BRANCH_HATCH, label="branch (not adopted)")] if any(branches) else []
-    if has_paper:
-        paper_axis = axis if same_scale else axis.twiny()
-        if not same_scale:
-            paper_axis.set_xlim(*_value_limits(paper))
-            paper_axis.set_xlabel(paper_label)
+    if has_paper and same_scale:
         shown = np.isfinite(paper)
-        paper_axis.scatter(paper[shown], positions[shown], marker="D", s=18, color=PAPER_COLOUR,
-                           edgecolor="white", linewidth=0.5, zorder=5)
+        axis.scatter(paper[shown], np.arange(count)[shown], marker="D", s=18, color=PAPER_COLOUR,
+                     edgecolor="white", linewidth=0.5, zorder=5)
         handles.append(Line2D([], [], marker="D", linestyle="", color=PAPER_COLOUR, label="paper value"))
+    elif has_paper:
+        _draw_paper(axes["paper"], rows, paper, paper_label)
+    if has_changes:
+        handles += [Line2D([], [], marker="o", linestyle="", color=colour, label=name,
+                           markerfacecolor=colour if name != "within noise" else "white")
+                    for name, colour in VERDICT_COLOURS.items()]
+        handles.append(Line2D([], [], marker="o", linestyle="", color="#333333", markerfacecolor="white",
+                              label="no interval (< 2 seeds)"))
     if handles:
         # Under the stage column, beside the x tick labels: inside the axes it would hide the last
         # rows, which carry the highest accuracies; at the top it would clash with the title.
@@ -195,7 +263,8 @@ def reference_figure(roadmap: str, out_path: str | Path | None = None) -> Figure
         f"GFLOPs as printed in the paper (its convention, reproduced here as: {CONVENTION}). "
         "Hatched: variants tried but not adopted."
     )
-    figure = roadmap_figure(rows, caption, title=REFERENCE_TITLES.get(roadmap, roadmap), value_label="ImageNet-1K top-1 (%)")
+    figure = roadmap_figure(rows, caption, title=REFERENCE_TITLES.get(roadmap, roadmap),
+                            value_label="ImageNet-1K top-1 (%)", zero_based=False)
     if out_path is not None:
         out_path = Path(out_path)
         if out_path.suffix:

@@ -6,11 +6,16 @@ on (or changes) the global backend or rcParams: safe under Agg, in tests and in 
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Iterable
 
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 
 # Okabe & Ito (2008): eight colours told apart under the common colour-vision deficiencies.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
@@ -23,8 +28,35 @@ FONT_SIZE = 8.5
 SMALL_FONT_SIZE = 7.0
 BRANCH_HATCH = "////"
 FIGURE_WIDTH = 7.0  # inches: a full page width, readable when shrunk to one column
-# Sequential map for many ordered lines (training curves): perceptually uniform and colour-blind safe.
-SEQUENTIAL_MAP = "cividis"
+# Qualitative palette for many neighbouring lines (training curves): tab20's ten saturated hues
+# first, then their light partners, so rows next to each other in the roadmap never share a hue.
+_TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd",
+          "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
+          "#17becf", "#9edae5")
+LINE_COLOURS = _TAB20[0::2] + _TAB20[1::2]
+POINT_LABEL = "point-label"  # gid of the point labels that place_point_labels arranges
+# Candidate label offsets (points): rings of growing distance, eight directions each, nearest first.
+_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+_RINGS = (3, 8, 14, 22, 32, 44)
+
+
+def line_colour(index: int) -> str:
+    return LINE_COLOURS[index % len(LINE_COLOURS)]
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """Wrap at spaces, or after '_' and '-' inside a long name, never inside a word
+    ('leave_one_out' -> 'leave_one_' / 'out', not 'leave_one_ou' / 't')."""
+    pieces = [piece for word in text.split() for piece in re.findall(r"[^_-]+[_-]*|[_-]+", word)]
+    glued = [bool(re.search(r"[_-]$", piece)) for piece in pieces]  # next piece continues the same word
+    lines: list[str] = []
+    for index, piece in enumerate(pieces):
+        joiner = "" if index and glued[index - 1] else " "
+        if lines and len(lines[-1]) + len(joiner) + len(piece) <= width:
+            lines[-1] += joiner + piece
+        else:
+            lines.append(piece)
+    return lines
 
 
 def group_colours(groups: Iterable[str]) -> dict[str, str]:
@@ -34,7 +66,9 @@ def group_colours(groups: Iterable[str]) -> dict[str, str]:
 
 
 def new_figure(height: float, width: float = FIGURE_WIDTH) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)  # a renderer to measure text with (label placement), without pyplot
+    return figure
 
 
 def apply_style(figure: Figure, caption: str) -> Figure:
@@ -77,3 +111,82 @@ def save_figure(figure: Figure, stem: str | Path, formats: Iterable[str] = ("png
         figure.savefig(path, dpi=200, bbox_inches="tight", pad_inches=0.05)
         paths[extension] = path
     return paths
+
+
+def point_label(axis: Axes, text: str, x: float, y: float, **style) -> Annotation:
+    """A label for the point (x, y), placed later by place_point_labels; outside the layout, so
+    moving it never changes the axes it must fit in."""
+    annotation = axis.annotate(
+        text, (x, y), xytext=(_RINGS[0], _RINGS[0]), textcoords="offset points", gid=POINT_LABEL,
+        fontsize=style.pop("fontsize", SMALL_FONT_SIZE - 1), color=style.pop("color", "#333333"),
+        arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 3}, **style,
+    )
+    annotation.set_in_layout(False)
+    return annotation
+
+
+def _overlap(box: Bbox, others: list[Bbox]) -> float:
+    """Total area of `box` covered by `others` (pixels squared)."""
+    area = 0.0
+    for other in others:
+        width = min(box.x1, other.x1) - max(box.x0, other.x0)
+        height = min(box.y1, other.y1) - max(box.y0, other.y0)
+        if width > 0 and height > 0:
+            area += width * height
+    return area
+
+
+def _place(annotation: Annotation, renderer, obstacles: list[Bbox], frame: Bbox) -> Bbox:
+    """Try each candidate offset in turn; keep the first that touches nothing and stays inside the
+    axes, else the one with the least overlap. Deterministic: same figure, same placement."""
+    best: tuple[float, tuple, Bbox] | None = None
+    for ring in _RINGS:
+        for dx, dy in _DIRECTIONS:
+            offset = (dx * ring, dy * ring)
+            annotation.set_position(offset)
+            annotation.set_horizontalalignment({1: "left", -1: "right", 0: "center"}[dx])
+            annotation.set_verticalalignment({1: "bottom", -1: "top", 0: "center"}[dy])
+            box = annotation.get_window_extent(renderer).padded(2.0)
+            outside = box.width * box.height - _overlap(box, [frame])
+            cost = _overlap(box, obstacles) + 4 * outside
+            if best is None or cost < best[0]:
+                best = (cost, (offset, annotation.get_horizontalalignment(), annotation.get_verticalalignment()), box)
+            if cost == 0:
+                break
+        if best[0] == 0:
+            break
+    (offset, horizontal, vertical), box = best[1], best[2]
+    annotation.set_position(offset)
+    annotation.set_horizontalalignment(horizontal)
+    annotation.set_verticalalignment(vertical)
+    if max(abs(offset[0]), abs(offset[1])) <= _RINGS[1]:
+        annotation.arrowprops = annotation.arrow_patch = None  # close enough: no leader line
+    return box
+
+
+def place_point_labels(figure: Figure) -> Figure:
+    """Arrange every point label (point_label) so that none overlaps another label, a marker or a
+    legend: a greedy search over offsets of growing distance, after the layout is final."""
+    figure.draw_without_rendering()  # fixes the constrained layout: labels are not part of it
+    renderer = figure.canvas.get_renderer()
+    for axis in figure.axes:
+        labels = [child for child in axis.texts if child.get_gid() == POINT_LABEL]
+        if not labels:
+            continue
+        frame = axis.get_window_extent(renderer)
+        points = [axis.transData.transform(label.xy) for label in labels]
+        obstacles = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in points]  # the markers
+        legend = axis.get_legend()
+        if legend is not None:
+            obstacles.append(legend.get_window_extent(renderer))
+        for label in labels:
+            obstacles.append(_place(label, renderer, obstacles, frame))
+    return figure
+
+
+def label_boxes(figure: Figure) -> list[Bbox]:
+    """Window extents of every point label, drawn: for overlap checks."""
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    return [text.get_window_extent(renderer) for axis in figure.axes for text in axis.texts
+            if text.get_gid() == POINT_LABEL]

@@ -8,25 +8,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from roadmap.captions import singular_counts
+from roadmap.plot_agreement import changes_figure
 from roadmap.plot_roadmap import reference_figure, roadmap_figure
 from roadmap.plot_style import (
     GRID_COLOUR,
     NEUTRAL,
     OURS_COLOUR,
     PAPER_COLOUR,
-    SEQUENTIAL_MAP,
     SMALL_FONT_SIZE,
     apply_style,
+    line_colour,
     new_figure,
+    place_point_labels,
+    point_label,
     save_figure,
 )
 
 __all__ = [
+    "changes_figure",
     "curves_figure",
     "reference_figure",
     "roadmap_figure",
@@ -57,8 +61,7 @@ def _trajectory(axis: Axes, table: pd.DataFrame, gflops: str, top1: str, colour:
         axis.scatter(side[gflops], side[top1], marker="o", s=20, facecolor="white", edgecolor=colour,
                      linewidth=1.0, zorder=3, label=f"{name}: branch")
     for row in pd.concat([path, side]).itertuples():
-        axis.annotate(row.step, (getattr(row, gflops), getattr(row, top1)), xytext=(3, 3),
-                      textcoords="offset points", fontsize=SMALL_FONT_SIZE - 1, color="#333333")
+        point_label(axis, row.step, getattr(row, gflops), getattr(row, top1))
     axis.grid(color=GRID_COLOUR, linewidth=0.6)
     axis.legend(loc="best")
 
@@ -86,7 +89,7 @@ def trajectory_figure(table: pd.DataFrame, caption: str, title: str = "", same_s
             paper_axis.set_ylabel("top-1 (%), paper ImageNet-1K")
     if title:
         figure.suptitle(title)
-    return apply_style(figure, caption)
+    return place_point_labels(apply_style(figure, caption))
 
 
 def throughput_figure(table: pd.DataFrame, caption: str, title: str = "") -> Figure:
@@ -99,8 +102,10 @@ def throughput_figure(table: pd.DataFrame, caption: str, title: str = "") -> Fig
         gflops, train, infer, device = "gflops", "cost_train_images_per_s", "cost_infer_images_per_s", "cost_device"
         x_label, what = "GFLOPs (full-size network, 224x224)", "full-size network, 224x224"
     else:
-        gflops, train, infer, device = "proxy_gflops", "train_images_per_s", "infer_images_per_s", "device"
-        x_label, what = "GFLOPs (trained proxy, at its resolution)", "trained proxy"
+        # Proxies count a few MFLOPs: in GFLOPs their ticks would read 0.00150, 0.00175, ...
+        table = table.assign(proxy_mflops=table.proxy_gflops * 1000)
+        gflops, train, infer, device = "proxy_mflops", "train_images_per_s", "infer_images_per_s", "device"
+        x_label, what = "MFLOPs (trained proxy, at its resolution)", "trained proxy"
     measured = table[table[gflops].notna() & (table[train].notna() | table[infer].notna())]
     if measured.empty:
         _empty_note(axis, "no throughput measured yet")
@@ -112,49 +117,64 @@ def throughput_figure(table: pd.DataFrame, caption: str, title: str = "") -> Fig
             points = measured[measured[column].notna()]
             axis.scatter(points[gflops], points[column], color=colour, marker=marker, s=22, label=name, zorder=3)
             for step, x, y in zip(points.step, points[gflops], points[column]):
-                axis.annotate(step, (x, y), xytext=(3, 2), textcoords="offset points",
-                              fontsize=SMALL_FONT_SIZE - 1, color="#333333")
+                point_label(axis, step, x, y)
         rates = pd.concat([measured[train], measured[infer]]).dropna()
         if len(rates) and rates.min() > 0 and rates.max() / rates.min() > 10:
             axis.set_yscale("log")
         axis.legend(loc="best")
         axis.grid(color=GRID_COLOUR, linewidth=0.6)
-    devices = sorted({str(value) for value in table[device].dropna()}) if device in table else []
+    devices = sorted({singular_counts(str(value)) for value in table[device].dropna()}) if device in table else []
     axis.set_xlabel(x_label)
     axis.set_ylabel(f"images / s ({what})" + (f"\non {', '.join(devices)}" if devices else ""))
     if title:
         figure.suptitle(title)
-    return apply_style(figure, caption)
+    return place_point_labels(apply_style(figure, caption))
+
+
+def _loss_panels(curves: pd.DataFrame) -> list[tuple[str, object]]:
+    """(y label, soft-target flag) per training-loss panel: Mixup/CutMix soft-target losses sit on
+    another scale than plain cross-entropy, so the two kinds never share a panel unlabelled."""
+    if "train_loss" not in curves.columns or not curves.train_loss.notna().any():
+        return []
+    kinds = set(curves.soft_targets.dropna()) if "soft_targets" in curves.columns else set()
+    if kinds == {True, False}:
+        return [("training loss, hard labels", False), ("training loss, Mixup/CutMix soft targets", True)]
+    if kinds == {True}:
+        return [("training loss (Mixup/CutMix soft targets)", None)]
+    if kinds == {False}:
+        return [("training loss (hard labels)", None)]
+    return [("training loss", None)]
 
 
 def curves_figure(curves: pd.DataFrame, caption: str, title: str = "") -> Figure:
     """Validation top-1 (and training loss) per epoch for every row, averaged over seeds."""
-    has_loss = "train_loss" in curves.columns and curves.train_loss.notna().any()
+    losses = _loss_panels(curves)
     figure = new_figure(height=3.8)
-    axes = figure.subplots(1, 2 if has_loss else 1, squeeze=False)[0]
+    axes = figure.subplots(1, 1 + len(losses), squeeze=False)[0]
     if curves.empty:
         _empty_note(axes[0], "no finished epoch yet")
     else:
-        metrics = ["top1"] + (["train_loss"] if has_loss else [])
+        metrics = ["top1"] + (["train_loss"] if losses else [])
+        curves = curves.assign(soft=curves.get("soft_targets", pd.Series(None, index=curves.index)).astype(object))
         mean = curves.groupby(["order", "step", "epoch"], sort=True)[metrics].mean().reset_index()
+        soft_of = curves.groupby("order").soft.first()
         branch_steps = set(curves.step[curves.branch_of.notna() & (curves.branch_of.astype(object) != "")])
-        orders = sorted(mean.order.unique())
-        # Colour follows roadmap order (early = dark, late = light), so progress reads at a glance.
-        colour_map = colormaps[SEQUENTIAL_MAP]
-        for rank, order in enumerate(orders):
+        # A qualitative palette: neighbouring rows (the ones compared) get clearly different hues.
+        for rank, order in enumerate(sorted(mean.order.unique())):
             line = mean[mean.order == order]
             step = line.step.iloc[0]
-            style = {"color": colour_map(rank / max(1, len(orders) - 1) * 0.9),
-                     "linestyle": "--" if step in branch_steps else "-", "linewidth": 1.1, "marker": "."}
+            style = {"color": line_colour(rank), "linestyle": "--" if step in branch_steps else "-",
+                     "linewidth": 1.1, "marker": "."}
             axes[0].plot(line.epoch, line.top1, label=step, **style)
-            if has_loss:
-                axes[1].plot(line.epoch, line.train_loss, **style)
+            for axis, (_, kind) in zip(axes[1:], losses):
+                if kind is None or soft_of.get(order) == kind:
+                    axis.plot(line.epoch, line.train_loss, **style)
         figure.legend(loc="outside right center", fontsize=SMALL_FONT_SIZE, frameon=False)
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("validation top-1 (%)")
-    if has_loss:
-        axes[1].set_xlabel("epoch")
-        axes[1].set_ylabel("training loss")
+    for axis, (label, _) in zip(axes[1:], losses):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
     for axis in axes:
         axis.grid(color=GRID_COLOUR, linewidth=0.6)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -170,8 +190,10 @@ def write_figures(
     caption: str,
     title: str = "",
     same_scale: bool = False,
+    agreement: dict | None = None,
 ) -> dict[str, Path]:
-    """Save every figure of a run as PNG + PDF under `out_dir`; returns {'<figure>_<format>': path}."""
+    """Save every figure of a run as PNG + PDF under `out_dir`; returns {'<figure>_<format>': path}.
+    With an `agreement` (roadmap.agreement), figure `changes` draws it."""
     out_dir = Path(out_dir)
     bar_rows = table.assign(label=table.label.fillna(table.step))
     figures = {
@@ -182,9 +204,10 @@ def write_figures(
         "throughput": throughput_figure(table, caption, title=title),
         "curves": curves_figure(curves, caption, title=title),
     }
+    if agreement is not None:
+        figures["changes"] = changes_figure(agreement["steps"], caption, agreement["reference"], title=title)
     paths: dict[str, Path] = {}
     for name, figure in figures.items():
         for extension, path in save_figure(figure, out_dir / name).items():
             paths[f"{name}_{extension}"] = path
     return paths
-

@@ -18,24 +18,27 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from roadmap.complexity import CONVENTION
+from roadmap.captions import PAPER_MODE, distinct_text, figure_caption, table_caption  # re-exported
+from roadmap.agreement import agreement, paper_reference, summary_text, write_agreement
 from roadmap.reference import paper_table
+from roadmap.statistics import seeds_to_resolve, verdict, welch_interval
 from roadmap.tables import write_tables  # re-exported: part of this module's public surface
 
-STATUSES = ("done", "diverged", "running", "missing")
-# Only the paper's cumulative path trains the networks of Tables 10/11; other modes (ablations,
-# custom orders) may reuse step names for different networks, so they get no paper values.
-PAPER_MODE = "cumulative"
-SYNTHETIC_NOTE = "CPU proxy on the embedded synthetic dataset, not ImageNet."
+# `failed`: the trainer wrote a result.json whose status says the job ended without a result.
+AGREEMENT_FILE = "agreement.json"
+STATUSES = ("done", "diverged", "failed", "running", "missing")
+FINISHED = ("done", "diverged", "failed")
 
 # Cost per step: the full-size network timed at 224 px after training (result.json `cost_*`).
 COST_FIELDS = ("cost_train_images_per_s", "cost_infer_images_per_s", "cost_peak_memory_mb", "cost_device",
                "cost_batch", "cost_dtype")
+# How a step was computed (written by newer trainers; absent from older results).
+SETTING_FIELDS = ("precision", "channels_last", "compiled", "deterministic", "pixels")
 ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
 RESULT_FIELDS = (
     "top1", "top5", "best_top1", "epochs", "proxy_gflops", "proxy_params",
     "train_images_per_s", "infer_images_per_s", "wall_time_s", "device",
-    *COST_FIELDS,
+    *COST_FIELDS, *SETTING_FIELDS, "environment",
 )
 COLLECT_COLUMNS = (
     "order", "step", "label", "group", "branch_of", "gflops", "params", "seed", "status", "stale",
@@ -43,10 +46,11 @@ COLLECT_COLUMNS = (
 )
 TABLE_COLUMNS = (
     "step", "label", "paper_label", "group", "branch_of", "compared_with",
-    "top1_mean", "top1_std", "seeds_done", "seeds", "change",
+    "top1_mean", "top1_std", "seeds_done", "seeds", "change", "change_ci_low", "change_ci_high", "verdict",
+    "seeds_to_resolve", "spread_source",
     "gflops", "params", "paper_top1", "paper_top1_std", "paper_change", "paper_gflops",
     "proxy_gflops", "proxy_params", "train_images_per_s", "infer_images_per_s", "device",
-    *COST_FIELDS, "wall_time_s", "status",
+    *COST_FIELDS, "wall_time_s", "precision", "channels_last", "compiled", "pixels", "status",
 )
 
 
@@ -128,8 +132,10 @@ def _seed_state(folder: Path, expected_key: str | None) -> dict[str, Any]:
     result = _read_json(folder / "result.json")
     spec = _read_json(folder / "spec.json")
     metrics = read_metrics(folder / "metrics.jsonl")
-    if result is not None and result.get("status") in ("done", "diverged"):
-        status = result["status"]
+    if result is not None and _is_set(result.get("status")):
+        # A result.json means the job ended: any status other than done/diverged counts as failed,
+        # so a crashed or unknown outcome is never drawn as still running.
+        status = result["status"] if result["status"] in FINISHED else "failed"
     elif spec is not None or metrics:
         status = "running"
     else:
@@ -242,7 +248,9 @@ def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
         "cost_dtype": ", ".join(str(v) for v in dict.fromkeys(measured.cost_dtype) if _is_set(v)) or None,
         # Mean per seed, so rows with different seed counts stay comparable.
         "wall_time_s": _mean(measured.wall_time_s),
+        **{name: distinct_text(measured[name]) for name in SETTING_FIELDS},
         "status": status_text(list(seeds.status)),
+        "top1_values": list(top1),  # per-seed values for the change's interval; not a table column
     }
 
 
@@ -251,6 +259,39 @@ def _change(values: pd.Series, bases: list[int | None]) -> list[float]:
         float(values.iloc[position] - values.iloc[base]) if base is not None else math.nan
         for position, base in enumerate(bases)
     ]
+
+
+def _spread(table: pd.DataFrame, position: int, base: int) -> tuple[float, str | None]:
+    """The seed std to plan with for one change: the run's own (root mean square of the two rows'
+    stds where known), else the paper's std for the row; with the name of the source."""
+    stds = [table.top1_std.iloc[index] for index in (position, base) if math.isfinite(table.top1_std.iloc[index])]
+    if stds:
+        return math.sqrt(sum(std**2 for std in stds) / len(stds)), "run"
+    paper_std = table.paper_top1_std.iloc[position]
+    if _is_set(paper_std) and math.isfinite(paper_std):
+        return float(paper_std), "paper"
+    return math.nan, None
+
+
+def add_noise_columns(table: pd.DataFrame, bases: list[int | None]) -> pd.DataFrame:
+    """Welch 95% interval and verdict of each change (two or more done seeds on both rows); for a
+    change without an interval, the seeds per row that would resolve it and where the spread came from."""
+    low, high, verdicts, needed, sources = [], [], [], [], []
+    for position, base in enumerate(bases):
+        interval = (math.nan, math.nan, math.nan)
+        if base is not None:
+            interval = welch_interval(table.top1_values.iloc[position], table.top1_values.iloc[base])
+        low.append(interval[1])
+        high.append(interval[2])
+        verdicts.append(verdict(interval[1], interval[2]))
+        seeds, source = None, None
+        if base is not None and math.isfinite(interval[0]) and verdicts[-1] is None:
+            std, source = _spread(table, position, base)
+            seeds = seeds_to_resolve(interval[0], std)
+        needed.append(seeds)
+        sources.append(source)
+    return table.assign(change_ci_low=low, change_ci_high=high, verdict=verdicts,
+                        seeds_to_resolve=pd.array(needed, dtype="Int64"), spread_source=sources)
 
 
 def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
@@ -273,57 +314,61 @@ def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
     for column in ("paper_top1", "paper_top1_std", "paper_gflops"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
     table["paper_change"] = _change(table.paper_top1, bases)
+    table = add_noise_columns(table, bases)
     return table[list(TABLE_COLUMNS)]
 
 
+def soft_targets(spec: Mapping[str, Any] | None) -> bool | None:
+    """Whether the step trained on Mixup/CutMix soft targets (its loss is then on another scale
+    than a plain cross-entropy); None when spec.json is absent or does not say."""
+    recipe = ((spec or {}).get("spec") or {}).get("recipe")
+    if not isinstance(recipe, Mapping):
+        return None
+    return bool((recipe.get("mixup") or 0) > 0 or (recipe.get("cutmix") or 0) > 0)
+
+
 def training_curves(run_dir: str | Path) -> pd.DataFrame:
-    """Every epoch record of every (step, seed): order, step, label, group, branch_of, seed, epoch, metrics..."""
+    """Every epoch record of every (step, seed): order, step, label, group, branch_of, seed,
+    soft_targets, epoch, metrics..."""
     run_dir = Path(run_dir)
     records = []
     for order, row, seed, identity in _planned_seeds(load_run(run_dir)):
-        for metrics in read_metrics(run_dir / row["step"] / str(seed) / "metrics.jsonl"):
-            records.append({"order": order, "step": row["step"], **identity, "seed": seed, **metrics})
-    columns = ["order", "step", "label", "group", "branch_of", "seed", "epoch", "top1"]
+        folder = run_dir / row["step"] / str(seed)
+        metrics = read_metrics(folder / "metrics.jsonl")
+        soft = soft_targets(_read_json(folder / "spec.json")) if metrics else None
+        for record in metrics:
+            records.append({"order": order, "step": row["step"], **identity, "seed": seed, "soft_targets": soft,
+                            **record})
+    columns = ["order", "step", "label", "group", "branch_of", "seed", "soft_targets", "epoch", "top1"]
     return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
 
 
-def figure_caption(run_info: Mapping[str, Any]) -> str:
-    """Dataset, preset and FLOPs convention, shared by every figure of a run."""
-    caption = (
-        f"Run {run_info.get('run', '?')}: dataset {run_info.get('dataset', '?')}, preset "
-        f"{run_info.get('preset', '?')}, mode {run_info.get('mode', PAPER_MODE)}. "
-        f"GFLOPs of the full-size network at 224x224: {CONVENTION}."
-    )
-    if run_info.get("dataset") == "synthetic":
-        caption += " " + SYNTHETIC_NOTE
-    return caption
-
-
-def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame) -> str:
-    """The figure caption plus how the table's columns were computed."""
-    seeds = len(run_info.get("seeds", [0]))
-    devices = sorted({str(device) for device in table.get("device", []) if _is_set(device)})
-    caption = figure_caption(run_info) + (
-        f" Top-1 (%): mean +- sample std over done seeds ({seeds} planned), "
-        f"{run_info.get('epochs', '?')} epochs at {run_info.get('resolution', '?')}px. "
-        "Change: against the previous main-path row; branch rows against the row their branch starts from."
-    )
-    if devices:
-        caption += f" Throughput measured on the trained proxy on {', '.join(devices)}."
-    if table.get("paper_top1") is not None and table.paper_top1.notna().any():
-        caption += " Paper columns: ImageNet-1K values of the paper's table for this roadmap."
-    return caption
+def _paper_agreement(run_info: Mapping[str, Any], table: pd.DataFrame) -> dict[str, Any] | None:
+    """Agreement with the paper's table: cumulative mode of a roadmap that has one, else None."""
+    if run_info.get("mode", PAPER_MODE) != PAPER_MODE or not table.paper_top1.notna().any():
+        return None
+    reference = paper_reference(table, str(run_info.get("roadmap", "")))
+    return agreement(table, reference, str(run_info.get("run", "")))
 
 
 def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Write table.csv/.md/.tex and every figure (PNG + PDF) into run_dir/report/; works on partial runs."""
+    """Write table.csv/.md/.tex, agreement.json (when the paper has a table for the run) and every
+    figure (PNG + PDF) into run_dir/report/; works on partial runs. summary() says what it found."""
     from roadmap.plots import write_figures  # matplotlib only when figures are wanted
 
     run_dir = Path(run_dir)
     run_info = load_run(run_dir)
-    table = aggregate(collect(run_dir), run_info)
+    frame = collect(run_dir)
+    table = aggregate(frame, run_info)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
-    paths = write_tables(table, out_dir, table_caption(run_info, table))
+    found = _paper_agreement(run_info, table)
+    notes = summary_text(found) if found is not None else ""
+    paths = write_tables(table, out_dir, table_caption(run_info, table, frame), notes=notes)
+    agreement_path = out_dir / AGREEMENT_FILE
+    if found is not None:
+        paths["agreement_json"] = write_agreement(found, agreement_path)
+    else:
+        agreement_path.unlink(missing_ok=True)  # from an earlier report of a plan that had a paper table
     paths.update(
         write_figures(
             table,
@@ -332,6 +377,15 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
             caption=figure_caption(run_info),
             title=f"{run_info.get('roadmap', '')} roadmap, run {run_info.get('run', run_dir.name)}",
             same_scale=run_info.get("dataset") == "imagenet",
+            agreement=found,
         )
     )
     return paths
+
+
+def summary(run_dir: str | Path, out_dir: str | Path | None = None) -> str:
+    """The agreement summary of the run's last report (agreement.json), '' when there is none:
+    what the report command and the end of a training run print under the table."""
+    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    found = _read_json(out_dir / AGREEMENT_FILE)
+    return summary_text(found) if found else ""

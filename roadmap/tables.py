@@ -34,6 +34,15 @@ def _accuracy(mean: Any, std: Any) -> str:
     return f"{mean:.2f}" if _missing(std) else f"{mean:.2f} ± {std:.2f}"
 
 
+def _change(value: Any, low: Any, high: Any) -> str:
+    """'+1.50 [-0.30, +3.30]' with a 95% interval, '+1.50' without one."""
+    if _missing(value):
+        return EMPTY
+    if _missing(low) or _missing(high):
+        return f"{value:+.2f}"
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """Human-readable columns (strings, '-' when empty); paper columns only when any value exists."""
     display = pd.DataFrame(
@@ -43,7 +52,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "group": table.group,
             "branch of": [EMPTY if _missing(parent) else parent for parent in table.branch_of],
             "top-1 (%)": [_accuracy(mean, std) for mean, std in zip(table.top1_mean, table.top1_std)],
-            "change": [_number(value, 2, signed=True) for value in table.change],
+            "change [95% CI]": [_change(value, low, high) for value, low, high in
+                                zip(table.change, table.change_ci_low, table.change_ci_high)],
+            "verdict": [EMPTY if _missing(value) else value for value in table.verdict],
             "GFLOPs": [_number(value, 2) for value in table.gflops],
             "params (M)": [_number(value / 1e6 if not _missing(value) else value, 1) for value in table.params],
             "paper top-1 (%)": [
@@ -51,7 +62,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             ],
             "paper change": [_number(value, 2, signed=True) for value in table.paper_change],
             "paper GFLOPs": [_number(value, 2) for value in table.paper_gflops],
-            "proxy GFLOPs": [_number(value, 4) for value in table.proxy_gflops],
+            "proxy MFLOPs": [_number(value * 1000 if not _missing(value) else value, 2) for value in table.proxy_gflops],
             "proxy train img/s": [_number(value, 0) for value in table.train_images_per_s],
             "proxy infer img/s": [_number(value, 0) for value in table.infer_images_per_s],
             "full train img/s": [_number(value, 1) for value in table.cost_train_images_per_s],
@@ -65,6 +76,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         display = display.drop(columns=["paper top-1 (%)", "paper change", "paper GFLOPs"])
     if not table.cost_train_images_per_s.notna().any():
         display = display.drop(columns=["full train img/s", "full infer img/s", "full peak MB"])
+    if table.verdict.isna().all():
+        display = display.drop(columns=["verdict"])  # one seed: the caption says what would resolve it
     if table.branch_of.isna().all():
         display = display.drop(columns=["branch of"])
     return display.reset_index(drop=True)
@@ -74,8 +87,9 @@ def latex_escape(text: str) -> str:
     return text.translate(_LATEX_SPECIALS)
 
 
-def write_tables(table: pd.DataFrame, out_dir: str | Path, caption: str) -> dict[str, Path]:
-    """Write table.csv (every column, full precision), table.md and table.tex (display columns, captioned)."""
+def write_tables(table: pd.DataFrame, out_dir: str | Path, caption: str, notes: str = "") -> dict[str, Path]:
+    """Write table.csv (every column, full precision), table.md and table.tex (display columns, captioned).
+    `notes` (e.g. the agreement summary) go under the Markdown table's caption."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"table_csv": out_dir / "table.csv", "table_md": out_dir / "table.md", "table_tex": out_dir / "table.tex"}
@@ -83,7 +97,7 @@ def write_tables(table: pd.DataFrame, out_dir: str | Path, caption: str) -> dict
     display = display_table(table)
     # Numeric parsing off: tabulate would otherwise re-format the already rounded strings.
     markdown = display.to_markdown(index=False, disable_numparse=True)
-    paths["table_md"].write_text(f"{markdown}\n\n{caption}\n")
+    paths["table_md"].write_text(f"{markdown}\n\n{caption}\n" + (f"\n```\n{notes}\n```\n" if notes else ""))
     styler = display.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
     latex = styler.to_latex(
         caption=latex_escape(caption), label="tab:roadmap", hrules=True, position_float="centering"

@@ -1,0 +1,159 @@
+"""Does a run agree with a reference (the paper's table, or another run of the same roadmap)?
+
+Three measures, on the run table of roadmap.results:
+- sign agreement: per step, whether the change has the reference's sign, counting only steps whose
+  reference change exceeds the reference's own seed std (smaller ones are noise in the reference);
+- Kendall's tau-b between the run's and the reference's top-1 over the main-path rows;
+- flipped pairs: rows adjacent in the reference's ranking that the run puts in the other order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from roadmap.reference import REFERENCE_TABLES, paper_table
+from roadmap.statistics import LEVEL, WITHIN_NOISE, flipped_pairs, kendall_tau
+
+PAPER_TABLES = {"resnet50": "paper Table 10", "resnet200": "paper Table 11"}
+
+
+@dataclasses.dataclass
+class Reference:
+    """Per step (index): top1, std and change of the reference; `fallback_std` stands in for a
+    missing std (single-run rows), `noise_rule` says in words what counts as the reference's noise."""
+
+    name: str
+    values: pd.DataFrame
+    fallback_std: float
+    noise_rule: str
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def paper_reference(table: pd.DataFrame, roadmap: str) -> Reference:
+    """The paper's values already merged into the run table (same comparison rule as the run's)."""
+    values = pd.DataFrame({"top1": table.paper_top1.to_numpy(float), "std": table.paper_top1_std.to_numpy(float),
+                           "change": table.paper_change.to_numpy(float)}, index=table.step)
+    # Table 11 (ResNet-200) rows are single runs: the paper's seed std of the same recipe in the
+    # ResNet-50 regime (Table 10, 3 seeds) is the paper's own measure of its noise.
+    stds = pd.concat([paper_table(name).paper_top1_std for name in REFERENCE_TABLES]).dropna()
+    fallback = float(stds.mean()) if len(stds) else 0.0
+    rule = (f"|paper change| > the paper's std for the row (rows without one: the mean std of Table 10, "
+            f"{fallback:.2f} points)")
+    return Reference(PAPER_TABLES.get(roadmap, "paper"), values, fallback, rule)
+
+
+def run_reference(table: pd.DataFrame, name: str) -> Reference:
+    """Another run's table as the reference (e.g. a full run against which a proxy is checked)."""
+    values = pd.DataFrame({"top1": table.top1_mean.to_numpy(float), "std": table.top1_std.to_numpy(float),
+                           "change": table.change.to_numpy(float)}, index=table.step)
+    stds = values["std"].dropna()
+    fallback = float(stds.mean()) if len(stds) else 0.0
+    rule = (f"|change in run {name}| > its seed std for the row (rows without one: "
+            + (f"the mean std of that run, {fallback:.2f} points)" if len(stds) else "any change counts, one seed)"))
+    return Reference(f"run {name}", values, fallback, rule)
+
+
+def _lookup(reference: Reference, step: str, column: str) -> float:
+    if step not in reference.values.index:
+        return math.nan
+    value = reference.values.at[step, column]
+    return float(value) if _finite(value) else math.nan
+
+
+def step_records(table: pd.DataFrame, reference: Reference) -> list[dict[str, Any]]:
+    """One record per row that has a change: the run's change and interval, the reference's change
+    and std, whether the step counts for the sign agreement and whether the signs agree."""
+    records = []
+    for row in table.itertuples(index=False):
+        if not isinstance(row.compared_with, str):
+            continue
+        reference_change = _lookup(reference, row.step, "change")
+        reference_std = _lookup(reference, row.step, "std")
+        threshold = reference_std if math.isfinite(reference_std) else reference.fallback_std
+        compared = _finite(row.change) and math.isfinite(reference_change) and abs(reference_change) > threshold
+        records.append({
+            "step": row.step, "compared_with": row.compared_with,
+            "branch_of": row.branch_of if isinstance(row.branch_of, str) else None,
+            "change": float(row.change) if _finite(row.change) else None,
+            "change_ci_low": float(row.change_ci_low) if _finite(row.change_ci_low) else None,
+            "change_ci_high": float(row.change_ci_high) if _finite(row.change_ci_high) else None,
+            "verdict": row.verdict if isinstance(row.verdict, str) else None,
+            "seeds_done": int(row.seeds_done),
+            "reference_change": reference_change if math.isfinite(reference_change) else None,
+            "reference_std": threshold,
+            "compared": bool(compared),
+            "agrees": bool(np.sign(row.change) == np.sign(reference_change)) if compared else None,
+        })
+    return records
+
+
+def agreement(table: pd.DataFrame, reference: Reference, run: str) -> dict[str, Any]:
+    """The agreement of `table` (run `run`) with `reference`, as written to agreement.json."""
+    records = step_records(table, reference)
+    compared = [record for record in records if record["compared"]]
+    agreeing = [record["step"] for record in compared if record["agrees"]]
+    main = table[table.branch_of.isna() | (table.branch_of.astype(object) == "")]
+    run_top1 = main.top1_mean.to_numpy(float)
+    reference_top1 = np.array([_lookup(reference, step, "top1") for step in main.step])
+    both = np.isfinite(run_top1) & np.isfinite(reference_top1)
+    return {
+        "run": run,
+        "reference": reference.name,
+        "level": LEVEL,
+        "kendall_tau": kendall_tau(run_top1, reference_top1),
+        "kendall_rows": int(both.sum()),
+        "sign_agreement": len(agreeing) / len(compared) if compared else None,
+        "steps_compared": [record["step"] for record in compared],
+        "steps_agreeing": agreeing,
+        "steps_disagreeing": [record["step"] for record in compared if not record["agrees"]],
+        "flipped_pairs": flipped_pairs(list(main.step), run_top1, reference_top1),
+        "within_noise": [record["step"] for record in records if record["verdict"] == WITHIN_NOISE],
+        "without_verdict": [record["step"] for record in records
+                            if record["verdict"] is None and record["change"] is not None],
+        "noise_rule": reference.noise_rule,
+        "steps": records,
+    }
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    """A few lines for a terminal or under the table."""
+    compared = result["steps_compared"]
+    sign = (f"{len(result['steps_agreeing'])}/{len(compared)} steps"
+            + (f" (disagree: {', '.join(result['steps_disagreeing'])})" if result["steps_disagreeing"] else "")
+            if compared else "no step (no reference change exceeds its noise, or no run change yet)")
+    flips = result["flipped_pairs"]
+    lines = [
+        f"Agreement of run {result['run']} with {result['reference']}:",
+        f"  sign of the change agrees on {sign}; counted: {result['noise_rule']}.",
+        f"  Kendall tau {_number(result['kendall_tau'])} over {result['kendall_rows']} main-path rows.",
+        "  adjacent pairs in the reference's ranking whose order flips here (reference's higher row first): "
+        + (", ".join(f"{flip['higher']}/{flip['lower']}" for flip in flips) if flips else "none") + ".",
+    ]
+    if result["within_noise"]:
+        lines.append(f"  changes within noise (95% interval includes 0): {', '.join(result['within_noise'])}.")
+    if result["without_verdict"]:
+        lines.append(f"  no verdict with fewer than 2 done seeds: {', '.join(result['without_verdict'])}.")
+    return "\n".join(lines)
+
+
+def write_agreement(result: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

@@ -1,0 +1,119 @@
+"""The words under a run's table and figures: what was run, how, and what the numbers can conclude.
+
+Pure text from run.json, the run table and the per-seed frame of roadmap.results; no plotting.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+import pandas as pd
+
+from roadmap.complexity import CONVENTION
+
+# Only the paper's cumulative path trains the networks of Tables 10/11; other modes (ablations,
+# custom orders) may reuse step names for different networks, so they get no paper values.
+PAPER_MODE = "cumulative"
+SYNTHETIC_NOTE = "CPU proxy on the embedded synthetic dataset, not ImageNet."
+SETTING_NAMES = {"precision": "precision", "channels_last": "channels-last", "compiled": "compiled",
+                 "deterministic": "deterministic", "pixels": "pixels"}
+ENVIRONMENT_KEYS = ("torch", "timm", "cuda", "cudnn", "roadmap", "git_commit", "device")
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
+
+
+def singular_counts(text: str) -> str:
+    """'1 threads' -> '1 thread' (older results wrote the plural for any count)."""
+    return re.sub(r"\b1 (thread|core|worker|GPU|seed)s\b", r"1 \1", text)
+
+
+def figure_caption(run_info: Mapping[str, Any]) -> str:
+    """Dataset, preset and FLOPs convention, shared by every figure of a run."""
+    caption = (
+        f"Run {run_info.get('run', '?')}: dataset {run_info.get('dataset', '?')}, preset "
+        f"{run_info.get('preset', '?')}, mode {run_info.get('mode', PAPER_MODE)}. "
+        f"GFLOPs of the full-size network at 224x224: {CONVENTION}."
+    )
+    if run_info.get("dataset") == "synthetic":
+        caption += " " + SYNTHETIC_NOTE
+    return caption
+
+
+def _distinct(values: Any) -> list[str]:
+    shown = [("yes" if value else "no") if isinstance(value, bool) else str(value) for value in values if _is_set(value)]
+    return list(dict.fromkeys(shown))
+
+
+def distinct_text(values: Any) -> str | None:
+    """The distinct set values in order of appearance, joined by ', ' (booleans as yes/no); None if none."""
+    return ", ".join(_distinct(values)) or None
+
+
+def settings_line(frame: pd.DataFrame | None) -> str:
+    """One sentence on how the steps were computed (precision, memory format, compile, determinism,
+    pixels) and in which environment: distinct values over the finished seeds; '' for older results."""
+    if frame is None or frame.empty:
+        return ""
+    finished = frame[frame.status.isin(["done", "diverged"])] if "status" in frame else frame
+    parts = []
+    for column, name in SETTING_NAMES.items():
+        values = _distinct(finished[column]) if column in finished else []
+        if values:
+            parts.append(f"{name} {' / '.join(values)}")
+    environments = [value for value in finished.get("environment", []) if isinstance(value, Mapping)]
+    for key in ENVIRONMENT_KEYS:
+        values = _distinct(environment.get(key) for environment in environments)
+        if values:
+            parts.append(f"{key.replace('_', ' ')} {' / '.join(values)}")
+    return f"Computed with: {'; '.join(parts)}." if parts else ""
+
+
+def noise_line(table: pd.DataFrame) -> str:
+    """How to read the change column: the interval and verdict rule, or, for changes without an
+    interval (one seed), the seeds per row that would resolve each one."""
+    if "verdict" not in table:
+        return ""
+    lines = []
+    if table.verdict.notna().any():
+        lines.append("Change interval: 95% Welch confidence interval over done seeds; verdict gain/loss when it "
+                     "excludes zero, else within noise.")
+    unresolved = table[table.verdict.isna() & table.change.notna()]
+    if unresolved.empty:
+        return " ".join(lines)
+    entries = [f"{step} {'>100' if pd.isna(seeds) else int(seeds)}"
+               for step, seeds in zip(unresolved.step, unresolved.seeds_to_resolve)]
+    sources = set(unresolved.spread_source.dropna())
+    spread = {frozenset({"run"}): "this run's seed std", frozenset({"paper"}): "the paper's std for the row"}.get(
+        frozenset(sources), "this run's seed std where it has one, else the paper's std for the row")
+    if not sources:
+        return " ".join(lines + ["One seed per row: no verdicts, and no spread known to size more seeds."])
+    lines.append(f"One seed: no verdict. Seeds per row that would resolve each observed change at 95% "
+                 f"(spread: {spread}): {', '.join(entries)}.")
+    return " ".join(lines)
+
+
+def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame, frame: pd.DataFrame | None = None) -> str:
+    """The figure caption plus how the table's columns were computed (and, from the per-seed
+    `frame`, the numerics and environment of the steps)."""
+    seeds = len(run_info.get("seeds", [0]))
+    devices = sorted({str(device) for device in table.get("device", []) if _is_set(device)})
+    caption = figure_caption(run_info) + (
+        f" Top-1 (%): mean +- sample std over done seeds ({seeds} planned), "
+        f"{run_info.get('epochs', '?')} epochs at {run_info.get('resolution', '?')}px. "
+        "Change: against the previous main-path row; branch rows against the row their branch starts from."
+    )
+    noise = noise_line(table)
+    if noise:
+        caption += " " + noise
+    if devices:
+        caption += f" Throughput measured on the trained proxy on {', '.join(devices)}."
+    if table.get("paper_top1") is not None and table.paper_top1.notna().any():
+        caption += " Paper columns: ImageNet-1K values of the paper's table for this roadmap."
+    settings = settings_line(frame)
+    if settings:
+        caption += " " + settings
+    return singular_counts(caption)
