@@ -11,9 +11,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+import torch
+
 from roadmap.complexity import CONVENTION, complexity_table
 from roadmap.data import DataError
-from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, train_roadmap
+from roadmap.cost import parse_cost_settings
+from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, local_cuda, train_roadmap
+from roadmap.precision import PRECISIONS, Numerics, NumericsError
 from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries, specs
 from roadmap.runs import RunError, RunOptions
 from roadmap.spec import SpecError
@@ -91,8 +95,25 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=non_negative_int, default=None, help="data loader worker processes")
     group.add_argument("--measure-cost", action="store_true", default=None,
                         help="after training, time each step's full-size network at 224 px (default: paper preset only)")
+    group.add_argument("--shrink", type=positive_int, default=None, metavar="PX",
+                       help="opt-in: train on a one-time pre-shrunk copy of a folder dataset (shorter side <= PX, "
+                       "e.g. 256; JPEG q95): faster decoding, different pixels, named in results")
+    group.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="where --shrink keeps its copy (default ~/.cache/roadmap/shrunk)")
     group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
     group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
+    numerics = parser.add_argument_group("numerics (recorded in every result)")
+    numerics.add_argument("--precision", choices=PRECISIONS, default=None,
+                          help="bf16 (default on a GPU), fp16, tf32 (GPU only) or fp32 (default on the CPU)")
+    numerics.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                          help="channels-last memory format (default: on with a GPU, off on the CPU)")
+    numerics.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                          help="torch.compile the network (default: on with a GPU, off on the CPU)")
+    numerics.add_argument("--deterministic", action="store_true",
+                          help="bit-reproducible GPU kernels (slower; the CPU is deterministic anyway)")
+    numerics.add_argument("--cost-settings", default=None, metavar="LIST",
+                          help="comma-separated settings of --measure-cost (default: paper,bf16-cl,bf16-compiled "
+                          "on a GPU, fp32 on the CPU)")
     launch = parser.add_argument_group("launch (submitit)")
     launch.add_argument("--executor", default="auto", choices=EXECUTORS,
                         help="auto (default: slurm when a controller answers, else local), local, debug, slurm")
@@ -137,6 +158,8 @@ def build_report_parser() -> OneLineParser:
     parser = OneLineParser(prog="run_roadmap.py report", description="Rebuild the table and figures of a run.")
     parser.add_argument("--run", required=True, metavar="NAME")
     parser.add_argument("--results", default="results", metavar="DIR")
+    parser.add_argument("--compare", default=None, metavar="OTHER",
+                        help="also measure agreement with run OTHER of the same roadmap (report/vs-OTHER/)")
     return parser
 
 
@@ -197,13 +220,19 @@ def run_flops_only(args: argparse.Namespace) -> None:
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
+    try:
+        cost_settings = parse_cost_settings(args.cost_settings) if args.cost_settings else ()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     steps = tuple(canonical_name(name) for name in args.steps.split(",") if name.strip()) if args.steps else None
     return RunOptions(
         roadmap=canonical_name(args.roadmap), upto=args.upto, branches=args.branches,
         mode=canonical_name(args.mode), steps=steps, model=args.model, preset=args.preset, dataset=args.dataset,
         data_path=args.data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
         accumulation=args.accumulation, devices=args.tasks_per_node * args.nodes, workers=args.workers,
-        results=args.results, run=args.run, measure_cost=args.measure_cost,
+        results=args.results, run=args.run, measure_cost=args.measure_cost, cost_settings=cost_settings,
+        numerics=Numerics(args.precision, args.channels_last, args.compile, args.deterministic),
+        shrink=args.shrink, cache_dir=args.cache_dir,
     )
 
 
@@ -248,26 +277,39 @@ def run_training(args: argparse.Namespace) -> int:
         run_plan(args)
         return 0
     kind = choose_executor(args.executor, say=print)
+    if kind != "slurm" and not local_cuda():
+        # Checked before anything is written: here the jobs run on this machine's CPU.
+        Numerics(args.precision).for_device(torch.device("cpu"))
     if kind != "slurm" and args.nodes > 1:
         raise UsageError(f"--nodes {args.nodes} needs --executor slurm; the {kind} executor runs on this machine")
     _, failed = train_roadmap(run_options(args), kind, cluster_options(args), wait=not args.no_wait)
     return 1 if failed else 0
 
 
-def write_report(run_dir: Path) -> None:
-    from roadmap.results import report
+def write_report(run_dir: Path, compare: str | None = None) -> None:
+    from roadmap.compare import compare_runs
+    from roadmap.results import load_run, report, summary
 
+    if compare is not None:  # both runs must exist before anything is written
+        load_run(run_dir.parent / compare)
     written = report(run_dir)
     print(f"report: {run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
+    text = summary(run_dir)
+    if text:
+        print(text)
+    if compare is not None:
+        paths, text = compare_runs(run_dir, run_dir.parent / compare)
+        print(f"comparison: {paths['agreement_json'].parent}\n{text}")
 
 
 def run_report(argv: Sequence[str]) -> int:
+    from roadmap.compare import CompareError
     from roadmap.results import RunNotFound
 
     args = build_report_parser().parse_args(argv)
     try:
-        write_report(Path(args.results) / args.run)
-    except RunNotFound as error:
+        write_report(Path(args.results) / args.run, args.compare)
+    except (RunNotFound, CompareError) as error:
         raise UsageError(str(error)) from None
     return 0
 
@@ -288,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_flops_only(args)
         else:
             return run_training(args)
-    except (UsageError, RoadmapError, SpecError, RunError, PresetError, DataError, LaunchError) as error:
+    except (UsageError, RoadmapError, SpecError, RunError, PresetError, DataError, LaunchError,
+            NumericsError) as error:
         print(f"run_roadmap.py: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,10 +20,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+from timm.data.transforms import MaybePILToTensor
 from torch.utils.data import Dataset, get_worker_info
 from torchvision import datasets as tv_datasets
 from torchvision import transforms
 
+from roadmap.shrink import ShrinkError, shrunk_copy
+from roadmap.shrink import describe as describe_pixels
 from roadmap.spec import Recipe
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class DatasetPair:
     num_classes: int
     name: str
     description: str
+    pixels: str = describe_pixels(None)  # what the images are: original files or a pre-shrunk copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,10 +249,13 @@ class LocalCIFAR(Dataset):
 
 def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthetic_train: int = 4000,
                   synthetic_val: int = 1000, synthetic_classes: int = 16, synthetic_size: int = 32,
-                  seed: int = 0) -> DatasetPair:
-    """The train and validation sets of `name` (one of DATASETS)."""
+                  seed: int = 0, shrink: int | None = None, cache_dir: str | os.PathLike | None = None) -> DatasetPair:
+    """The train and validation sets of `name` (one of DATASETS); with `shrink`, a folder dataset
+    is read from its pre-shrunk copy (roadmap.shrink), built on first use."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if shrink is not None and name != "folder":
+        raise DataError(f"--shrink applies to --dataset folder (JPEG files to decode), not to {name}")
     if name == "synthetic":
         # The data seed is fixed by the preset, not by the training seed: every seed and every
         # step sees the same images.
@@ -263,23 +270,50 @@ def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthet
     if not root.exists():
         raise DataError(f"--data {root} does not exist; give the folder that holds the {name} dataset")
     if name == "folder":
-        train, val = image_folder(root / "train"), image_folder(root / "val")
-        if train.classes != val.classes:
-            raise DataError(f"{root}: train/ and val/ have different class subfolders; they must match")
-        return DatasetPair(train, val, len(train.classes), name,
-                           f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images)")
+        return _folder_pair(root, shrink, cache_dir)
     train, val = LocalCIFAR(root, name, True), LocalCIFAR(root, name, False)
     return DatasetPair(train, val, len(train.classes), name, f"{name} from {root} ({len(train)}/{len(val)} images)")
 
 
-def build_transforms(recipe: Recipe, resolution: int, training: bool) -> Callable:
+def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | None) -> DatasetPair:
+    source = root
+    if shrink is not None:
+        # Check the original first: its errors name the folder the user gave, not the cache.
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise DataError(f"{root / split} is not a folder; --data must contain train/ and val/ with one subfolder per class")
+        try:
+            source = shrunk_copy(root, shrink, Path(cache_dir) if cache_dir else None)
+        except ShrinkError as error:
+            raise DataError(str(error)) from None
+    train, val = image_folder(source / "train"), image_folder(source / "val")
+    if source != root and (train.skipped or val.skipped):
+        first = (train.skipped or val.skipped)[0]
+        raise DataError(f"cached file {first} is corrupt (unreadable); delete {source} to rebuild the copy")
+    if train.classes != val.classes:
+        raise DataError(f"{root}: train/ and val/ have different class subfolders; they must match")
+    return DatasetPair(train, val, len(train.classes), "folder",
+                       f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images)",
+                       describe_pixels(shrink))
+
+
+def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device: bool = True) -> Callable:
     """timm's transform pipeline for the recipe; at <= 32 px a padded random crop replaces the
-    RandomResizedCrop and evaluation uses the image as is, like the official ConvNeXt code."""
+    RandomResizedCrop and evaluation uses the image as is, like the official ConvNeXt code.
+
+    on_device (the default): the pipeline ends in a uint8 tensor, and normalisation and random
+    erasing are left to the device (timm's prefetch loader, roadmap.loaders): a worker then ships a
+    quarter of the bytes and does none of the float work. False: timm's all-CPU pipeline, which
+    ends in a normalised (and, when training, erased) float tensor; the two give the same pixels.
+    """
     small = resolution <= 32
     if not training:
         if small:
-            return transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
-        return create_transform(resolution, is_training=False, interpolation=recipe.interpolation, crop_pct=recipe.crop_pct)
+            final = [MaybePILToTensor()] if on_device else [transforms.ToTensor(),
+                                                            transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)]
+            return transforms.Compose(final)
+        return create_transform(resolution, is_training=False, interpolation=recipe.interpolation,
+                                crop_pct=recipe.crop_pct, use_prefetcher=on_device)
     pipeline = create_transform(
         resolution,
         is_training=True,
@@ -289,6 +323,7 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool) -> Callabl
         re_prob=recipe.random_erasing,
         re_mode=recipe.random_erasing_mode,
         re_count=1,
+        use_prefetcher=on_device,
     )
     if small:
         pipeline.transforms[0] = transforms.RandomCrop(resolution, padding=4)
@@ -298,14 +333,16 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool) -> Callabl
 class Transformed(Dataset):
     """A dataset view with a transform applied (the base stays shared between train and eval).
 
-    With `seed` set, the random augmentation of each image is seeded from (seed, index): an image
-    gets the same augmentation whichever worker, rank or resumed process loads it, so a run split
-    over devices or restarted from a checkpoint sees exactly the images an uninterrupted
-    single-process run sees. The trainer sets `seed` per epoch.
+    A key is an index, or a pair (seed, index) from roadmap.loaders.EpochSeeded: then the random
+    augmentation of the image is seeded from (seed, index), so an image gets the same augmentation
+    whichever worker, rank or resumed process loads it, and a run split over devices or restarted
+    from a checkpoint sees exactly the images an uninterrupted single-process run sees. The seed
+    travels with the key (not as an attribute) so that workers that persist across epochs get
+    each epoch's seed.
     """
 
-    def __init__(self, base: Dataset, transform: Callable, seed: int | None = None) -> None:
-        self.base, self.transform, self.seed = base, transform, seed
+    def __init__(self, base: Dataset, transform: Callable) -> None:
+        self.base, self.transform = base, transform
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -318,11 +355,12 @@ class Transformed(Dataset):
         torch.default_generator.manual_seed(sample_seed)
         return self.transform(image.convert("RGB"))
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        seed, index = key if isinstance(key, tuple) else (None, key)
         image, label = self.base[index]
-        if self.seed is None:
+        if seed is None:
             return self.transform(image.convert("RGB")), label
-        sample_seed = (self.seed * 1_000_003 + index) % 2**32
+        sample_seed = (seed * 1_000_003 + index) % 2**32
         if get_worker_info() is not None:
             # A loader worker's own streams steer nothing else: reseed them in place.
             return self._seeded(image, sample_seed), label

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import submitit
+import torch
 from tqdm import tqdm
 
 from roadmap.files import read_json, read_json_lines
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
-from roadmap.train import StepTask, run_step
+from roadmap.task import StepTask
+from roadmap.train import run_step
 
 log = logging.getLogger("roadmap.launch")
 
@@ -141,10 +143,13 @@ def make_executor(kind: str, folder: Path, cluster: ClusterOptions, devices: int
     return executor
 
 
-def _local_gpus() -> int:
-    import torch
+def local_cuda() -> bool:
+    """True when jobs run here would get a GPU."""
+    return torch.cuda.is_available()
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+def _local_gpus() -> int:
+    return torch.cuda.device_count() if local_cuda() else 0
 
 
 # -- progress -----------------------------------------------------------------------------------

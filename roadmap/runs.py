@@ -14,11 +14,12 @@ from typing import Any
 
 from roadmap.complexity import complexity
 from roadmap.data import load_datasets
-from roadmap.files import StepPaths, read_json, write_json
+from roadmap.files import read_json, write_json
 from roadmap.reference import paper_table
 from roadmap.roadmaps import MODES, ModePlan, mode_plan, model_rows, row_label
-from roadmap.spec import Spec
-from roadmap.train import StepTask
+from roadmap.precision import Numerics
+from roadmap.shrink import describe as describe_pixels
+from roadmap.task import StepTask
 from roadmap.training_presets import PresetError, batch_plan, get_preset, resolve
 from steps import REGISTRY
 
@@ -50,6 +51,13 @@ class RunOptions:
     # Measure each step's full-size network (throughput, peak memory) after training it; None:
     # only for the paper preset (on a 2-core CPU one full-size step costs minutes).
     measure_cost: bool | None = None
+    cost_settings: tuple[str, ...] = ()
+    # How the networks compute (None: the device's default); recorded in every result, not part
+    # of a step's key: a run resumes across compiled and eager, and across machines.
+    numerics: Numerics = field(default_factory=Numerics)
+    # Opt-in pre-shrunk copy of a folder dataset (shorter side in px) and where it is kept.
+    shrink: int | None = None
+    cache_dir: str | None = None
 
     @property
     def effective_mode(self) -> str:
@@ -111,13 +119,14 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                  # Drawn shapes carry no detail beyond 64 px; larger inputs are upsampled by the transforms.
                  "synthetic_size": min(preset.resolution, 64),
                  "seed": preset.synthetic_seed}
-    data = load_datasets(options.dataset, options.data_path, **synthetic)
+    data = load_datasets(options.dataset, options.data_path, shrink=options.shrink, cache_dir=options.cache_dir,
+                         **synthetic)
     run_dir = Path(options.results) / options.run_name()
     info: dict[str, Any] = {
         "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": options.effective_mode,
         "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
         "dataset_description": data.description, "num_classes": data.num_classes,
-        "train_images": len(data.train), "val_images": len(data.val),
+        "train_images": len(data.train), "val_images": len(data.val), "pixels": data.pixels,
         "seeds": list(range(options.seeds)), "resolution": preset.resolution, "rows": [],
         "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
     }
@@ -129,6 +138,9 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         settings = {"preset": preset.name, "dataset": options.dataset, "data": data.description,
                     "resolution": preset.resolution, "batch": plan.effective, "per_device": plan.per_device,
                     "lr": plan.lr}
+        if options.shrink is not None:
+            # Other pixels are another experiment; the original files keep the keys they always had.
+            settings["pixels"] = describe_pixels(options.shrink)
         step = REGISTRY.get(name)
         info["rows"].append({
             "step": name, "label": row_label(name), "group": row_group(options.roadmap, name),
@@ -144,7 +156,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 resolution=preset.resolution, per_device_batch=plan.per_device, accumulation=plan.accumulation,
                 lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
                 gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
-                cost_spec=spec.to_dict() if measure_cost else None,
+                cost_spec=spec.to_dict() if measure_cost else None, cost_settings=options.cost_settings,
+                numerics=options.numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir,
             ))
     for task in tasks:
         finished = task.paths.completed_key()
@@ -170,7 +183,3 @@ def write_plan(plan: RunPlan) -> None:
                 plan.info["rows"] = plan.info["rows"] + extra
     write_json(path, plan.info)
 
-
-def completed_results(plan: RunPlan) -> dict[tuple[str, int], dict]:
-    return {(task.step, task.seed): read_json(task.paths.result) for task in plan.tasks
-            if StepPaths(plan.run_dir, task.step, task.seed).completed_key() == task.key}

@@ -1,8 +1,11 @@
 """Train and evaluate one step x seed: the loop a submitit job runs.
 
-Every piece of the recipe comes from timm (transforms, Mixup/CutMix, losses, optimizer, scheduler,
-EMA); this module only wires them. Each epoch is seeded from (seed, epoch) and checkpointed
-atomically, so a run killed at any moment and restarted reaches bit-identical final metrics.
+Every piece of the recipe comes from timm (transforms, fast collate and prefetching loader,
+Mixup/CutMix, losses, optimizer, scheduler, EMA); this module only wires them. Each epoch is seeded
+from (seed, epoch) and checkpointed atomically, so a run killed at any moment and restarted reaches
+bit-identical final metrics on the CPU (and on a GPU with --deterministic; otherwise a GPU resume
+is statistically, not bitwise, equivalent: cuDNN's autotuned kernels do not fix their order of
+summation).
 """
 
 from __future__ import annotations
@@ -10,29 +13,30 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import random
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, accuracy, random_seed
+from timm.utils import ModelEmaV3, random_seed
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch._dynamo.utils import counters as dynamo_counters
 
 from roadmap.build import build
 from roadmap.complexity import complexity
-from roadmap.data import Transformed, build_transforms, load_datasets
-from roadmap.files import StepPaths, read_json, write_atomic, write_json, write_json_lines
+from roadmap.cost import default_cost_settings, measure_settings
+from roadmap.distributed import cpu_threads, init_distributed
+from roadmap.files import read_json, write_atomic, write_json, write_json_lines
+from roadmap.loaders import step_data
+from roadmap.precision import Numerics, describe_device, environment
 from roadmap.spec import Spec
+from roadmap.task import StepTask
 
 log = logging.getLogger("roadmap.train")
 
@@ -40,85 +44,18 @@ log = logging.getLogger("roadmap.train")
 CHECK_EVERY = 10
 
 
-@dataclass(frozen=True)
-class StepTask:
-    """Everything a job needs to train one step x seed; plain data so that submitit can pickle it."""
-
-    run_dir: str
-    step: str
-    seed: int
-    key: str
-    spec: dict
-    preset: str
-    dataset: str
-    data_path: str | None
-    resolution: int
-    per_device_batch: int
-    accumulation: int
-    lr: float
-    workers: int
-    gflops: float  # full-size network at 224 (paper convention)
-    params: int
-    synthetic: dict  # sizes and seed of the embedded dataset
-    # Local runs: the launching process; the job stops when it dies, so a killed run leaves no
-    # orphan trainer behind (submitit's local controller is made to outlive its launcher).
-    launcher_pid: int | None = None
-    # Full-size network whose throughput and peak memory are measured after training (cost per
-    # step, on the machine that ran the step); None to skip.
-    cost_spec: dict | None = None
-
-    @property
-    def paths(self) -> StepPaths:
-        return StepPaths(Path(self.run_dir), self.step, self.seed)
-
-
-@dataclass(frozen=True)
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(use_cuda: bool) -> Distributed:
-    """Join the process group when the job has several tasks (env set by submitit's helper)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def cpu_threads(workers: int) -> int:
-    """CPU threads for this process's compute: SLURM's allotment, else the machine's CPUs shared by
-    the job's local processes, less one per data-loader worker. More busy threads than cores makes
-    every one of them slower (on 2 cores, 1 compute thread + 1 worker trains the CPU proxies about
-    1.5x faster than 2 threads + 1 worker)."""
-    allotted = os.environ.get("SLURM_CPUS_PER_TASK")
-    if allotted:
-        cores = int(allotted)
-    else:
-        cores = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, cores - workers)
-
-
-def seed_worker(worker_id: int) -> None:
-    # torch seeds each worker's torch and `random`; numpy (used by RandAugment) needs it too.
-    np.random.seed(torch.initial_seed() % 2**32)
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def describe_device(device: torch.device) -> str:
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process so far (a new one after warm-up = a recompile)."""
+    return int(dynamo_counters["stats"]["unique_graphs"])
+
+
+def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+        torch.cuda.synchronize(device)
 
 
 class Trainer:
@@ -136,66 +73,74 @@ class Trainer:
             torch.cuda.set_device(self.device)
         else:
             torch.set_num_threads(cpu_threads(task.workers))
-        # bf16 autocast and channels-last where they pay off (GPU); fp32 NCHW on CPU.
-        self.memory_format = torch.channels_last if use_cuda else torch.contiguous_format
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda)
-
-        data = load_datasets(task.dataset, task.data_path, **task.synthetic)
-        self.num_classes = data.num_classes
-        self.train_set = Transformed(data.train, build_transforms(self.recipe, task.resolution, True))
-        val_set = Transformed(data.val, build_transforms(self.recipe, task.resolution, False))
-        self.val_set = Subset(val_set, range(self.distributed.rank, len(val_set), self.distributed.world_size))
-        self.generator = torch.Generator()
-        # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
-        # permutation, so a global batch of R ranks holds exactly the images of the
-        # single-process batch of the same size (the equivalence the DDP test checks).
-        self.sampler = DistributedSampler(self.train_set, self.distributed.world_size, self.distributed.rank,
-                                          shuffle=True, seed=task.seed, drop_last=True)
-        self.loader = DataLoader(self.train_set, batch_size=task.per_device_batch, sampler=self.sampler,
-                                 num_workers=task.workers, drop_last=True, worker_init_fn=seed_worker,
-                                 generator=self.generator, pin_memory=use_cuda)
-        self.batches = len(self.loader)
-        self.updates_per_epoch = max(1, self.batches // task.accumulation)
-        if self.batches < task.accumulation:
-            raise ValueError(f"{task.step}: {len(self.train_set)} training images give fewer batches than accumulation steps")
-
+        # Defaults per device: bf16 autocast, channels-last and compiled on a GPU; fp32, NCHW, eager
+        # on the CPU. Recorded in result.json whatever they resolve to.
+        self.numerics = Numerics(**task.numerics).for_device(self.device)
+        self.numerics.apply(self.device)
+        self.autocast = self.numerics.autocast(self.device)
+        self.scaler = self.numerics.grad_scaler(self.device)
+        self._build_data()
         random_seed(task.seed, 0)  # the same initial weights on every rank
-        self.model = build(self.spec).to(self.device, memory_format=self.memory_format)
+        self.model = build(self.spec).to(self.device, memory_format=self.numerics.memory_format)
         self.ema = ModelEmaV3(self.model, decay=self.recipe.ema_decay) if self.recipe.ema else None
-        self.network = self.model
+        # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
+        # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
+        # compiled run resumes an eager one and the other way round.
+        self.train_model: nn.Module = torch.compile(self.model) if self.numerics.compile else self.model
+        self.eval_model: nn.Module = self.train_model
+        if self.ema is not None:
+            self.eval_model = torch.compile(self.ema.module) if self.numerics.compile else self.ema.module
         if self.distributed.world_size > 1:
-            self.network = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if use_cuda else None)
-        self.optimizer = create_optimizer_v2(
-            self.model, opt=self.recipe.opt, lr=task.lr, weight_decay=self.recipe.weight_decay,
-            momentum=self.recipe.momentum, filter_bias_and_bn=self.recipe.no_decay_1d,
-            **({"eps": self.recipe.opt_eps, "betas": self.recipe.opt_betas} if self.recipe.opt.endswith("adamw") else {}),
-        )
-        self.scheduler, _ = create_scheduler_v2(
-            self.optimizer, sched=self.recipe.sched, num_epochs=self.recipe.epochs,
-            decay_epochs=self.recipe.decay_epochs, decay_rate=self.recipe.decay_rate,
-            warmup_epochs=self.recipe.warmup_epochs, warmup_lr=self.recipe.warmup_lr, min_lr=self.recipe.min_lr,
-            step_on_epochs=False, updates_per_epoch=self.updates_per_epoch,
-        )
-        self.mixup = None
-        if self.recipe.mixup > 0 or self.recipe.cutmix > 0:
-            if task.per_device_batch % 2:
-                raise ValueError(f"{task.step}: Mixup/CutMix need an even batch per device, got {task.per_device_batch}")
-            self.mixup = Mixup(mixup_alpha=self.recipe.mixup, cutmix_alpha=self.recipe.cutmix,
-                               prob=self.recipe.mixup_prob, switch_prob=self.recipe.mixup_switch_prob,
-                               mode="batch", label_smoothing=self.recipe.label_smoothing, num_classes=self.num_classes)
-            self.criterion: nn.Module = SoftTargetCrossEntropy()
-        elif self.recipe.label_smoothing > 0:
-            self.criterion = LabelSmoothingCrossEntropy(smoothing=self.recipe.label_smoothing)
-        else:
-            self.criterion = nn.CrossEntropyLoss()
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.train_model, device_ids=[self.device.index] if use_cuda else None)
+        self._build_optimisation()
         self.epoch = 0
         self.updates = 0
         self.best_top1 = -1.0
         self.history: list[dict] = []
         self.wall_time = 0.0
-        self.train_rate: list[float] = []
-        self.infer_rate: list[float] = []
+        # Compilation: graphs built once this process's first epoch is over (later ones are
+        # recompilations), and whether the first train / eval step (which compiles) is still ahead.
+        self.graphs_after_first_epoch: int | None = None
+        self.recompiles = 0
+        self.first_step_ahead = {"train": self.numerics.compile, "eval": self.numerics.compile}
+
+    def _build_data(self) -> None:
+        task = self.task
+        data = step_data(task, self.device, self.distributed.rank, self.distributed.world_size)
+        self.num_classes, self.pixels = data.num_classes, data.pixels
+        self.train_set, self.sampler, self.generator = data.train_set, data.sampler, data.generator
+        self.loader, self.val_loader = data.loader, data.val_loader
+        self.batches = len(self.loader)
+        if self.batches < task.accumulation:
+            raise ValueError(f"{task.step}: {len(self.train_set)} training images give fewer batches than accumulation steps")
+        self.updates_per_epoch = max(1, self.batches // task.accumulation)
+
+    def _build_optimisation(self) -> None:
+        recipe, task = self.recipe, self.task
+        self.optimizer = create_optimizer_v2(
+            self.model, opt=recipe.opt, lr=task.lr, weight_decay=recipe.weight_decay,
+            momentum=recipe.momentum, filter_bias_and_bn=recipe.no_decay_1d,
+            **({"eps": recipe.opt_eps, "betas": recipe.opt_betas} if recipe.opt.endswith("adamw") else {}),
+        )
+        self.scheduler, _ = create_scheduler_v2(
+            self.optimizer, sched=recipe.sched, num_epochs=recipe.epochs,
+            decay_epochs=recipe.decay_epochs, decay_rate=recipe.decay_rate,
+            warmup_epochs=recipe.warmup_epochs, warmup_lr=recipe.warmup_lr, min_lr=recipe.min_lr,
+            step_on_epochs=False, updates_per_epoch=self.updates_per_epoch,
+        )
+        self.mixup = None
+        if recipe.mixup > 0 or recipe.cutmix > 0:
+            if task.per_device_batch % 2:
+                raise ValueError(f"{task.step}: Mixup/CutMix need an even batch per device, got {task.per_device_batch}")
+            self.mixup = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
+                               prob=recipe.mixup_prob, switch_prob=recipe.mixup_switch_prob,
+                               mode="batch", label_smoothing=recipe.label_smoothing, num_classes=self.num_classes)
+            self.criterion: nn.Module = SoftTargetCrossEntropy()
+        elif recipe.label_smoothing > 0:
+            self.criterion = LabelSmoothingCrossEntropy(smoothing=recipe.label_smoothing)
+        else:
+            self.criterion = nn.CrossEntropyLoss()
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -205,7 +150,7 @@ class Trainer:
             "history": self.history, "wall_time_s": self.wall_time,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
-            "scaler": None,  # bf16 autocast needs no loss scaler
+            "scaler": self.scaler.state_dict() if self.scaler else None,  # fp16 loss scaling only
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
@@ -229,53 +174,69 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.updates, self.best_top1 = state["epoch"], state["updates"], state["best_top1"]
         self.history, self.wall_time = state["history"], state["wall_time_s"]
-        self.train_rate = [record["images_per_s"] for record in self.history]
-        self.infer_rate = [record["infer_images_per_s"] for record in self.history]
         return True
 
     # -- one epoch --------------------------------------------------------------------------
+
+    def _timed_first_step(self, kind: str, started: float) -> float:
+        """Seconds the first (compiling) step of `kind` took, once per process; 0 otherwise."""
+        if not self.first_step_ahead[kind]:
+            return 0.0
+        self.first_step_ahead[kind] = False
+        _synchronise(self.device)
+        return time.perf_counter() - started
+
+    def _optimizer_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+        if self.recipe.gradient_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.gradient_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.updates += 1
+        self.scheduler.step_update(num_updates=self.updates)
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.updates)
 
     def train_epoch(self) -> dict[str, float] | None:
         """Train one epoch; None when the loss became NaN or infinite."""
         seed = epoch_seed(self.task.seed, self.epoch)
         random_seed(seed, self.distributed.rank)
         self.generator.manual_seed(seed)
-        self.sampler.set_epoch(self.epoch)
-        self.train_set.seed = seed  # per-image augmentation seeds (workers get a fresh copy each epoch)
-        self.network.train()
+        self.sampler.set_epoch(self.epoch, seed)  # per-image augmentation seeds travel with the keys
+        self.train_model.train()
         loss_sum, total_loss = torch.zeros((), device=self.device), 0.0
-        images_seen, data_wait, last_progress = 0, 0.0, 0.0
+        data_wait, compile_time, last_progress = 0.0, 0.0, 0.0
         started = time.perf_counter()
         iterator = iter(self.loader)
         for index in range(self.batches):
             waited = time.perf_counter()
-            images, labels = next(iterator)
+            images, labels = next(iterator)  # on the device, normalised and erased (roadmap.loaders)
             data_wait += time.perf_counter() - waited
-            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            labels = labels.to(self.device, non_blocking=True)
+            images = images.contiguous(memory_format=self.numerics.memory_format)
             targets = labels
             if self.mixup is not None:
                 images, targets = self.mixup(images, labels)
             with self.autocast:
-                loss = self.criterion(self.network(images), targets)
-            (loss / self.task.accumulation).backward()
+                loss = self.criterion(self.train_model(images), targets)
+            scaled = loss / self.task.accumulation
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             loss_sum += loss.detach()
-            images_seen += images.shape[0]
             if (index + 1) % self.task.accumulation == 0:
-                if self.recipe.gradient_clip:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.gradient_clip)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.updates += 1
-                self.scheduler.step_update(num_updates=self.updates)
-                if self.ema is not None:
-                    self.ema.update(self.model, step=self.updates)
+                self._optimizer_step()
+            compile_time += self._timed_first_step("train", waited)
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == self.batches:
                 # Summed over ranks so that every rank sees the same value and stops together; the
                 # last batch always passes here, so the epoch's mean loss below reuses this sum.
-                total_loss = self.summed(loss_sum).item()
+                total_loss = self.distributed.summed(loss_sum).item()
                 if not math.isfinite(total_loss):
                     return None
                 if time.perf_counter() - last_progress > 1.0 and self.distributed.main:
@@ -283,50 +244,57 @@ class Trainer:
                     write_json(self.paths.folder / "progress.json",
                                {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
         self.scheduler.step(self.epoch + 1)
-        elapsed = time.perf_counter() - started
-        mean_loss = total_loss / (self.batches * self.distributed.world_size)
-        return {"train_loss": mean_loss, "epoch_time_s": elapsed, "data_wait_s": data_wait,
-                "images_per_s": images_seen * self.distributed.world_size / elapsed,
-                "lr": self.optimizer.param_groups[0]["lr"]}
-
-    def summed(self, value: torch.Tensor) -> torch.Tensor:
-        """`value` summed over all ranks (itself in a single process)."""
-        if self.distributed.world_size == 1:
-            return value
-        total = value.detach().clone()
-        dist.all_reduce(total)
-        return total
+        elapsed = time.perf_counter() - started - compile_time
+        images_seen = self.batches * self.task.per_device_batch * self.distributed.world_size
+        # The compiling step is left out of the rate: it is start-up, not training speed.
+        timed_images = images_seen - (self.task.per_device_batch * self.distributed.world_size if compile_time else 0)
+        return {"train_loss": total_loss / (self.batches * self.distributed.world_size), "epoch_time_s": elapsed,
+                "data_wait_s": data_wait, "images_per_s": timed_images / max(elapsed, 1e-9),
+                "compile_time_s": compile_time, "lr": self.optimizer.param_groups[0]["lr"]}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        model = self.ema.module if self.ema is not None else self.model
-        model.eval()
-        loader = DataLoader(self.val_set, batch_size=self.task.per_device_batch * 2, num_workers=self.task.workers)
-        topk = (1, min(5, self.num_classes))
-        totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, top1, top5, count
+        """Loss, top-1 and top-5 on the validation set; one host sync at the end, not one per batch."""
+        self.eval_model.eval()
+        k = min(5, self.num_classes)
+        totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, top-1 hits, top-k hits
+        count, compile_time = 0, 0.0
         started = time.perf_counter()
-        for images, labels in loader:
-            images = images.to(self.device, memory_format=self.memory_format)
-            labels = labels.to(self.device)
+        for images, labels in self.val_loader:
+            batch_started = time.perf_counter()
+            images = images.contiguous(memory_format=self.numerics.memory_format)
             with self.autocast:
-                logits = model(images).float()
-            top1, top5 = accuracy(logits, labels, topk=topk)
-            count = labels.shape[0]
-            totals += torch.tensor([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
-                                    top1.item() * count / 100, top5.item() * count / 100, count],
-                                   dtype=torch.float64, device=self.device)
-        elapsed = time.perf_counter() - started
-        loss, top1, top5, count = self.summed(totals).tolist()
+                logits = self.eval_model(images).float()
+            hits = logits.topk(k, dim=1).indices.eq(labels[:, None])
+            totals += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
+                                   hits[:, 0].sum().double(), hits.sum().double()])
+            count += labels.shape[0]
+            compile_time += self._timed_first_step("eval", batch_started)
+        loss, top1, top5 = self.distributed.summed(totals).tolist()
+        elapsed = time.perf_counter() - started - compile_time
+        count = int(self.distributed.summed(torch.tensor(float(count), device=self.device)).item())
         return {"val_loss": loss / count, "top1": 100 * top1 / count, "top5": 100 * top5 / count,
-                "infer_images_per_s": count / elapsed}
+                "infer_images_per_s": count / max(elapsed, 1e-9), "eval_compile_time_s": compile_time}
 
     # -- the whole step ---------------------------------------------------------------------
+
+    def _count_recompiles(self, first_epoch_of_process: bool) -> int:
+        if not self.numerics.compile:
+            return 0
+        if first_epoch_of_process:
+            self.graphs_after_first_epoch = compiled_graphs()
+            return 0
+        new = compiled_graphs() - (self.graphs_after_first_epoch or 0) - self.recompiles
+        self.recompiles += new
+        return new
 
     def run(self) -> dict[str, Any]:
         task = self.task
         if self.load_checkpoint():
             log.info("%s seed %d: resuming after epoch %d", task.step, task.seed, self.epoch)
-        status = "done"
+        log.info("%s seed %d: %s on %s; pixels: %s", task.step, task.seed, self.numerics.describe(),
+                 describe_device(self.device), self.pixels)
+        status, first_epoch_of_process = "done", True
         while self.epoch < self.recipe.epochs:
             started = time.perf_counter()
             trained = self.train_epoch()
@@ -337,37 +305,46 @@ class Trainer:
             evaluated = self.evaluate()
             self.epoch += 1
             self.wall_time += time.perf_counter() - started
-            record = {"epoch": self.epoch, **trained, **evaluated}
+            recompiles = self._count_recompiles(first_epoch_of_process)
+            first_epoch_of_process = False
+            record = {"epoch": self.epoch, **trained, **evaluated, "recompiles": recompiles}
             self.history.append(record)
             self.best_top1 = max(self.best_top1, evaluated["top1"])
             self.save_checkpoint()
-            log.info("%s seed %d epoch %d/%d: loss %.3f top-1 %.2f%% (data wait %.0f%%)", task.step, task.seed,
+            log.info("%s seed %d epoch %d/%d: loss %.3f top-1 %.2f%% (data wait %.0f%%%s)", task.step, task.seed,
                      self.epoch, self.recipe.epochs, trained["train_loss"], evaluated["top1"],
-                     100 * trained["data_wait_s"] / trained["epoch_time_s"])
+                     100 * trained["data_wait_s"] / trained["epoch_time_s"],
+                     f", {recompiles} recompilation(s)" if recompiles else "")
         return self.result(status)
 
     def result(self, status: str) -> dict[str, Any]:
-        last = self.history[-1] if self.history else {}
+        history = self.history
+        last = history[-1] if history else {}
         proxy = complexity(self.spec, self.task.resolution)
+
+        def median(field: str) -> float | None:
+            return float(np.median([record[field] for record in history])) if history else None
+
         result = {
             "status": status, "step": self.task.step, "seed": self.task.seed, "key": self.task.key,
             "top1": last.get("top1"), "top5": last.get("top5"),
-            "best_top1": self.best_top1 if self.history else None, "epochs": self.epoch,
+            "best_top1": self.best_top1 if history else None, "epochs": self.epoch,
             "gflops": self.task.gflops, "params": self.task.params,
             "proxy_gflops": proxy.gflops, "proxy_params": proxy.params, "resolution": self.task.resolution,
-            "train_images_per_s": float(np.median([r["images_per_s"] for r in self.history])) if self.history else None,
-            "infer_images_per_s": float(np.median([r["infer_images_per_s"] for r in self.history])) if self.history else None,
-            "data_wait_fraction": (sum(r["data_wait_s"] for r in self.history) / sum(r["epoch_time_s"] for r in self.history)
-                                   if self.history else None),
+            "train_images_per_s": median("images_per_s"), "infer_images_per_s": median("infer_images_per_s"),
+            "data_wait_fraction": (sum(r["data_wait_s"] for r in history) / sum(r["epoch_time_s"] for r in history)
+                                   if history else None),
             "wall_time_s": self.wall_time, "device": describe_device(self.device),
             "world_size": self.distributed.world_size, "dataset": self.task.dataset, "preset": self.task.preset,
+            "precision": self.numerics.precision, "channels_last": self.numerics.channels_last,
+            "compiled": self.numerics.compile, "deterministic": self.numerics.deterministic,
+            "compile_time_s": sum(r.get("compile_time_s", 0.0) + r.get("eval_compile_time_s", 0.0) for r in history),
+            "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
+            "pixels": self.pixels, "environment": environment(self.device),
         }
         if self.task.cost_spec is not None and self.distributed.main:
-            from roadmap.cost import measure
-
-            batch = 128 if self.device.type == "cuda" else 32
-            cost = measure(Spec.from_dict(self.task.cost_spec), batch=batch, resolution=224, device=self.device)
-            result.update({f"cost_{key}": value for key, value in cost.to_dict().items()})
+            result.update(measure_settings(Spec.from_dict(self.task.cost_spec),
+                                            self.task.cost_settings or default_cost_settings(self.device), self.device))
         if self.distributed.main:
             write_json(self.paths.result, result)
             (self.paths.folder / "progress.json").unlink(missing_ok=True)

@@ -1,0 +1,109 @@
+"""Input pipelines that keep a GPU fed: workers decode and augment, the device does the float work.
+
+Workers run the PIL part of the recipe (RandomResizedCrop, flip, RandAugment) and ship uint8
+tensors, collated by timm's `fast_collate`; timm's `PrefetchLoader` copies the next batch to the
+device on a side stream while the current one computes, then normalises it and applies random
+erasing there. Mixup/CutMix follow on the device in the trainer. The pixels are the paper
+pipeline's: only where the float work happens changes (tests/test_loaders.py checks equality).
+
+Workers persist across epochs (no fork per epoch or per evaluation). Each epoch's augmentation
+seed travels with the sample keys (`EpochSeeded`), so persistent workers still augment every
+image from (seed, epoch, index), and a resumed run sees exactly the images of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.data.loader import PrefetchLoader, fast_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+
+from roadmap.data import Transformed, build_transforms, load_datasets
+from roadmap.spec import Recipe, Spec
+from roadmap.task import StepTask
+
+
+class EpochSeeded(Sampler):
+    """The keys (epoch seed, index) in the order of a DistributedSampler, for `data.Transformed`."""
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler = sampler
+        self.seed = 0
+
+    def set_epoch(self, epoch: int, seed: int) -> None:
+        self.sampler.set_epoch(epoch)
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        # Read once per pass: the loader builds its iterator when an epoch starts.
+        seed = self.seed
+        return ((seed, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def seed_worker(worker_id: int) -> None:
+    # torch seeds each worker's torch and `random`; numpy (used by RandAugment) needs it too.
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def _data_loader(dataset: Dataset, batch: int, workers: int, device: torch.device, **options) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=fast_collate,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                      worker_init_fn=seed_worker, **options)
+
+
+def train_loader(dataset: Dataset, sampler: EpochSeeded, batch: int, workers: int, device: torch.device,
+                 recipe: Recipe, generator: torch.Generator) -> PrefetchLoader:
+    """Training batches on `device`: normalised float32, random erasing as the recipe says."""
+    loader = _data_loader(dataset, batch, workers, device, sampler=sampler, drop_last=True, generator=generator)
+    return PrefetchLoader(loader, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, device=device,
+                          re_prob=recipe.random_erasing or 0.0, re_mode=recipe.random_erasing_mode or "const",
+                          re_count=1)
+
+
+def eval_loader(dataset: Dataset, batch: int, workers: int, device: torch.device) -> PrefetchLoader:
+    """Evaluation batches on `device`, normalised; built once and reused every epoch."""
+    return PrefetchLoader(_data_loader(dataset, batch, workers, device, shuffle=False), IMAGENET_DEFAULT_MEAN,
+                          IMAGENET_DEFAULT_STD, device=device)
+
+
+@dataclass
+class StepData:
+    """The data side of one training process: datasets, the seeded sampler and both loaders."""
+
+    train_set: Transformed
+    val_set: Dataset
+    sampler: EpochSeeded
+    generator: torch.Generator  # seeds the loader's workers; reseeded every epoch
+    loader: PrefetchLoader
+    val_loader: PrefetchLoader
+    num_classes: int
+    pixels: str
+
+
+def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: int = 1) -> StepData:
+    """What the trainer reads for `task` (also what `--plan` times the loader with)."""
+    recipe = Spec.from_dict(task.spec).recipe
+    data = load_datasets(task.dataset, task.data_path, shrink=task.shrink, cache_dir=task.cache_dir,
+                         **task.synthetic)
+    train_set = Transformed(data.train, build_transforms(recipe, task.resolution, True))
+    val_set = Transformed(data.val, build_transforms(recipe, task.resolution, False))
+    val_part = Subset(val_set, range(rank, len(val_set), world_size))
+    # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
+    # permutation, so a global batch of R ranks holds exactly the images of the single-process
+    # batch of the same size (the equivalence the DDP test checks).
+    sampler = EpochSeeded(DistributedSampler(train_set, world_size, rank, shuffle=True, seed=task.seed,
+                                             drop_last=True))
+    generator = torch.Generator()
+    return StepData(
+        train_set, val_part, sampler, generator,
+        train_loader(train_set, sampler, task.per_device_batch, task.workers, device, recipe, generator),
+        eval_loader(val_part, task.per_device_batch * 2, task.workers, device),
+        data.num_classes, data.pixels,
+    )

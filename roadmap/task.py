@@ -1,0 +1,49 @@
+"""One step x seed as plain data: everything a training job needs, picklable for submitit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roadmap.files import StepPaths
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """Everything a job needs to train one step x seed; plain data so that submitit can pickle it."""
+
+    run_dir: str
+    step: str
+    seed: int
+    key: str
+    spec: dict
+    preset: str
+    dataset: str
+    data_path: str | None
+    resolution: int
+    per_device_batch: int
+    accumulation: int
+    lr: float
+    workers: int
+    gflops: float  # full-size network at 224 (paper convention)
+    params: int
+    synthetic: dict  # sizes and seed of the embedded dataset
+    # Local runs: the launching process; the job stops when it dies, so a killed run leaves no
+    # orphan trainer behind (submitit's local controller is made to outlive its launcher).
+    launcher_pid: int | None = None
+    # Full-size network whose throughput and peak memory are measured after training (cost per
+    # step, on the machine that ran the step); None to skip.
+    cost_spec: dict | None = None
+    # Named settings of the cost measurement (roadmap.cost); empty: the device's default numerics.
+    cost_settings: tuple[str, ...] = ()
+    # roadmap.precision.Numerics as a dict (precision, channels_last, compile, deterministic);
+    # None values resolve to the device's defaults inside the job.
+    numerics: dict = field(default_factory=dict)
+    # Opt-in pre-shrunk copy of a folder dataset (roadmap.shrink): the shorter side in pixels, and
+    # where the copy lives. None: the original files.
+    shrink: int | None = None
+    cache_dir: str | None = None
+
+    @property
+    def paths(self) -> StepPaths:
+        return StepPaths(Path(self.run_dir), self.step, self.seed)
