@@ -287,11 +287,11 @@ def run_training(args: argparse.Namespace) -> int:
 
 
 def write_report(run_dir: Path, compare: str | None = None) -> None:
-    from roadmap.compare import compare_runs
-    from roadmap.results import load_run, report, summary
+    from roadmap.compare import check_comparable, compare_runs
+    from roadmap.results import report, summary
 
-    if compare is not None:  # both runs must exist before anything is written
-        load_run(run_dir.parent / compare)
+    if compare is not None:  # both runs must exist and match before anything is written
+        check_comparable(run_dir, run_dir.parent / compare)
     written = report(run_dir)
     print(f"report: {run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
     text = summary(run_dir)

@@ -14,7 +14,7 @@ from typing import Iterable
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.text import Annotation
+from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
 # Okabe & Ito (2008): eight colours told apart under the common colour-vision deficiencies.
@@ -36,8 +36,9 @@ _TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d6
 LINE_COLOURS = _TAB20[0::2] + _TAB20[1::2]
 POINT_LABEL = "point-label"  # gid of the point labels that place_point_labels arranges
 # Candidate label offsets (points): rings of growing distance, eight directions each, nearest first.
-_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
-_RINGS = (3, 8, 14, 22, 32, 44)
+_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1),
+               (2, 1), (2, -1), (-2, 1), (-2, -1), (1, 2), (1, -2), (-1, 2), (-1, -2))
+_RINGS = (3, 8, 14, 22, 32, 44, 58, 74, 92)
 
 
 def line_colour(index: int) -> str:
@@ -136,24 +137,36 @@ def _overlap(box: Bbox, others: list[Bbox]) -> float:
     return area
 
 
-def _place(annotation: Annotation, renderer, obstacles: list[Bbox], frame: Bbox) -> Bbox:
-    """Try each candidate offset in turn; keep the first that touches nothing and stays inside the
-    axes, else the one with the least overlap. Deterministic: same figure, same placement."""
-    best: tuple[float, tuple, Bbox] | None = None
+def _candidates():
+    """(offset in points, horizontal, vertical alignment) in the order they are tried."""
     for ring in _RINGS:
         for dx, dy in _DIRECTIONS:
-            offset = (dx * ring, dy * ring)
-            annotation.set_position(offset)
-            annotation.set_horizontalalignment({1: "left", -1: "right", 0: "center"}[dx])
-            annotation.set_verticalalignment({1: "bottom", -1: "top", 0: "center"}[dy])
-            box = annotation.get_window_extent(renderer).padded(2.0)
-            outside = box.width * box.height - _overlap(box, [frame])
-            cost = _overlap(box, obstacles) + 4 * outside
-            if best is None or cost < best[0]:
-                best = (cost, (offset, annotation.get_horizontalalignment(), annotation.get_verticalalignment()), box)
-            if cost == 0:
-                break
-        if best[0] == 0:
+            scale = ring / max(abs(dx), abs(dy))
+            yield ((dx * scale, dy * scale), "left" if dx > 0 else "right" if dx < 0 else "center",
+                   "bottom" if dy > 0 else "top" if dy < 0 else "center")
+
+
+def _place(annotation: Annotation, renderer, labels: list[Bbox], markers: list[Bbox], frame: Bbox) -> Bbox:
+    """Try each candidate offset in turn; keep the first that touches nothing and stays inside the
+    axes, else the cheapest: overlapping another label costs far more than covering a marker or
+    leaving the axes, so labels stay apart whenever any candidate allows it. Deterministic.
+
+    The text is measured once; candidate boxes are that size moved by the offset (pixels)."""
+    size = Text.get_window_extent(annotation, renderer)
+    width, height = size.width + 4.0, size.height + 4.0  # 2 px of air on each side
+    x, y = annotation.axes.transData.transform(annotation.xy)
+    pixels = renderer.points_to_pixels(1.0)
+    best: tuple[float, tuple, Bbox] | None = None
+    for candidate in _candidates():
+        (dx, dy), horizontal, vertical = candidate
+        left = x + dx * pixels - {"left": 0.0, "right": width, "center": width / 2}[horizontal]
+        bottom = y + dy * pixels - {"bottom": 0.0, "top": height, "center": height / 2}[vertical]
+        box = Bbox.from_bounds(left, bottom, width, height)
+        outside = width * height - _overlap(box, [frame])
+        cost = 1000 * _overlap(box, labels) + _overlap(box, markers) + 4 * outside
+        if best is None or cost < best[0]:
+            best = (cost, candidate, box)
+        if cost == 0:
             break
     (offset, horizontal, vertical), box = best[1], best[2]
     annotation.set_position(offset)
@@ -167,6 +180,9 @@ def _place(annotation: Annotation, renderer, obstacles: list[Bbox], frame: Bbox)
 def place_point_labels(figure: Figure) -> Figure:
     """Arrange every point label (point_label) so that none overlaps another label, a marker or a
     legend: a greedy search over offsets of growing distance, after the layout is final."""
+    for axis in figure.axes:
+        if any(child.get_gid() == POINT_LABEL for child in axis.texts):
+            axis.margins(x=0.08, y=0.08)  # room for the labels of the outermost points
     figure.draw_without_rendering()  # fixes the constrained layout: labels are not part of it
     renderer = figure.canvas.get_renderer()
     for axis in figure.axes:
@@ -175,12 +191,11 @@ def place_point_labels(figure: Figure) -> Figure:
             continue
         frame = axis.get_window_extent(renderer)
         points = [axis.transData.transform(label.xy) for label in labels]
-        obstacles = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in points]  # the markers
+        markers = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in points]
         legend = axis.get_legend()
-        if legend is not None:
-            obstacles.append(legend.get_window_extent(renderer))
+        placed = [legend.get_window_extent(renderer)] if legend is not None else []
         for label in labels:
-            obstacles.append(_place(label, renderer, obstacles, frame))
+            placed.append(_place(label, renderer, placed, markers, frame))
     return figure
 
 

@@ -150,7 +150,8 @@ def curves_figure(curves: pd.DataFrame, caption: str, title: str = "") -> Figure
     """Validation top-1 (and training loss) per epoch for every row, averaged over seeds."""
     losses = _loss_panels(curves)
     figure = new_figure(height=3.8)
-    axes = figure.subplots(1, 1 + len(losses), squeeze=False)[0]
+    # Shared epochs axis: a panel with a single epoch would otherwise get fractional ticks.
+    axes = figure.subplots(1, 1 + len(losses), squeeze=False, sharex=True)[0]
     if curves.empty:
         _empty_note(axes[0], "no finished epoch yet")
     else:

@@ -229,3 +229,139 @@ def test_reference_figure_has_one_bar_per_paper_row(roadmap: str, tmp_path: Path
     assert len(bars) == len(paper_table(roadmap)) == 17
     assert sum(bool(bar.get_hatch()) for bar in bars) == 3  # kernel 5/9/11
     assert matplotlib.image.imread(tmp_path / f"{roadmap}.png").shape[0] > 200
+
+
+# --- noise, agreement, captions, figures a reader can trust (issue 12) ---------------------------
+
+T_975_DOF_2 = 4.302652729911275
+# Every done row of the fixture has seeds [x, x + 0.4]: the change of two such rows has standard
+# error sqrt(0.08 / 2 + 0.08 / 2) and 2 Welch degrees of freedom.
+HALF_WIDTH = T_975_DOF_2 * math.sqrt(0.08)
+
+
+def test_change_intervals_and_verdicts(table: pd.DataFrame) -> None:
+    assert table.change_ci_low["recipe"] == pytest.approx(1.5 - HALF_WIDTH)
+    assert table.change_ci_high["recipe"] == pytest.approx(1.5 + HALF_WIDTH)
+    assert table.verdict["recipe"] == "gain"
+    assert table.change_ci_low["kernel5"] == pytest.approx(3.0 - HALF_WIDTH)
+    # kernel9 has one done seed: no interval, no verdict, but the seeds that would resolve it.
+    assert math.isnan(table.change_ci_low["kernel9"]) and pd.isna(table.verdict["kernel9"])
+    assert table.seeds_to_resolve["kernel9"] == 2 and table.spread_source["kernel9"] == "run"
+    assert pd.isna(table.verdict["resnet50"]) and pd.isna(table.verdict["ln"])
+
+
+def test_agreement_json_by_hand(written: dict[str, Path]) -> None:
+    agreement = json.loads(written["agreement_json"].read_text())
+    # Every run change is positive; counted steps have |paper change| > paper std (patchify +0.15
+    # < 0.18 and gelu +0.05 < 0.14 are not); depthwise and move_up lose in the paper.
+    assert agreement["steps_compared"] == ["recipe", "stage_ratio", "depthwise", "width", "invert", "move_up",
+                                           "kernel", "kernel5", "kernel9", "fewer_act"]
+    assert agreement["sign_agreement"] == pytest.approx(8 / 10)
+    assert agreement["steps_disagreeing"] == ["depthwise", "move_up"]
+    # 11 main-path rows with both values; the run rises monotonically, the paper has 7 discordant pairs.
+    assert agreement["kendall_rows"] == 11
+    assert agreement["kendall_tau"] == pytest.approx((48 - 7) / 55)
+    flips = [(flip["higher"], flip["lower"]) for flip in agreement["flipped_pairs"]]
+    assert flips == [("recipe", "depthwise"), ("width", "move_up"), ("invert", "gelu")]
+    assert agreement["within_noise"] == []
+    assert agreement["without_verdict"] == ["kernel9"]
+    assert "Kendall tau 0.75" in written["table_md"].read_text()
+
+
+def test_new_columns_captions_and_figure(written: dict[str, Path]) -> None:
+    csv = pd.read_csv(written["table_csv"]).set_index("step")
+    assert {"change_ci_low", "change_ci_high", "verdict", "precision", "channels_last", "compiled",
+            "pixels"} <= set(csv.columns)
+    markdown = written["table_md"].read_text()
+    assert f"+1.50 [{1.5 - HALF_WIDTH:+.2f}, {1.5 + HALF_WIDTH:+.2f}]" in markdown and "| gain " in markdown
+    assert "kernel9 2" in markdown  # seeds that would resolve the one-seed change
+    assert "[" in written["table_tex"].read_text() and "verdict" in written["table_tex"].read_text()
+    assert matplotlib.image.imread(written["changes_png"]).shape[0] > 200
+    assert "proxy MFLOPs" in markdown
+    assert "Computed with" not in markdown  # older results carry no precision/environment fields
+
+
+def write_settings_run(results: Path, name: str, statuses: list[str], settings: dict) -> Path:
+    rows = [("resnet50", "training techniques", None, 4.089), ("recipe", "training techniques", None, 4.089)]
+    run_dir = write_run(results, name, rows, "cumulative")
+    for order, (step, _, _, gflops) in enumerate(rows):
+        for seed in SEEDS:
+            write_seed(run_dir, order, step, seed, gflops, "done")
+            result_path = run_dir / step / str(seed) / "result.json"
+            result = json.loads(result_path.read_text())
+            result.update(settings, status=statuses[order] if seed == 0 else "done")
+            result_path.write_text(json.dumps(result))
+    return run_dir
+
+
+def test_settings_caption_and_failed_rows(tmp_path: Path) -> None:
+    settings = {"precision": "bf16", "channels_last": True, "compiled": False, "deterministic": True,
+                "pixels": "shrunk: shorter side 256 px, JPEG q95",
+                "environment": {"torch": "2.14.1", "timm": "1.0.31", "cuda": "12.8", "cudnn": "91000",
+                                "roadmap": "0.1.0", "git_commit": "abc123", "device": "NVIDIA H100"}}
+    run_dir = write_settings_run(tmp_path, "settings", ["failed", "out-of-memory"], settings)
+    frame = collect(run_dir).set_index(["step", "seed"])
+    assert frame.status[("resnet50", 0)] == "failed" and frame.status[("recipe", 0)] == "failed"
+    paths = report(run_dir)
+    csv = pd.read_csv(paths["table_csv"]).set_index("step")
+    assert csv.status["recipe"] == "done 1/2, failed 1/2"
+    assert csv.precision["recipe"] == "bf16" and csv.channels_last["recipe"] == "yes"
+    markdown = paths["table_md"].read_text()
+    assert "precision bf16; channels-last yes; compiled no; deterministic yes; pixels shrunk" in markdown
+    assert "torch 2.14.1; timm 1.0.31; cuda 12.8" in markdown and "git commit abc123" in markdown
+
+
+def test_failed_row_drawn_as_failed() -> None:
+    from roadmap.plot_roadmap import FAILED_COLOUR, roadmap_figure
+
+    rows = pd.DataFrame({"step": ["a", "b"], "label": ["a", "b"], "group": ["g", "g"], "branch_of": [None, None],
+                         "top1_mean": [50.0, math.nan], "gflops": [1.0, 1.0], "status": ["done", "failed 2/2"]})
+    figure = roadmap_figure(rows, "caption")
+    texts = [text for axis in figure.axes for text in axis.texts if text.get_text() == "failed 2/2"]
+    assert texts and texts[0].get_color() == FAILED_COLOUR
+    assert figure.axes[1].get_xlim()[0] == 0.0  # bars start at zero
+    assert "this run (proxy)" in figure.axes[1].get_xlabel()
+
+
+def test_point_labels_never_overlap() -> None:
+    from roadmap.plot_style import label_boxes
+    from roadmap.plots import throughput_figure, trajectory_figure
+
+    # The default run's crowd: kernel, gelu, fewer_act, fewer_norm (and ln) at one MFLOPs count.
+    steps = ["move_up", "kernel", "gelu", "fewer_act", "fewer_norm", "ln", "depthwise"]
+    table = pd.DataFrame({
+        "step": steps, "branch_of": [None] * 7, "proxy_gflops": [0.0017, *[0.0018] * 5, 0.0015],
+        "train_images_per_s": [1686, 1035, 944, 975, 1054, 2484, 1640],
+        "infer_images_per_s": [4579, 2636, 2428, 2375, 2447, 5460, 4324], "device": ["cpu (x86_64, 1 threads)"] * 7,
+        "gflops": [4.065, *[4.146] * 5, 2.35], "top1_mean": [20.7, 19.7, 23.1, 14.1, 15.1, 11.9, 18.6],
+        "paper_top1": [79.92, 80.57, 80.62, 81.27, 81.41, 81.47, 78.28],
+        "paper_gflops": [4.07, 4.15, 4.15, 4.15, 4.15, 4.46, 2.35],
+    })
+    for figure in (throughput_figure(table, "caption"), trajectory_figure(table, "caption")):
+        boxes = label_boxes(figure)
+        assert len(boxes) >= len(steps)
+        overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+        assert not overlapping
+    throughput = throughput_figure(table, "caption")
+    assert "1 threads" not in throughput.axes[0].get_ylabel() and "1 thread" in throughput.axes[0].get_ylabel()
+    assert throughput.axes[0].get_xlabel().startswith("MFLOPs")
+
+
+def test_group_labels_curves_colours_and_loss_panels() -> None:
+    from roadmap.plot_roadmap import roadmap_figure
+    from roadmap.plots import curves_figure
+
+    rows = pd.DataFrame({"step": ["a", "b"], "label": ["a", "b"], "group": ["leave_one_out"] * 2,
+                         "branch_of": [None, None], "top1_mean": [50.0, 51.0], "gflops": [1.0, 1.0]})
+    figure = roadmap_figure(rows, "caption")
+    group_text = [text.get_text() for text in figure.axes[0].texts][0]
+    assert group_text.split("\n") == ["leave_one_", "out"]
+    records = [{"order": order, "step": f"s{order}", "branch_of": None, "seed": 0, "epoch": epoch,
+                "top1": 10.0 + order + epoch, "train_loss": 2.0 / epoch, "soft_targets": order > 0}
+               for order in range(13) for epoch in (1, 2)]
+    figure = curves_figure(pd.DataFrame.from_records(records), "caption")
+    colours = {line.get_color() for line in figure.axes[0].get_lines()}
+    assert len(colours) == 13
+    labels = [axis.get_ylabel() for axis in figure.axes]
+    assert labels == ["validation top-1 (%)", "training loss, hard labels", "training loss, Mixup/CutMix soft targets"]
+    assert len(figure.axes[1].get_lines()) == 1 and len(figure.axes[2].get_lines()) == 12
