@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -19,7 +20,8 @@ from roadmap.cost import parse_cost_settings
 from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, local_cuda, train_roadmap
 from roadmap.precision import PRECISIONS, Numerics, NumericsError
 from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries, specs
-from roadmap.runs import RunError, RunOptions
+from roadmap.plan import plan_table
+from roadmap.runs import RunError, RunOptions, plan_run, rows_for
 from roadmap.spec import SpecError
 from roadmap.training_presets import PresetError
 from steps import REGISTRY, canonical_name
@@ -203,8 +205,6 @@ def run_list_models(output_format: str) -> None:
 
 
 def run_flops_only(args: argparse.Namespace) -> None:
-    from roadmap.runs import rows_for
-
     # Complexity is free to compute: the table always includes the branch rows.
     options = dataclasses.replace(run_options(args), branches=True)
     frame = complexity_table(rows_for(options).rows, args.roadmap, args.resolution)
@@ -252,10 +252,7 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
 
 
 def run_plan(args: argparse.Namespace) -> None:
-    from roadmap.cost import plan_table
-    from roadmap.runs import plan_run
-
-    if args.throughput is not None and args.throughput <= 0:
+    if args.throughput is not None and not (math.isfinite(args.throughput) and args.throughput > 0):
         raise UsageError(f"--throughput must be a positive number of images per second, got {args.throughput}")
     plan = plan_run(run_options(args))
     if args.images_per_epoch:
@@ -265,9 +262,11 @@ def run_plan(args: argparse.Namespace) -> None:
     if args.format == "table":
         table = table.assign(device_hours=table.device_hours.map(lambda value: f"{value:.3g}"))
     caption = (
-        f"Plan of run {plan.info['run']} (preset {plan.info['preset']}, {plan.info['dataset_description']}). "
-        f"device-hours = seeds x epochs x images per epoch / train images per second (training only; "
-        f"evaluation and start-up not included). Total: {total:.3g} device-hours."
+        f"Plan of run {plan.info['run']} (preset {plan.info['preset']}, {plan.info['dataset_description']}; "
+        f"pixels: {plan.info['pixels']}). images/s = min(model, loader), both measured here at the run's batch "
+        f"(the model after a warm-up, the loader on the run's data with its workers); device-hours = seeds x "
+        f"epochs x images per epoch / images/s (training only; evaluation and start-up not included). "
+        f"Total: {total:.3g} device-hours."
     )
     print_frame(table, args.format, caption)
 

@@ -185,8 +185,11 @@ def readable_image(path: str) -> bool:
         return False
 
 
-def image_folder(root: Path) -> tv_datasets.ImageFolder:
-    """An ImageFolder whose corrupt files are skipped and counted (in the log), never fatal mid-run."""
+def image_folder(root: Path, corrupt_hint: str | None = None) -> tv_datasets.ImageFolder:
+    """An ImageFolder whose corrupt files are skipped and counted (in the log), never fatal mid-run.
+
+    With `corrupt_hint` (a copy the project wrote itself, e.g. a pre-shrunk cache), a corrupt file is
+    an error instead: DataError naming the file, followed by the hint."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; --data must contain train/ and val/ with one subfolder per class")
     if not any(entry.is_dir() for entry in root.iterdir()):
@@ -198,6 +201,8 @@ def image_folder(root: Path) -> tv_datasets.ImageFolder:
             return False
         if readable_image(path):
             return True
+        if corrupt_hint:
+            raise DataError(f"cached file {path} is corrupt (unreadable); {corrupt_hint}")
         skipped.append(path)
         return False
 
@@ -286,10 +291,8 @@ def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | 
             source = shrunk_copy(root, shrink, Path(cache_dir) if cache_dir else None)
         except ShrinkError as error:
             raise DataError(str(error)) from None
-    train, val = image_folder(source / "train"), image_folder(source / "val")
-    if source != root and (train.skipped or val.skipped):
-        first = (train.skipped or val.skipped)[0]
-        raise DataError(f"cached file {first} is corrupt (unreadable); delete {source} to rebuild the copy")
+    hint = f"delete {source} to rebuild the copy" if source != root else None
+    train, val = image_folder(source / "train", hint), image_folder(source / "val", hint)
     if train.classes != val.classes:
         raise DataError(f"{root}: train/ and val/ have different class subfolders; they must match")
     return DatasetPair(train, val, len(train.classes), "folder",

@@ -1,0 +1,117 @@
+"""`--plan`: what each row of a run will cost, predicted from what the loop will actually do.
+
+A row trains at the slower of two rates, both measured here before anything trains:
+
+- the model: its train step (forward, loss, backward, optimizer) at the run's per-device batch and
+  resolution, under the run's numerics, after an untimed warm-up long enough for cuDNN autotuning
+  and compilation (roadmap.cost.measure); or `--throughput` when given;
+- the loader: the run's own dataset, transforms, workers and batch, through the same pipeline the
+  trainer reads (roadmap.loaders.step_data), timed after its workers have started. Rows that share
+  a recipe share their transforms, so the loader is timed once per recipe.
+
+    device-hours = seeds x epochs x images per epoch / min(model, loader) images per second
+
+The row is `data-bound` when the loader is the slower of the two, else `compute-bound`.
+Evaluation and start-up are not included. On a CPU the model and the loader's workers share the
+cores, so there the prediction is an upper bound on speed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from roadmap.cost import measure
+from roadmap.loaders import step_data
+from roadmap.precision import Numerics
+from roadmap.runs import RunPlan
+from roadmap.spec import Spec
+from roadmap.task import StepTask
+
+# The loader is timed for at least this many batches and seconds (in whole rounds of one batch per
+# worker), within one epoch.
+LOADER_BATCHES = 3
+LOADER_SECONDS = 5.0
+
+
+def device_hours(train_images_per_s: float, epochs: int, images_per_epoch: int, seeds: int = 1) -> float:
+    """Training time of one step: epochs x images / throughput, per seed (evaluation not included)."""
+    return seeds * epochs * images_per_epoch / train_images_per_s / 3600
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def loader_images_per_s(task: StepTask, device: torch.device | None = None) -> float:
+    """Images/s the task's training loader delivers to `device` when the consumer waits for nothing.
+
+    Timed from the moment the loader starts, in whole rounds of one batch per worker: W workers
+    deliver their first W batches together after one batch's work each, so rounds measure the
+    steady rate without the bias of timing batches that were already half made.
+    """
+    device = device or _device()
+    data = step_data(task, device)
+    data.sampler.set_epoch(0, task.seed)
+    batches, round_size = len(data.loader), max(1, task.workers)
+    started = time.perf_counter()
+    timed = 0
+    for _ in data.loader:
+        timed += 1
+        elapsed = time.perf_counter() - started
+        whole_round = timed % round_size == 0
+        if timed == batches or (whole_round and timed >= LOADER_BATCHES and elapsed >= LOADER_SECONDS):
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - started
+    del data  # stops the workers
+    return timed * task.per_device_batch / max(elapsed, 1e-9)
+
+
+def model_images_per_s(task: StepTask, device: torch.device | None = None) -> float:
+    """Train images/s of the task's trained network at its batch and resolution, under its numerics."""
+    device = device or _device()
+    numerics = Numerics(**task.numerics)
+    cost = measure(Spec.from_dict(task.spec), batch=task.per_device_batch, resolution=task.resolution,
+                   device=device, numerics=numerics)
+    return cost.train_images_per_s
+
+
+def _say_to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def plan_table(plan: RunPlan, throughput: float | None = None,
+               say: Callable[[str], None] = _say_to_stderr) -> pd.DataFrame:
+    """Per row: model and loader rates, the rate the loop will reach, what binds, and device-hours."""
+    info = plan.info
+    images, seeds = info["train_images"], len(info["seeds"])
+    first_task = {task.step: task for task in reversed(plan.tasks)}
+    loader_rates: dict[str, float] = {}
+    records = []
+    for number, row in enumerate(info["rows"], start=1):
+        task = first_task[row["step"]]
+        if row["recipe"] not in loader_rates:
+            say(f"plan: timing the {row['recipe']} recipe's loader ({task.workers} worker(s), batch "
+                f"{task.per_device_batch}, {task.resolution} px)")
+            loader_rates[row["recipe"]] = loader_images_per_s(task)
+        loader = loader_rates[row["recipe"]]
+        if throughput is None:
+            say(f"plan: [{number}/{len(info['rows'])}] timing {row['step']}'s train step at batch "
+                f"{task.per_device_batch}, {task.resolution} px")
+            model, source = model_images_per_s(task), "measured here"
+        else:
+            model, source = throughput, "given (--throughput)"
+        rate = min(model, loader)
+        records.append({
+            "step": row["step"], "epochs": row["epochs"], "images_per_epoch": images, "seeds": seeds,
+            "model_images_per_s": round(model, 1), "loader_images_per_s": round(loader, 1),
+            "images_per_s": round(rate, 1), "bound": "data-bound" if loader < model else "compute-bound",
+            "device_hours": device_hours(rate, row["epochs"], images, seeds), "model_source": source,
+        })
+    return pd.DataFrame.from_records(records)

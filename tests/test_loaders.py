@@ -1,0 +1,109 @@
+"""The input pipeline: uint8 batches from the workers, float work on the device, seeds per epoch."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DistributedSampler
+
+from roadmap.data import Transformed, build_transforms
+from roadmap.loaders import EpochSeeded, eval_loader, train_loader
+from roadmap.recipes import LEGACY, MODERN
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Photos(torch.utils.data.Dataset):
+    """A few real JPEG files of different sizes, decoded by PIL as a folder dataset would."""
+
+    def __init__(self, folder, count=8):
+        rng = np.random.default_rng(0)
+        self.paths = []
+        for index in range(count):
+            height, width = 90 + 7 * index, 120 - 5 * index
+            pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+            path = folder / f"{index}.jpg"
+            Image.fromarray(pixels).save(path, quality=90)
+            self.paths.append(path)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return Image.open(self.paths[index]), index % 3
+
+
+def cpu_pipeline_images(photos, recipe, resolution, seed, order):
+    """The all-CPU timm pipeline (ToTensor, Normalize, erasing in the transform) for the same keys."""
+    dataset = Transformed(photos, build_transforms(recipe, resolution, True, on_device=False))
+    return torch.stack([dataset[(seed, index)][0] for index in order])
+
+
+def device_batches(photos, recipe, resolution, workers, epochs, batch=4):
+    dataset = Transformed(photos, build_transforms(recipe, resolution, True))
+    sampler = EpochSeeded(DistributedSampler(dataset, 1, 0, shuffle=True, seed=0, drop_last=True))
+    loader = train_loader(dataset, sampler, batch, workers, DEVICE, recipe, torch.Generator())
+    seen = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch, seed=1000 + epoch)
+        order = [index for _, index in sampler]
+        torch.manual_seed(epoch)
+        seen.append((order, [images.cpu() for images, _ in loader]))
+    return seen
+
+
+@pytest.mark.parametrize("recipe", [LEGACY, dataclasses.replace(MODERN, random_erasing=0.0)], ids=["legacy", "modern"])
+def test_device_normalisation_gives_the_cpu_pipelines_tensors(tmp_path, recipe):
+    photos = Photos(tmp_path)
+    (order, batches), = device_batches(photos, recipe, 64, workers=0, epochs=1, batch=8)
+    reference = cpu_pipeline_images(photos, recipe, 64, seed=1000, order=order)
+    assert batches[0].dtype == torch.float32 and batches[0].shape == (8, 3, 64, 64)
+    assert torch.allclose(batches[0], reference, atol=1e-6, rtol=0)
+    # The workers' output itself is uint8: a quarter of the bytes of float32.
+    sample, _ = Transformed(photos, build_transforms(recipe, 64, True))[(1000, 0)]
+    assert sample.dtype == torch.uint8
+
+
+def test_device_erasing_erases_as_the_recipe_says(tmp_path):
+    photos = Photos(tmp_path)
+    always = dataclasses.replace(MODERN, random_erasing=1.0)
+    never = dataclasses.replace(MODERN, random_erasing=0.0)
+    (_, erased), = device_batches(photos, always, 64, workers=0, epochs=1, batch=8)
+    (_, plain), = device_batches(photos, never, 64, workers=0, epochs=1, batch=8)
+    changed = (erased[0] != plain[0]).any(dim=1)  # per pixel: did erasing touch it?
+    for mask in changed:
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        assert len(rows) > 0
+        # One rectangle (re_count 1) of 2% to 1/3 of the image (timm's defaults), filled with
+        # per-pixel normal noise ("pixel" mode).
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert 0.02 * 64 * 64 * 0.9 <= height * width <= 64 * 64 / 3 * 1.1
+    noise = erased[0][changed.unsqueeze(1).expand_as(erased[0])]
+    assert abs(noise.mean().item()) < 0.1 and abs(noise.std().item() - 1) < 0.1
+
+
+def test_persistent_workers_keep_the_per_epoch_seeds(tmp_path):
+    photos = Photos(tmp_path)
+    in_process = device_batches(photos, LEGACY, 48, workers=0, epochs=2)
+    persistent = device_batches(photos, LEGACY, 48, workers=2, epochs=2)
+    for (order, batches), (order_again, batches_again) in zip(in_process, persistent):
+        assert order == order_again
+        for first, again in zip(batches, batches_again):
+            assert torch.equal(first, again)
+    # Each epoch gets new augmentations, also from workers that live through both epochs.
+    assert not torch.equal(persistent[0][1][0], persistent[1][1][0])
+
+
+def test_evaluation_loader_normalises_on_the_device(tmp_path):
+    photos = Photos(tmp_path)
+    recipe = MODERN
+    dataset = Transformed(photos, build_transforms(recipe, 64, False))
+    reference = Transformed(photos, build_transforms(recipe, 64, False, on_device=False))
+    loader = eval_loader(dataset, 3, 0, DEVICE)
+    images = torch.cat([batch.cpu() for batch, _ in loader])
+    assert images.shape == (8, 3, 64, 64)
+    expected = torch.stack([reference[index][0] for index in range(len(photos))])
+    assert torch.allclose(images, expected, atol=1e-6, rtol=0)
+    assert torch.equal(torch.cat([batch.cpu() for batch, _ in loader]), images)  # reusable, same order

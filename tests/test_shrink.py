@@ -1,0 +1,102 @@
+"""The opt-in pre-shrunk copy of a folder dataset: real JPEG files, built once, checked on every use."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from roadmap.files import read_json
+from roadmap.runs import RunOptions, plan_run
+from roadmap.shrink import ShrinkError, describe, shrunk_copy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def jpeg_folder(root: Path, sizes=((240, 180), (50, 40), (200, 300)), classes=("a", "b")) -> Path:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for index, (width, height) in enumerate(sizes):
+                pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{index}.jpg", quality=90)
+    return root
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_copy_is_shrunk_once_and_small_files_are_kept_as_they_are(tmp_path):
+    data = jpeg_folder(tmp_path / "data")
+    copy = shrunk_copy(data, 64, tmp_path / "cache")
+    for path in data.rglob("*.jpg"):
+        shrunk = copy / path.relative_to(data)
+        with Image.open(path) as original, Image.open(shrunk) as small:
+            if min(original.size) <= 64:
+                assert shrunk.read_bytes() == path.read_bytes()
+            else:
+                assert min(small.size) == 64
+                assert small.size[0] / small.size[1] == pytest.approx(original.size[0] / original.size[1], rel=0.03)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert len(manifest["files"]) == 12 and manifest["shorter_side"] == 64
+    stamp = (copy / "manifest.json").stat().st_mtime_ns
+    assert shrunk_copy(data, 64, tmp_path / "cache") == copy  # found, not rebuilt
+    assert (copy / "manifest.json").stat().st_mtime_ns == stamp
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [copy.name]  # no partial folder left
+    with pytest.raises(ShrinkError, match="positive number of pixels"):
+        shrunk_copy(data, 0, tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_shrunk_run_records_its_pixels_and_is_another_experiment(tmp_path):
+    data = jpeg_folder(tmp_path / "data", sizes=((240, 180),) * 8)
+    args = ["--upto", "resnet50", "--preset", "tiny", "--dataset", "folder", "--data", str(data), "--epochs", "1", "--batch-size", "8",
+            "--executor", "local", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    result = run_cli(*args, "--shrink", "64")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = read_json(tmp_path / "results" / "resnet50-tiny-folder" / "resnet50" / "0" / "result.json")
+    assert record["status"] == "done" and record["pixels"] == describe(64) and "64 px" in record["pixels"]
+    options = RunOptions(upto="resnet50", preset="tiny", dataset="folder", data_path=str(data),
+                         results=str(tmp_path / "other"), cache_dir=str(tmp_path / "cache"))
+    original = plan_run(options).tasks[0]
+    shrunk = plan_run(RunOptions(**{**options.__dict__, "shrink": 64})).tasks[0]
+    assert original.key != shrunk.key
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess, expected: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_cached_file_is_one_line_and_nothing_is_trained(tmp_path, damage):
+    data = jpeg_folder(tmp_path / "data")
+    copy = shrunk_copy(data, 64, tmp_path / "cache")
+    victim = copy / "train" / "a" / "0.jpg"
+    size = victim.stat().st_size
+    victim.write_bytes(victim.read_bytes()[: size // 2] if damage == "truncate" else b"\0" * size)
+    result = run_cli("--upto", "resnet50", "--preset", "tiny", "--dataset", "folder", "--data", str(data),
+                     "--shrink", "64", "--cache-dir", str(tmp_path / "cache"), "--executor", "local",
+                     "--results", str(tmp_path / "results"))
+    one_line_exit_2(result, f"cached file {victim} is corrupt")
+    assert "delete" in result.stderr and not (tmp_path / "results").exists()
+
+
+def test_bad_shrink_requests_are_one_line(tmp_path):
+    data = jpeg_folder(tmp_path / "data")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    common = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path / "results")]
+    one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "0"),
+                    "--shrink: must be a positive integer, got 0")
+    one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "64",
+                            "--cache-dir", str(blocker / "cache")), "is not writable")
+    one_line_exit_2(run_cli(*common, "--shrink", "64"), "--shrink applies to --dataset folder")
+    assert not (tmp_path / "results").exists()
