@@ -19,7 +19,13 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
-from roadmap.plot_style import GRID_COLOUR, SMALL_FONT_SIZE, apply_style, group_colours, new_figure
+from roadmap.plot_style import (
+    GRID_COLOUR,
+    SMALL_FONT_SIZE,
+    apply_style,
+    group_colours,
+    new_figure,
+)
 from roadmap.reference import REFERENCE_DIR
 
 PAPER_SPEED_FILE = REFERENCE_DIR / "inceptionnext_speed.csv"
