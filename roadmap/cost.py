@@ -17,6 +17,7 @@ after a run has trained; `unavailable_settings` lets a command refuse it up fron
 from __future__ import annotations
 
 import contextlib
+import gc
 import resource
 import statistics
 import time
@@ -162,6 +163,8 @@ def measure(spec: Spec, batch: int = 32, resolution: int = 224, warmup: int | No
         torch.compiler.reset()  # fresh caches: no recompilation budget used up by earlier networks
     cuda = device.type == "cuda"
     with _restored_backend_flags():
+        # From the library defaults (a deterministic training run may have switched them on), then the numerics'.
+        torch.use_deterministic_algorithms(False)
         numerics.apply(device)
         baseline = _peak_resident_mb()
         if cuda:
@@ -281,9 +284,11 @@ def _fitting(spec: Spec, batch: int, numerics: Numerics, device: torch.device, *
         except torch.OutOfMemoryError:
             if device.type != "cuda" or batch == 1:
                 raise
-            torch.compiler.reset()
-            torch.cuda.empty_cache()
-            batch //= 2
+        # Outside the handler: the failed attempt's tensors are unreachable once its traceback is gone.
+        torch.compiler.reset()
+        gc.collect()
+        torch.cuda.empty_cache()
+        batch //= 2
 
 
 def best_of(costs: Sequence[Cost]) -> Cost:
