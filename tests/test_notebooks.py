@@ -32,7 +32,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors
     report = tmp_path / "resnet50-tiny-synthetic" / "report"
-    for name in ("roadmap", "trajectory", "throughput", "curves"):
+    for name in ("roadmap", "trajectory", "throughput", "curves", "changes"):
         image = matplotlib.image.imread(report / f"{name}.png")
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
     for name in ("resnet50", "resnet200"):
@@ -40,4 +40,4 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     loo = tmp_path / "resnet50-tiny-synthetic-leave-one-out" / "report" / "roadmap.png"
     assert matplotlib.image.imread(loo).std() > 0
     images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
-    assert len(images) >= 7  # four run figures, two reference figures, the leave-one-out figure (a)
+    assert len(images) >= 8  # five run figures, two reference figures, the leave-one-out figure (a)

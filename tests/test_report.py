@@ -365,3 +365,62 @@ def test_group_labels_curves_colours_and_loss_panels() -> None:
     labels = [axis.get_ylabel() for axis in figure.axes]
     assert labels == ["validation top-1 (%)", "training loss, hard labels", "training loss, Mixup/CutMix soft targets"]
     assert len(figure.axes[1].get_lines()) == 1 and len(figure.axes[2].get_lines()) == 12
+
+
+# --- a real tiny run (issue 12): one two-seed run and one one-seed run, shared by the tests below ----
+
+TINY = "resnet50-tiny-synthetic"
+TINY_ONE = "tiny-one-seed"
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from roadmap.cli import main
+
+    results = tmp_path_factory.mktemp("tiny")
+    common = ["--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--results", str(results)]
+    assert main([*common, "--seeds", "2"]) == 0
+    assert main([*common, "--seeds", "1", "--run", TINY_ONE]) == 0
+    write_run(results, "resnet200-hand-made", [("resnet200", None, None, 15.007)], "cumulative", "resnet200")
+    return results
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_noise_columns_agreement_and_figure(tiny_runs: Path) -> None:
+    report_dir = tiny_runs / TINY / "report"
+    csv = pd.read_csv(report_dir / "table.csv").set_index("step")
+    assert {"change_ci_low", "change_ci_high", "verdict", "precision", "channels_last", "compiled",
+            "pixels"} <= set(csv.columns)
+    assert csv.verdict[["recipe", "stage_ratio"]].isin(["gain", "loss", "within noise"]).all()
+    assert (csv.change_ci_low <= csv.change).iloc[1:].all() and (csv.change <= csv.change_ci_high).iloc[1:].all()
+    agreement = json.loads((report_dir / "agreement.json").read_text())
+    assert {"kendall_tau", "sign_agreement", "steps_compared", "flipped_pairs", "within_noise"} <= set(agreement)
+    assert agreement["kendall_rows"] == 3
+    assert matplotlib.image.imread(report_dir / "changes.png").shape[0] > 200
+    one_seed = (tiny_runs / TINY_ONE / "report" / "table.md").read_text()
+    assert "One seed: no verdict" in one_seed and "the paper's std for the row" in one_seed
+
+
+@pytest.mark.slow
+def test_report_compare_two_tiny_runs(tiny_runs: Path, capsys: pytest.CaptureFixture) -> None:
+    from roadmap.cli import main
+
+    assert main(["report", "--run", TINY_ONE, "--results", str(tiny_runs), "--compare", TINY]) == 0
+    output = capsys.readouterr().out
+    assert "Agreement of run tiny-one-seed with paper Table 10" in output
+    assert f"Agreement of run tiny-one-seed with run {TINY}" in output
+    compared = tiny_runs / TINY_ONE / "report" / f"vs-{TINY}"
+    agreement = json.loads((compared / "agreement.json").read_text())
+    assert agreement["reference"] == f"run {TINY}" and agreement["kendall_rows"] == 3
+    assert (compared / "changes.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("other, message", [("resnet200-hand-made", "different roadmaps"), ("nope", "no run at")])
+def test_report_compare_refuses_in_one_line(tiny_runs: Path, capsys: pytest.CaptureFixture, other: str,
+                                            message: str) -> None:
+    from roadmap.cli import main
+
+    assert main(["report", "--run", TINY, "--results", str(tiny_runs), "--compare", other]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error
