@@ -168,6 +168,19 @@ def _draw_gflops(axis, gflops: np.ndarray) -> None:
                   ha="left", va="center", fontsize=SMALL_FONT_SIZE)
 
 
+def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
+    handles = [Patch(facecolor="white", edgecolor=NEUTRAL, hatch=BRANCH_HATCH, label="branch (not adopted)")] if branches else []
+    if paper_markers:
+        handles.append(Line2D([], [], marker="D", linestyle="", color=PAPER_COLOUR, label="paper value"))
+    if changes:
+        handles += [Line2D([], [], marker="o", linestyle="", color=colour, label=name,
+                           markerfacecolor=colour if name != "within noise" else "white")
+                    for name, colour in VERDICT_COLOURS.items()]
+        handles.append(Line2D([], [], marker="o", linestyle="", color="#333333", markerfacecolor="white",
+                              label="no interval (< 2 seeds)"))
+    return handles
+
+
 def roadmap_figure(
     rows: pd.DataFrame,
     caption: str,
@@ -214,20 +227,13 @@ def roadmap_figure(
     _draw_gflops(axis, _numbers(rows, "gflops"))
     if has_changes:
         _draw_changes(axes["changes"], rows)
-    handles = [Patch(facecolor="white", edgecolor=NEUTRAL, hatch=BRANCH_HATCH, label="branch (not adopted)")] if any(branches) else []
     if has_paper and same_scale:
         shown = np.isfinite(paper)
         axis.scatter(paper[shown], np.arange(count)[shown], marker="D", s=18, color=PAPER_COLOUR,
                      edgecolor="white", linewidth=0.5, zorder=5)
-        handles.append(Line2D([], [], marker="D", linestyle="", color=PAPER_COLOUR, label="paper value"))
     elif has_paper:
         _draw_paper(axes["paper"], rows, paper, paper_label)
-    if has_changes:
-        handles += [Line2D([], [], marker="o", linestyle="", color=colour, label=name,
-                           markerfacecolor=colour if name != "within noise" else "white")
-                    for name, colour in VERDICT_COLOURS.items()]
-        handles.append(Line2D([], [], marker="o", linestyle="", color="#333333", markerfacecolor="white",
-                              label="no interval (< 2 seeds)"))
+    handles = _legend_handles(any(branches), has_paper and same_scale, has_changes)
     if handles:
         # Under the stage column, beside the x tick labels: inside the axes it would hide the last
         # rows, which carry the highest accuracies; at the top it would clash with the title.

@@ -193,7 +193,12 @@ def place_point_labels(figure: Figure) -> Figure:
         points = [axis.transData.transform(label.xy) for label in labels]
         markers = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in points]
         legend = axis.get_legend()
-        placed = [legend.get_window_extent(renderer)] if legend is not None else []
+        placed = []
+        if legend is not None:
+            box = legend.get_window_extent(renderer)
+            # Freeze loc="best" where it is now: labels placed around it must not make it move.
+            legend.set_loc(tuple(axis.transAxes.inverted().transform((box.x0, box.y0))))
+            placed.append(box)
         for label in labels:
             placed.append(_place(label, renderer, placed, markers, frame))
     return figure
