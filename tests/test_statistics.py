@@ -82,3 +82,30 @@ def test_flipped_pairs_adjacent_in_the_reference_ranking() -> None:
     assert [(flip["lower"], flip["higher"]) for flip in flips] == [("b", "a")]
     # Ties in the reference have no order to flip; missing values are left out.
     assert flipped_pairs(["a", "b", "c"], [2.0, 1.0, math.nan], [1.0, 1.0, 3.0]) == []
+
+
+def test_paper_noise_for_single_run_tables() -> None:
+    """Table 11 has no std (single runs): the paper's Table 10 seed std stands in, and says so."""
+    import pandas as pd
+
+    from roadmap.agreement import agreement, paper_reference
+    from roadmap.reference import paper_table
+
+    table10_std = paper_table("resnet50").paper_top1_std.dropna().mean()
+    paper = paper_table("resnet200")
+    steps = list(paper.index[:3])
+    table = pd.DataFrame({
+        "step": steps, "branch_of": [None] * 3, "compared_with": [None, steps[0], steps[1]],
+        "top1_mean": [10.0, 12.0, 11.0], "top1_std": [math.nan] * 3, "change": [math.nan, 2.0, -1.0],
+        "change_ci_low": [math.nan] * 3, "change_ci_high": [math.nan] * 3, "verdict": [None] * 3,
+        "seeds_done": [1, 1, 1], "paper_top1": paper.paper_top1.iloc[:3].to_numpy(),
+        "paper_top1_std": [math.nan] * 3,
+        "paper_change": [math.nan, *(paper.paper_top1.iloc[1:3].to_numpy() - paper.paper_top1.iloc[:2].to_numpy())],
+    })
+    reference = paper_reference(table, "resnet200")
+    assert reference.name == "paper Table 11" and reference.fallback_std == pytest.approx(table10_std)
+    result = agreement(table, reference, "r200")
+    # 78.20 -> 81.14 -> 81.33: both paper changes exceed ~0.09; the run rises then falls.
+    assert result["steps_compared"] == steps[1:] and result["sign_agreement"] == pytest.approx(0.5)
+    assert result["kendall_tau"] == pytest.approx(1 / 3)  # pairs: (0,1) C, (0,2) C, (1,2) D
+    assert result["without_verdict"] == steps[1:]
