@@ -148,7 +148,11 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     if result["within_noise"]:
         lines.append(f"  changes within noise (95% interval includes 0): {', '.join(result['within_noise'])}.")
-    if result["without_verdict"]:
+    with_verdict = [record for record in result["steps"] if record["verdict"] is not None]
+    if result["without_verdict"] and not with_verdict:
+        lines.append("  one done seed per row: no verdicts (the table caption gives the seeds per row that would "
+                     "resolve each change).")
+    elif result["without_verdict"]:
         lines.append(f"  no verdict with fewer than 2 done seeds: {', '.join(result['without_verdict'])}.")
     return "\n".join(lines)
 

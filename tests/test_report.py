@@ -399,6 +399,7 @@ def test_tiny_run_writes_noise_columns_agreement_and_figure(tiny_runs: Path) -> 
     assert matplotlib.image.imread(report_dir / "changes.png").shape[0] > 200
     one_seed = (tiny_runs / TINY_ONE / "report" / "table.md").read_text()
     assert "One seed: no verdict" in one_seed and "the paper's std for the row" in one_seed
+    assert "one done seed per row: no verdicts" in one_seed
 
 
 @pytest.mark.slow
