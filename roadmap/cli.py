@@ -17,9 +17,10 @@ import torch
 from roadmap.complexity import CONVENTION, complexity_table
 from roadmap.data import DataError
 from roadmap.cost import parse_cost_settings
+from roadmap.cost_study import main as cost_study
 from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, local_cuda, train_roadmap
 from roadmap.precision import PRECISIONS, Numerics, NumericsError
-from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries, specs
+from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries
 from roadmap.plan import plan_table
 from roadmap.runs import RunError, RunOptions, plan_run, rows_for
 from roadmap.spec import SpecError
@@ -319,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "report":
             return run_report(argv[1:])
+        if argv and argv[0] == "cost":
+            return cost_study(argv[1:])
         args = parser.parse_args(argv)
         roadmap_entries(args.roadmap)  # validates the name before any work
         if args.list:

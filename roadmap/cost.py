@@ -11,7 +11,6 @@ InceptionNeXt protocol) or `bf16-compiled`. `measure_settings` measures a networ
 them and returns flat `cost_<setting>_*` keys for result.json. A setting the device cannot run
 (TF32 on the CPU) is skipped with its reason recorded (`cost_<setting>_skipped`), never an error
 after a run has trained; `unavailable_settings` lets a command refuse it up front instead.
-`device_hours` and `plan_table` turn throughput into device-hours for `--plan`.
 """
 
 from __future__ import annotations
@@ -345,39 +344,3 @@ def median_cost(costs: Sequence[Cost]) -> Cost:
     """Median figures of repeated measurements under the same conditions (the first one's)."""
     return replace(costs[0], **{field: statistics.median(getattr(cost, field) for cost in costs)
                                 for field in ("train_images_per_s", "infer_images_per_s", "peak_memory_mb")})
-
-
-def device_hours(train_images_per_s: float, epochs: int, images_per_epoch: int, seeds: int = 1) -> float:
-    """Training time of one step: epochs x images / throughput, per seed (evaluation not included)."""
-    return seeds * epochs * images_per_epoch / train_images_per_s / 3600
-
-
-def plan_table(plan: "RunPlan", throughput: float | None = None, measure_batch: int = 16) -> "pd.DataFrame":
-    """Estimated device-hours of every row of a planned run, before anything trains.
-
-    Throughput is `throughput` images/s when given (e.g. measured on the target GPU), otherwise
-    measured here on each row's trained network (its preset's size and resolution) with a batch of
-    at most `measure_batch`, one warm-up and two timed train steps.
-    """
-    import pandas as pd
-
-    from roadmap.runs import RunPlan  # noqa: F401  (type only)
-
-    info = plan.info
-    images = info["train_images"]
-    seeds = len(info["seeds"])
-    records = []
-    first_task = {task.step: task for task in reversed(plan.tasks)}
-    for row in info["rows"]:
-        task = first_task[row["step"]]
-        if throughput is None:
-            cost = measure(Spec.from_dict(task.spec), batch=min(task.per_device_batch, measure_batch),
-                           resolution=task.resolution, warmup=1, iterations=2)
-            rate, source = cost.train_images_per_s, f"measured here, {cost.device}, batch {cost.batch}"
-        else:
-            rate, source = throughput, "given (--throughput)"
-        hours = device_hours(rate, row["epochs"], images, seeds)
-        records.append({"step": row["step"], "epochs": row["epochs"], "images_per_epoch": images,
-                        "seeds": seeds, "train_images_per_s": round(rate, 1), "device_hours": hours,
-                        "throughput_source": source})
-    return pd.DataFrame.from_records(records)

@@ -185,6 +185,15 @@ def readable_image(path: str) -> bool:
         return False
 
 
+def load_rgb(path: str) -> Image.Image:
+    """The decoded image in RGB. torchvision's loader always calls convert("RGB"), which copies an
+    image that is RGB already; the pixels are the same without that copy (a tenth of decode time)."""
+    with open(path, "rb") as handle:
+        image = Image.open(handle)
+        image.load()
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def image_folder(root: Path, corrupt_hint: str | None = None) -> tv_datasets.ImageFolder:
     """An ImageFolder whose corrupt files are skipped and counted (in the log), never fatal mid-run.
 
@@ -207,7 +216,7 @@ def image_folder(root: Path, corrupt_hint: str | None = None) -> tv_datasets.Ima
         return False
 
     try:
-        folder = tv_datasets.ImageFolder(str(root), is_valid_file=valid)
+        folder = tv_datasets.ImageFolder(str(root), loader=load_rgb, is_valid_file=valid)
     except FileNotFoundError as error:
         raise DataError(f"{root}: no readable image in any class subfolder ({error})") from None
     if skipped:
@@ -333,6 +342,10 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device:
     return pipeline
 
 
+def as_rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")  # convert() copies even when RGB
+
+
 class Transformed(Dataset):
     """A dataset view with a transform applied (the base stays shared between train and eval).
 
@@ -356,13 +369,13 @@ class Transformed(Dataset):
         # The CPU generator only: torch.manual_seed also queues a seed for every lazy device
         # backend, recording a stack trace each time (60% of the loading time at 32 px).
         torch.default_generator.manual_seed(sample_seed)
-        return self.transform(image.convert("RGB"))
+        return self.transform(as_rgb(image))
 
     def __getitem__(self, key: int | tuple[int, int]):
         seed, index = key if isinstance(key, tuple) else (None, key)
         image, label = self.base[index]
         if seed is None:
-            return self.transform(image.convert("RGB")), label
+            return self.transform(as_rgb(image)), label
         sample_seed = (seed * 1_000_003 + index) % 2**32
         if get_worker_info() is not None:
             # A loader worker's own streams steer nothing else: reseed them in place.

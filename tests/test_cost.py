@@ -1,11 +1,8 @@
-"""Cost per step (measured throughput and memory under named numerics), the cost study, and the --plan
-estimate of device-hours. Every test holds on the CPU and on CUDA: what is device-specific is
+"""Cost per step (measured throughput and memory under named numerics) and the cost study (--plan is
+tested in test_plan.py). Every test holds on the CPU and on CUDA: what is device-specific is
 asserted for the device it runs on, or pinned to the CPU with device="cpu"."""
 
-import json
 import math
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,17 +15,14 @@ from roadmap.cost import (
     COST_SETTINGS,
     Cost,
     best_of,
-    device_hours,
     measure,
     measure_settings,
     parse_cost_settings,
-    plan_table,
     unavailable_settings,
 )
 from roadmap.cost_report import RATIOS, ratio_markdown, ratio_table
 from roadmap.cost_study import main as cost_study
 from roadmap.precision import Numerics
-from roadmap.runs import RunOptions, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA = torch.cuda.is_available()
@@ -187,28 +181,3 @@ def test_cost_study_refuses_bad_input_in_one_line(argv, words, capsys):
     assert cost_study(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("run_roadmap.py cost: error: ") and words in err and err.count("\n") == 1
-
-
-def test_plan_follows_the_stated_formula(tmp_path):
-    plan = plan_run(RunOptions(upto="stage_ratio", preset="tiny", results=str(tmp_path), seeds=2))
-    table = plan_table(plan, throughput=50.0)
-    images = plan.info["train_images"]
-    assert list(table.step) == ["resnet50", "recipe", "stage_ratio"]
-    for row in table.itertuples():
-        assert row.device_hours == pytest.approx(2 * row.epochs * images / 50.0 / 3600)
-    assert device_hours(1000, 300, 1_281_167) == pytest.approx(106.76, abs=0.01)
-    measured = plan_table(plan)  # measured here on each row's trained network
-    assert (measured.train_images_per_s > 0).all() and measured.throughput_source.str.contains("measured").all()
-    assert not tmp_path.joinpath("resnet50-tiny-synthetic").exists()  # planning writes nothing
-
-
-def test_plan_command_for_the_paper_preset(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "run_roadmap.py", "--upto", "ln", "--plan", "--preset", "paper", "--throughput", "1000",
-         "--images-per-epoch", "1281167", "--format", "json", "--results", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
-    assert len(rows) == 13 and rows[0]["epochs"] == 90 and rows[1]["epochs"] == 300
-    assert rows[1]["device_hours"] == pytest.approx(300 * 1_281_167 / 1000 / 3600)
-    assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,6 @@
 bad input. Every run here is real: timm recipe pieces, submitit executors, files on disk."""
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,8 @@ from roadmap.runs import RunOptions, plan_run
 from roadmap.train import run_step
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s"}
+TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",
+                "eval_compile_time_s"}
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -62,7 +62,9 @@ def tiny_task(tmp_path: Path, step: str = "resnet50", epochs: int = 3, workers: 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(tmp_path):
     """SIGKILL the launcher mid-epoch; its job stops too; the rerun resumes and matches a clean run."""
-    args = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--epochs", "4", "--workers", "1"]
+    # --deterministic: on a GPU, bit-identical resumption needs deterministic kernels (a no-op on the CPU).
+    args = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--epochs", "4", "--workers", "1",
+            "--deterministic"]
     reference = run_cli(*args, "--results", str(tmp_path / "clean"))
     assert reference.returncode == 0, reference.stderr[-2000:]
     killed_dir = tmp_path / "killed"
@@ -103,7 +105,8 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
 @pytest.mark.slow
 def test_requeued_step_resumes_from_its_checkpoint(tmp_path):
     """Preempt a Checkpointable step under submitit's local executor; it requeues and completes."""
-    task = tiny_task(tmp_path, epochs=40)
+    # Deterministic kernels: on a GPU, resumption is bit-identical only with them (a no-op on the CPU).
+    task = dataclasses.replace(tiny_task(tmp_path, epochs=40), numerics={"deterministic": True})
     executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
     executor.update_parameters(timeout_min=60, stderr_to_stdout=True)
     job = executor.submit(StepJob(), task)

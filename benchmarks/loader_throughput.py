@@ -1,0 +1,156 @@
+"""Input pipeline throughput: this project's loader against the one a user writes by hand.
+
+    python benchmarks/loader_throughput.py [--data DIR] [--images 256] [--workers 1] [--rounds 3]
+
+In the spirit of FFCV's loader benchmark. On a folder of real JPEG files (generated once, ImageNet-
+like: 350-500 px, about 60 KB each, unless --data names one), for the legacy and the modern
+transforms of the paper's recipe:
+
+- reference: torchvision `ImageFolder` + timm `create_transform` with the same recipe (normalisation
+  and random erasing on the CPU) + a plain DataLoader with float32 default collate;
+- ours: the trainer's pipeline (roadmap.loaders: uint8 out of the workers, timm's fast collate,
+  normalisation and erasing on the device);
+- ours + shrink: the same over the opt-in pre-shrunk copy (roadmap.shrink, shorter side 256).
+
+Per worker = images/s of one worker's work (load, decode, augment, collate a batch) in one process,
+with nothing else running: what each extra worker adds. With --workers W the whole DataLoader is
+timed too (W workers, batches consumed by the main process on --device). Rounds alternate between
+the pipelines and the median is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from timm.data import create_transform
+from torch.utils.data import DataLoader, DistributedSampler, default_collate
+from torchvision.datasets import ImageFolder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from roadmap.data import Transformed, build_transforms, image_folder  # noqa: E402
+from roadmap.loaders import EpochSeeded, train_loader  # noqa: E402
+from roadmap.recipes import LEGACY, MODERN  # noqa: E402
+from roadmap.shrink import shrunk_copy  # noqa: E402
+from timm.data.loader import fast_collate  # noqa: E402
+
+
+def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) -> Path:
+    """ImageNet-like JPEGs: smooth colour fields plus grain, 350-500 x 300-450 px, quality 85."""
+    if (root / "done").exists():
+        return root
+    rng = np.random.default_rng(seed)
+    for index in range(images):
+        folder = root / "train" / f"c{index % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        width, height = int(rng.integers(350, 501)), int(rng.integers(300, 451))
+        coarse = rng.uniform(0, 255, (height // 16 + 2, width // 16 + 2, 3)).astype(np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
+        pixels = (smooth + rng.normal(0, 18, (height, width, 3))).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index:05d}.jpg", quality=85)
+    (root / "val").mkdir(exist_ok=True)
+    (root / "done").write_text("")
+    return root
+
+
+def reference_dataset(root: Path, recipe, resolution: int):
+    transform = create_transform(resolution, is_training=True, color_jitter=recipe.color_jitter or 0.0,
+                                 auto_augment=recipe.auto_augment, interpolation=recipe.interpolation,
+                                 re_prob=recipe.random_erasing, re_mode=recipe.random_erasing_mode, re_count=1)
+    return ImageFolder(str(root / "train"), transform=transform)
+
+
+def our_dataset(root: Path, recipe, resolution: int):
+    return Transformed(image_folder(root / "train"), build_transforms(recipe, resolution, True))
+
+
+def per_worker_rate(dataset, keys, collate, batch: int) -> float:
+    """Images/s of a worker's whole job (items and collate), in this process."""
+    started = time.perf_counter()
+    for first in range(0, len(keys) - batch + 1, batch):
+        collate([dataset[key] for key in keys[first:first + batch]])
+    return (len(keys) // batch * batch) / (time.perf_counter() - started)
+
+
+def loader_rate(kind: str, dataset, batch: int, workers: int, device: torch.device, recipe) -> float:
+    """Images/s of the whole DataLoader with `workers` workers, batches consumed on `device`."""
+    if kind == "reference":
+        loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=True, drop_last=True,
+                            pin_memory=device.type == "cuda")
+    else:
+        sampler = EpochSeeded(DistributedSampler(dataset, 1, 0, shuffle=True, seed=0, drop_last=True))
+        loader = train_loader(dataset, sampler, batch, workers, device, recipe, torch.Generator())
+    started, count = time.perf_counter(), 0
+    for images, _ in loader:
+        images = images.to(device, non_blocking=True)
+        count += images.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return count / (time.perf_counter() - started)
+
+
+def measure(arguments) -> list[dict]:
+    root = Path(arguments.data) if arguments.data else generate_folder(Path(arguments.generated), arguments.images)
+    shrunk = shrunk_copy(root, arguments.shrink, Path(arguments.cache_dir)) if arguments.shrink else None
+    device = torch.device(arguments.device)
+    rows = []
+    for recipe in (LEGACY, MODERN):
+        pipelines = {"reference": (reference_dataset(root, recipe, arguments.resolution), default_collate),
+                     "ours": (our_dataset(root, recipe, arguments.resolution), fast_collate)}
+        if shrunk is not None:
+            pipelines[f"ours + shrink {arguments.shrink}"] = (our_dataset(shrunk, recipe, arguments.resolution),
+                                                              fast_collate)
+        rates: dict[str, list[float]] = {name: [] for name in pipelines}
+        for round_index in range(arguments.rounds):
+            for name, (dataset, collate) in pipelines.items():
+                torch.manual_seed(round_index)
+                keys = list(range(len(dataset))) if name == "reference" else \
+                    [(round_index, index) for index in range(len(dataset))]
+                rates[name].append(per_worker_rate(dataset, keys, collate, arguments.batch))
+                print(f"  {recipe.name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
+                      file=sys.stderr, flush=True)
+        reference = statistics.median(rates["reference"])
+        for name, (dataset, _) in pipelines.items():
+            per_worker = statistics.median(rates[name])
+            row = {"transforms": recipe.name, "pipeline": name, "per_worker_images_per_s": round(per_worker, 1),
+                   "vs_reference": round(per_worker / reference, 2)}
+            if arguments.workers:
+                kind = "reference" if name == "reference" else "ours"
+                row[f"loader_{arguments.workers}_workers_images_per_s"] = round(
+                    loader_rate(kind, dataset, arguments.batch, arguments.workers, device, recipe), 1)
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="an ImageNet-style folder (train/<class>/*); default: generated")
+    parser.add_argument("--generated", default="/tmp/roadmap-loader-bench", help="where the generated folder goes")
+    parser.add_argument("--images", type=int, default=256, help="images to generate")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=0, help="also time the whole DataLoader with this many workers")
+    parser.add_argument("--shrink", type=int, default=256, help="shorter side of the opt-in copy (0: leave it out)")
+    parser.add_argument("--cache-dir", default="/tmp/roadmap-loader-bench-cache")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    arguments = parser.parse_args()
+    torch.set_num_threads(1)  # one worker's worth of compute
+    rows = measure(arguments)
+    for row in rows:
+        print("  ".join(f"{key}={value}" for key, value in row.items()))
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

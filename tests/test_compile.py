@@ -1,0 +1,69 @@
+"""Compiled training and numerics as recorded settings (torch.compile on the CPU: slow, marked so)."""
+
+import dataclasses
+
+import pytest
+
+from roadmap.files import read_json, read_json_lines
+from roadmap.runs import RunOptions, plan_run
+from roadmap.train import Trainer, run_step
+
+# Compiled kernels sum in another order than eager ones: losses agree to this relative tolerance.
+LOSS_TOLERANCE = 1e-3
+TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",
+                "eval_compile_time_s"}
+
+
+def untimed(record):
+    return {key: value for key, value in record.items() if key not in TIMED_FIELDS}
+
+
+def tiny_task(tmp_path, step="resnet50", epochs=3, **numerics):
+    plan = plan_run(RunOptions(upto=step, preset="tiny", results=str(tmp_path), epochs=epochs, workers=0))
+    task = next(task for task in plan.tasks if task.step == step)
+    return dataclasses.replace(task, numerics={**task.numerics, **numerics})
+
+
+def train_first_epochs(task, epochs):
+    """Train `epochs` epochs of `task` and leave only its checkpoint behind (as a killed run would)."""
+    trainer = Trainer(task)
+    trainer.recipe = dataclasses.replace(trainer.recipe, epochs=epochs)
+    trainer.run()
+    task.paths.result.unlink()
+
+
+@pytest.mark.slow
+def test_compiled_run_resumes_an_eager_checkpoint_and_matches_eager(tmp_path):
+    eager = tiny_task(tmp_path / "eager", compile=False)
+    reference = run_step(eager)
+    mixed = dataclasses.replace(eager, run_dir=str(tmp_path / "mixed"))
+    train_first_epochs(mixed, 1)
+    compiled = dataclasses.replace(mixed, numerics={**mixed.numerics, "compile": True})
+    assert compiled.key == eager.key  # compilation is how it runs, not what it trains
+    result = run_step(compiled)
+    assert result["status"] == "done" and result["epochs"] == 3
+    assert (result["compiled"], result["precision"], result["channels_last"]) == (True, "fp32", False)
+    assert result["recompiles_after_first_epoch"] == 0 and result["compile_time_s"] > 0
+    history = read_json_lines(compiled.paths.metrics)
+    expected = read_json_lines(eager.paths.metrics)
+    assert untimed(history[0]) == untimed(expected[0])  # the eager epoch, resumed as it was written
+    for record, reference_record in zip(history[1:], expected[1:]):
+        for field in ("train_loss", "val_loss"):
+            assert record[field] == pytest.approx(reference_record[field], rel=LOSS_TOLERANCE), field
+        assert abs(record["top1"] - reference_record["top1"]) <= 100 / 128 + 1e-9  # at most one image
+    assert history[1]["compile_time_s"] > 0 and history[2]["compile_time_s"] == 0
+    assert reference["compiled"] is False and read_json(eager.paths.result)["environment"]["torch"]
+
+
+@pytest.mark.slow
+def test_a_modern_row_compiles_once(tmp_path):
+    """LayerNorm, GELU, drop path, layer scale and Mixup: nothing recompiles after the first epoch."""
+    result = run_step(tiny_task(tmp_path, step="ln", epochs=2, compile=True))
+    assert result["status"] == "done" and result["recompiles_after_first_epoch"] == 0
+
+
+def test_precision_is_applied_and_recorded(tmp_path):
+    result = run_step(tiny_task(tmp_path, epochs=1, precision="bf16", channels_last=True))
+    assert (result["precision"], result["channels_last"], result["compiled"]) == ("bf16", True, False)
+    environment = result["environment"]
+    assert {"torch", "timm", "cuda", "cudnn", "roadmap", "git_commit", "device"} <= set(environment)
