@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from roadmap.files import read_json, read_json_lines
+from roadmap.results import report, summary
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
 from roadmap.task import StepTask
 from roadmap.train import run_step
@@ -302,8 +303,9 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
         if not wait:
             return plan, 0
         failed = len(pending) - len(results)
-    from roadmap.results import report
-
     written = report(plan.run_dir)
     say(f"report: {plan.run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
+    agreement = summary(plan.run_dir)
+    if agreement:
+        say(agreement)
     return plan, failed
