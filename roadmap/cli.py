@@ -111,7 +111,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     numerics.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                           help="channels-last memory format (default: on with a GPU, off on the CPU)")
     numerics.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                          help="torch.compile the network (default: on with a GPU, off on the CPU)")
+                          help="torch.compile the network (default: on with a GPU for --preset paper, otherwise off)")
     numerics.add_argument("--deterministic", action="store_true",
                           help="bit-reproducible GPU kernels (slower; the CPU is deterministic anyway)")
     numerics.add_argument("--cost-settings", default=None, metavar="LIST",
@@ -138,7 +138,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     launch.add_argument("--plan", action="store_true",
                         help="print the estimated device-hours of every step and the total, then stop")
     launch.add_argument("--throughput", type=float, default=None, metavar="IMAGES_PER_S",
-                        help="train throughput for --plan (default: measured here on each step's network)")
+                        help="model train images/s for --plan (default: measured here on each step's network at the run's batch)")
+    launch.add_argument("--loader-throughput", type=float, default=None, metavar="IMAGES_PER_S",
+                        help="loader images/s for --plan (default: measured here on the run's data and workers)")
     launch.add_argument("--images-per-epoch", type=positive_int, default=None,
                         help="for --plan: images per epoch of the real dataset (e.g. 1281167 for ImageNet-1K)")
 
@@ -253,19 +255,20 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
 
 
 def run_plan(args: argparse.Namespace) -> None:
-    if args.throughput is not None and not (math.isfinite(args.throughput) and args.throughput > 0):
-        raise UsageError(f"--throughput must be a positive number of images per second, got {args.throughput}")
+    for option, value in (("--throughput", args.throughput), ("--loader-throughput", args.loader_throughput)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{option} must be a positive number of images per second, got {value}")
     plan = plan_run(run_options(args))
     if args.images_per_epoch:
         plan.info["train_images"] = args.images_per_epoch
-    table = plan_table(plan, args.throughput)
+    table = plan_table(plan, args.throughput, loader_throughput=args.loader_throughput)
     total = table.device_hours.sum()
     if args.format == "table":
         table = table.assign(device_hours=table.device_hours.map(lambda value: f"{value:.3g}"))
     caption = (
         f"Plan of run {plan.info['run']} (preset {plan.info['preset']}, {plan.info['dataset_description']}; "
-        f"pixels: {plan.info['pixels']}). images/s = min(model, loader), both measured here at the run's batch "
-        f"(the model after a warm-up, the loader on the run's data with its workers); device-hours = seeds x "
+        f"pixels: {plan.info['pixels']}). images/s = min(model, loader), each given or measured here at the "
+        f"run's batch (the model after a warm-up, the loader on the run's data with its workers); device-hours = seeds x "
         f"epochs x images per epoch / images/s (training only; evaluation and start-up not included). "
         f"Total: {total:.3g} device-hours."
     )

@@ -86,9 +86,13 @@ def _say_to_stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def plan_table(plan: RunPlan, throughput: float | None = None,
-               say: Callable[[str], None] = _say_to_stderr) -> pd.DataFrame:
-    """Per row: model and loader rates, the rate the loop will reach, what binds, and device-hours."""
+def plan_table(plan: RunPlan, throughput: float | None = None, say: Callable[[str], None] = _say_to_stderr,
+               loader_throughput: float | None = None) -> pd.DataFrame:
+    """Per row: model and loader rates, the rate the loop will reach, what binds, and device-hours.
+
+    `throughput` / `loader_throughput`: the model's / the loader's images/s when known (e.g.
+    measured on the target machine, which a laptop planning for a cluster is not); measured here
+    otherwise."""
     info = plan.info
     images, seeds = info["train_images"], len(info["seeds"])
     first_task = {task.step: task for task in reversed(plan.tasks)}
@@ -96,7 +100,9 @@ def plan_table(plan: RunPlan, throughput: float | None = None,
     records = []
     for number, row in enumerate(info["rows"], start=1):
         task = first_task[row["step"]]
-        if row["recipe"] not in loader_rates:
+        if loader_throughput is not None:
+            loader_rates[row["recipe"]] = loader_throughput
+        elif row["recipe"] not in loader_rates:
             say(f"plan: timing the {row['recipe']} recipe's loader ({task.workers} worker(s), batch "
                 f"{task.per_device_batch}, {task.resolution} px)")
             loader_rates[row["recipe"]] = loader_images_per_s(task)
@@ -113,5 +119,6 @@ def plan_table(plan: RunPlan, throughput: float | None = None,
             "model_images_per_s": round(model, 1), "loader_images_per_s": round(loader, 1),
             "images_per_s": round(rate, 1), "bound": "data-bound" if loader < model else "compute-bound",
             "device_hours": device_hours(rate, row["epochs"], images, seeds), "model_source": source,
+            "loader_source": "given (--loader-throughput)" if loader_throughput is not None else "measured here",
         })
     return pd.DataFrame.from_records(records)

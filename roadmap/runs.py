@@ -8,7 +8,7 @@ is never trained again, and a different configuration never reuses its folder si
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,9 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
     if options.workers is not None and options.workers < 0:
         raise PresetError(f"--workers must be zero or positive, got {options.workers}")
+    numerics = options.numerics
+    if numerics.compile is None and not preset.compile_by_default:
+        numerics = replace(numerics, compile=False)
     selection = rows_for(options)
     rows = selection.rows
     measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
@@ -157,7 +160,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
                 gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
                 cost_spec=spec.to_dict() if measure_cost else None, cost_settings=options.cost_settings,
-                numerics=options.numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir,
+                numerics=numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir,
             ))
     for task in tasks:
         finished = task.paths.completed_key()

@@ -37,6 +37,9 @@ class TrainingPreset:
     # keep the recipe's learning rate at their small batch instead: linear scaling from 4096 down
     # to 128 would leave AdamW with lr 1.25e-4, far too little for a schedule of a few epochs.
     scale_lr: bool
+    # torch.compile by default where the device supports it (roadmap.precision: with CUDA). The
+    # proxies train for seconds per epoch, so there compilation would cost more than it saves.
+    compile_by_default: bool = False
     synthetic_train: int = 4000
     synthetic_val: int = 1000
     synthetic_classes: int = 16
@@ -62,7 +65,7 @@ PRESETS: dict[str, TrainingPreset] = {
             name="paper",
             description="the paper: full-size networks, 224 px, 300 epochs, effective batch 4096, linear lr scaling",
             width_divisor=1, depth_divisor=1, resolution=224, epoch_scale=1.0, batch_size=128,
-            workers=8, scale_lr=True,
+            workers=8, scale_lr=True, compile_by_default=True,
         ),
     )
 }

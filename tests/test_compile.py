@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from roadmap.files import read_json, read_json_lines
+from roadmap.precision import Numerics
 from roadmap.runs import RunOptions, plan_run
 from roadmap.train import Trainer, run_step
 
@@ -63,7 +64,17 @@ def test_a_modern_row_compiles_once(tmp_path):
 
 
 def test_precision_is_applied_and_recorded(tmp_path):
-    result = run_step(tiny_task(tmp_path, epochs=1, precision="bf16", channels_last=True))
+    result = run_step(tiny_task(tmp_path, epochs=1, precision="bf16", channels_last=True, compile=False))
     assert (result["precision"], result["channels_last"], result["compiled"]) == ("bf16", True, False)
     environment = result["environment"]
     assert {"torch", "timm", "cuda", "cudnn", "roadmap", "git_commit", "device"} <= set(environment)
+
+
+def test_proxy_presets_do_not_compile_unless_asked(tmp_path):
+    def planned(preset, numerics=Numerics()):
+        options = RunOptions(upto="resnet50", preset=preset, results=str(tmp_path), numerics=numerics)
+        return plan_run(options).tasks[0].numerics["compile"]
+
+    # None: the device decides (on with CUDA, off on the CPU); the proxies train for seconds per epoch.
+    assert planned("paper") is None and planned("tiny") is False and planned("cpu") is False
+    assert planned("tiny", Numerics(compile=True)) is True

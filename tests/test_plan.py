@@ -28,6 +28,8 @@ def test_plan_follows_the_stated_formula(tmp_path):
     measured = plan_table(plan, say=lambda text: None)  # the model measured here on each row's network
     assert (measured.model_images_per_s > 0).all() and (measured.model_source == "measured here").all()
     assert not tmp_path.joinpath("resnet50-tiny-synthetic").exists()  # planning writes nothing
+    given = plan_table(plan, throughput=50.0, loader_throughput=20.0, say=lambda text: None)
+    assert (given.images_per_s == 20.0).all() and (given.bound == "data-bound").all()
 
 
 def test_loader_rate_is_the_pipelines_own(tmp_path):
