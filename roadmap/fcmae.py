@@ -14,7 +14,6 @@ stage's grid (one patch per last-stage position) and upsampled by repetition to 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -70,7 +69,11 @@ class MaskGenerator:
     patch_size: int = 32
 
     def __post_init__(self) -> None:
-        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0.0 < self.ratio < 1.0:
+        if (
+            isinstance(self.ratio, bool)
+            or not isinstance(self.ratio, (int, float))
+            or not 0.0 < self.ratio < 1.0
+        ):
             raise FcmaeError(f"fcmae mask ratio must be in (0, 1), got {self.ratio!r}")
         if self.patch_size < 1:
             raise FcmaeError(f"fcmae patch size must be positive, got {self.patch_size}")
@@ -108,7 +111,7 @@ class MaskGenerator:
         noise = torch.rand(batch, patches, generator=generator)
         order = noise.argsort(dim=1)
         masked = torch.zeros(batch, patches, dtype=torch.bool)
-        masked.scatter_(1, order[:, patches - self.masked_count(patches):], True)
+        masked.scatter_(1, order[:, patches - self.masked_count(patches) :], True)
         return masked.reshape(batch, rows, columns).to(device)
 
 
@@ -116,7 +119,9 @@ def visible_map(masked: torch.Tensor, height: int, width: int, dtype: torch.dtyp
     """The (N, 1, height, width) map that is 1 on visible positions, upsampled from the patch grid."""
     rows, columns = masked.shape[-2:]
     if height % rows or width % columns:
-        raise FcmaeError(f"fcmae: a {height}x{width} feature map does not tile the {rows}x{columns} mask grid")
+        raise FcmaeError(
+            f"fcmae: a {height}x{width} feature map does not tile the {rows}x{columns} mask grid"
+        )
     visible = (~masked).unsqueeze(1).to(dtype)
     return visible.repeat_interleave(height // rows, dim=2).repeat_interleave(width // columns, dim=3)
 
@@ -138,8 +143,11 @@ class MaskedEncoder(nn.Module):
         self.width = network.spec.network.widths[-1]
         # The mask of the forward pass in progress; the hooks read it, None outside a masked pass.
         self._masked: torch.Tensor | None = None
-        self._handles = [handle for module, channels_last in self._masked_modules()
-                         for handle in self._hook(module, channels_last)]
+        self._handles = [
+            handle
+            for module, channels_last in self._masked_modules()
+            for handle in self._hook(module, channels_last)
+        ]
 
     def _masked_modules(self) -> list[tuple[nn.Module, bool]]:
         """Every module whose input must be masked: spatial convs and GRNs (with their layout)."""
@@ -209,7 +217,9 @@ class MaskedEncoder(nn.Module):
 
 def encoder_state_dict(encoder: MaskedEncoder) -> dict[str, torch.Tensor]:
     """The pre-trained weights under the plain network's names, without the (untrained) head."""
-    return {name: value for name, value in encoder.network.state_dict().items() if not name.startswith("head.")}
+    return {
+        name: value for name, value in encoder.network.state_dict().items() if not name.startswith("head.")
+    }
 
 
 def load_pretrained(network: RoadmapNet, state: dict[str, torch.Tensor]) -> None:
@@ -226,7 +236,3 @@ def load_pretrained(network: RoadmapNet, state: dict[str, torch.Tensor]) -> None
             f"unexpected {list(result.unexpected_keys)[:3]}"
         )
 
-
-def mask_fraction(masked: torch.Tensor) -> float:
-    """Fraction of patches masked over a batch (for logging and tests)."""
-    return float(masked.float().mean()) if masked.numel() else math.nan

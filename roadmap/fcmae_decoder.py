@@ -42,7 +42,9 @@ DECODER_BLOCK = Network(
 class FcmaeDecoder(nn.Module):
     """Encoder features (N, C, rows, columns) and masks -> per-patch predictions (N, patches, p*p*3)."""
 
-    def __init__(self, encoder_width: int, patch_size: int, width: int = DECODER_WIDTH, in_channels: int = 3) -> None:
+    def __init__(
+        self, encoder_width: int, patch_size: int, width: int = DECODER_WIDTH, in_channels: int = 3
+    ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.project = nn.Conv2d(encoder_width, width, 1)
@@ -88,7 +90,9 @@ def normalised_patches(images: torch.Tensor, patch_size: int, eps: float = 1e-6)
     return (patches - mean) / (variance + eps).sqrt()
 
 
-def reconstruction_loss(predictions: torch.Tensor, images: torch.Tensor, masked: torch.Tensor, patch_size: int) -> torch.Tensor:
+def reconstruction_loss(
+    predictions: torch.Tensor, images: torch.Tensor, masked: torch.Tensor, patch_size: int
+) -> torch.Tensor:
     """Mean squared error over the masked patches only; visible patches do not contribute."""
     target = normalised_patches(images, patch_size)
     per_patch = (predictions.float() - target.float()).pow(2).mean(dim=-1)
