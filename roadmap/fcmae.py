@@ -168,7 +168,9 @@ class MaskedEncoder(nn.Module):
         handles = [module.register_forward_pre_hook(partial(self._mask_input, channels_last=channels_last))]
         if not isinstance(module, GlobalResponseNorm):
             # A convolution's output at masked positions (its bias, or visible pixels reaching
-            # into a masked window) is zeroed: submanifold convs compute visible sites only.
+            # into a masked window) is zeroed: submanifold convs compute visible sites only. Since
+            # every reader of those sites (next conv, GRN, the encoder's output) masks its input
+            # too, this is belt and braces, kept so every intermediate matches the sparse network.
             handles.append(module.register_forward_hook(self._mask_output))
         return handles
 
