@@ -96,6 +96,11 @@ def noise_line(table: pd.DataFrame) -> str:
     return " ".join(lines)
 
 
+def _resolution(value: Any) -> str:
+    # run.json: a number (older runs) or a description such as "160->192 px, tested at 224".
+    return f"{value} px" if isinstance(value, int) or str(value).isdigit() else str(value)
+
+
 def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame, frame: pd.DataFrame | None = None) -> str:
     """The figure caption plus how the table's columns were computed (and, from the per-seed
     `frame`, the numerics and environment of the steps)."""
@@ -103,7 +108,7 @@ def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame, frame: pd.Da
     devices = sorted({str(device) for device in table.get("device", []) if _is_set(device)})
     caption = figure_caption(run_info) + (
         f" Top-1 (%): mean +- sample std over done seeds ({seeds} planned), "
-        f"{run_info.get('epochs', '?')} epochs at {run_info.get('resolution', '?')}px. "
+        f"{run_info.get('epochs', '?')} epochs at {_resolution(run_info.get('resolution', '?'))}. "
         "Change: against the previous main-path row; branch rows against the row their branch starts from."
     )
     noise = noise_line(table)

@@ -16,6 +16,7 @@ import torch
 
 from roadmap.complexity import CONVENTION, complexity_table
 from roadmap.data import DataError
+from roadmap.files import NotWritable, UnreadableFile, check_writable_folder
 from roadmap.cost import parse_cost_settings
 from roadmap.cost_study import main as cost_study
 from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, local_cuda, train_roadmap
@@ -85,7 +86,8 @@ non_negative_int = bounded_int(0, "an integer >= 0")
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--preset", default="cpu", help="cpu (default: CPU proxies), tiny (tests) or paper (ImageNet scale)")
+    group.add_argument("--preset", default="cpu",
+                       help="cpu (default: CPU proxies), tiny (tests), fast (one-node ImageNet proxy) or paper (ImageNet scale)")
     group.add_argument("--dataset", default="synthetic", help="synthetic (embedded, default), folder, cifar10 or cifar100")
     group.add_argument("--data", default=None, metavar="PATH", help="dataset folder (folder: train/ and val/ with class subfolders)")
     group.add_argument("--branches", action="store_true", help="also train the branch rows (kernel 5/9/11)")
@@ -103,6 +105,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        "e.g. 256; JPEG q95): faster decoding, different pixels, named in results")
     group.add_argument("--cache-dir", default=None, metavar="DIR",
                        help="where --shrink keeps its copy (default ~/.cache/roadmap/shrunk)")
+    group.add_argument("--classes", type=positive_int, default=None, metavar="N",
+                       help="train on N classes of a folder dataset, drawn with a fixed seed and recorded "
+                       "(ImageNet-100 style)")
     group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
     group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
     numerics = parser.add_argument_group("numerics (recorded in every result)")
@@ -227,7 +232,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         cost_settings = parse_cost_settings(args.cost_settings) if args.cost_settings else ()
     except ValueError as error:
         raise UsageError(str(error)) from None
-    steps = tuple(canonical_name(name) for name in args.steps.split(",") if name.strip()) if args.steps else None
+    steps = (tuple(canonical_name(name) for name in args.steps.split(",") if name.strip())
+             if args.steps is not None else None)
     return RunOptions(
         roadmap=canonical_name(args.roadmap), upto=args.upto, branches=args.branches,
         mode=canonical_name(args.mode), steps=steps, model=args.model, preset=args.preset, dataset=args.dataset,
@@ -235,7 +241,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         accumulation=args.accumulation, devices=args.tasks_per_node * args.nodes, workers=args.workers,
         results=args.results, run=args.run, measure_cost=args.measure_cost, cost_settings=cost_settings,
         numerics=Numerics(args.precision, args.channels_last, args.compile, args.deterministic),
-        shrink=args.shrink, cache_dir=args.cache_dir,
+        shrink=args.shrink, cache_dir=args.cache_dir, classes=args.classes,
     )
 
 
@@ -310,8 +316,11 @@ def run_report(argv: Sequence[str]) -> int:
     from roadmap.results import RunNotFound
 
     args = build_report_parser().parse_args(argv)
+    run_dir = Path(args.results) / args.run
     try:
-        write_report(Path(args.results) / args.run, args.compare)
+        if (run_dir / "run.json").is_file():
+            check_writable_folder(run_dir, what="run folder")  # the report goes to run_dir/report
+        write_report(run_dir, args.compare)
     except (RunNotFound, CompareError) as error:
         raise UsageError(str(error)) from None
     return 0
@@ -336,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             return run_training(args)
     except (UsageError, RoadmapError, SpecError, RunError, PresetError, DataError, LaunchError,
-            NumericsError) as error:
+            NumericsError, UnreadableFile, NotWritable) as error:
         print(f"run_roadmap.py: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

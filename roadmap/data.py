@@ -14,7 +14,7 @@ import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -245,14 +245,41 @@ class LocalCIFAR(Dataset):
             )
         images, labels = [], []
         for file in files:
-            with open(base / file, "rb") as handle:
-                batch = pickle.load(handle, encoding="latin1")
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            labels.extend(batch[labels_key])
-        with open(base / meta_file, "rb") as handle:
-            self.classes = list(pickle.load(handle, encoding="latin1")[names_key])
+            batch = self._load(base / file, name, folder)
+            try:
+                data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+                batch_labels = [int(label) for label in batch[labels_key]]
+                if len(batch_labels) != len(data):
+                    raise ValueError(f"{len(data)} images but {len(batch_labels)} labels")
+            except (KeyError, TypeError, ValueError) as error:
+                raise self._not_cifar(base / file, name, folder, error) from None
+            images.append(data)
+            labels.extend(batch_labels)
+        meta = self._load(base / meta_file, name, folder)
+        try:
+            self.classes = [str(label) for label in meta[names_key]]
+        except (KeyError, TypeError) as error:
+            raise self._not_cifar(base / meta_file, name, folder, error) from None
         self.images = np.concatenate(images)
-        self.targets = [int(label) for label in labels]
+        self.targets = labels
+
+    @classmethod
+    def _load(cls, path: Path, name: str, folder: str) -> dict:
+        """One pickle of the python release; anything else (cut short, another format) is a DataError."""
+        try:
+            with open(path, "rb") as handle:
+                batch = pickle.load(handle, encoding="latin1")
+        except Exception as error:  # noqa: BLE001 - garbage can fail inside pickle in many ways
+            raise cls._not_cifar(path, name, folder, error) from None
+        if not isinstance(batch, dict):
+            raise cls._not_cifar(path, name, folder, TypeError(f"holds a {type(batch).__name__}, not a dict"))
+        return batch
+
+    @staticmethod
+    def _not_cifar(path: Path, name: str, folder: str, error: BaseException) -> DataError:
+        detail = " ".join(str(error).split())[:120] or type(error).__name__
+        return DataError(f"{name}: {path} is not a readable CIFAR pickle ({type(error).__name__}: {detail}); "
+                         f"replace it with the file from the official '{folder}' python release")
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -263,13 +290,19 @@ class LocalCIFAR(Dataset):
 
 def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthetic_train: int = 4000,
                   synthetic_val: int = 1000, synthetic_classes: int = 16, synthetic_size: int = 32,
-                  seed: int = 0, shrink: int | None = None, cache_dir: str | os.PathLike | None = None) -> DatasetPair:
+                  seed: int = 0, shrink: int | None = None, cache_dir: str | os.PathLike | None = None,
+                  classes: int | None = None) -> DatasetPair:
     """The train and validation sets of `name` (one of DATASETS); with `shrink`, a folder dataset
-    is read from its pre-shrunk copy (roadmap.shrink), built on first use."""
+    is read from its pre-shrunk copy (roadmap.shrink), built on first use; with `classes`, a folder
+    dataset keeps that many of its classes (`class_subset`)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if shrink is not None and name != "folder":
         raise DataError(f"--shrink applies to --dataset folder (JPEG files to decode), not to {name}")
+    if classes is not None and name != "folder":
+        raise DataError(f"--classes applies to --dataset folder (a class subset of an image folder), not to {name}")
+    if classes is not None and classes < 1:
+        raise DataError(f"--classes must be a positive number of classes, got {classes}")
     if name == "synthetic":
         # The data seed is fixed by the preset, not by the training seed: every seed and every
         # step sees the same images.
@@ -284,12 +317,34 @@ def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthet
     if not root.exists():
         raise DataError(f"--data {root} does not exist; give the folder that holds the {name} dataset")
     if name == "folder":
-        return _folder_pair(root, shrink, cache_dir)
+        return _folder_pair(root, shrink, cache_dir, classes)
     train, val = LocalCIFAR(root, name, True), LocalCIFAR(root, name, False)
     return DatasetPair(train, val, len(train.classes), name, f"{name} from {root} ({len(train)}/{len(val)} images)")
 
 
-def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | None) -> DatasetPair:
+# The class subset (`--classes N`) is drawn with this seed, whatever the training seed: every row
+# and seed of a run, and every run with the same N, sees the same classes.
+CLASS_SUBSET_SEED = 0
+
+
+def class_subset(classes: list[str], count: int) -> list[str]:
+    """`count` of `classes`, drawn with CLASS_SUBSET_SEED and sorted (ImageNet-100 style)."""
+    if count > len(classes):
+        raise DataError(f"--classes {count} asks for more classes than the dataset has ({len(classes)})")
+    return sorted(random.Random(CLASS_SUBSET_SEED).sample(sorted(classes), count))
+
+
+def keep_classes(folder: tv_datasets.ImageFolder, kept: list[str]) -> tv_datasets.ImageFolder:
+    """The folder with only the images of `kept` classes, their labels renumbered 0..len(kept)-1."""
+    new_index = {folder.class_to_idx[name]: position for position, name in enumerate(kept)}
+    folder.samples = [(path, new_index[label]) for path, label in folder.samples if label in new_index]
+    folder.imgs, folder.targets = folder.samples, [label for _, label in folder.samples]
+    folder.classes, folder.class_to_idx = list(kept), {name: position for position, name in enumerate(kept)}
+    return folder
+
+
+def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | None,
+                 classes: int | None = None) -> DatasetPair:
     source = root
     if shrink is not None:
         # Check the original first: its errors name the folder the user gave, not the cache.
@@ -304,8 +359,14 @@ def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | 
     train, val = image_folder(source / "train", hint), image_folder(source / "val", hint)
     if train.classes != val.classes:
         raise DataError(f"{root}: train/ and val/ have different class subfolders; they must match")
+    subset = ""
+    if classes is not None:
+        available = len(train.classes)
+        kept = class_subset(train.classes, classes)
+        train, val = keep_classes(train, kept), keep_classes(val, kept)
+        subset = f", {classes} of {available} classes drawn with seed {CLASS_SUBSET_SEED}: {', '.join(kept)}"
     return DatasetPair(train, val, len(train.classes), "folder",
-                       f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images)",
+                       f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images{subset})",
                        describe_pixels(shrink))
 
 
@@ -349,7 +410,7 @@ def as_rgb(image: Image.Image) -> Image.Image:
 class Transformed(Dataset):
     """A dataset view with a transform applied (the base stays shared between train and eval).
 
-    A key is an index, or a pair (seed, index) from roadmap.loaders.EpochSeeded: then the random
+    A key is an index, or (seed, index[, resolution]) from roadmap.loaders.EpochSeeded: then the random
     augmentation of the image is seeded from (seed, index), so an image gets the same augmentation
     whichever worker, rank or resumed process loads it, and a run split over devices or restarted
     from a checkpoint sees exactly the images an uninterrupted single-process run sees. The seed
@@ -357,35 +418,39 @@ class Transformed(Dataset):
     each epoch's seed.
     """
 
-    def __init__(self, base: Dataset, transform: Callable) -> None:
-        self.base, self.transform = base, transform
+    def __init__(self, base: Dataset, transform: Callable | Mapping[int, Callable]) -> None:
+        # A mapping: one transform per training resolution (progressive resizing); the key's third
+        # element picks one, so workers that persist across epochs follow the schedule.
+        self.base = base
+        self.transforms = dict(transform) if isinstance(transform, Mapping) else {None: transform}
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def _seeded(self, image, sample_seed: int):
+    def _seeded(self, transform: Callable, image, sample_seed: int):
         random.seed(sample_seed)
         np.random.seed(sample_seed)
         # The CPU generator only: torch.manual_seed also queues a seed for every lazy device
         # backend, recording a stack trace each time (60% of the loading time at 32 px).
         torch.default_generator.manual_seed(sample_seed)
-        return self.transform(as_rgb(image))
+        return transform(as_rgb(image))
 
-    def __getitem__(self, key: int | tuple[int, int]):
-        seed, index = key if isinstance(key, tuple) else (None, key)
+    def __getitem__(self, key: int | tuple):
+        seed, index, resolution = (*key, None)[:3] if isinstance(key, tuple) else (None, key, None)
+        transform = next(iter(self.transforms.values())) if resolution is None else self.transforms[resolution]
         image, label = self.base[index]
         if seed is None:
-            return self.transform(as_rgb(image)), label
+            return transform(as_rgb(image)), label
         sample_seed = (seed * 1_000_003 + index) % 2**32
         if get_worker_info() is not None:
             # A loader worker's own streams steer nothing else: reseed them in place.
-            return self._seeded(image, sample_seed), label
+            return self._seeded(transform, image, sample_seed), label
         # timm's transforms draw from all three generators (RandAugment uses numpy and random);
         # in the main process (no workers) the caller's streams are restored so that loading
         # does not steer Mixup or stochastic depth.
         python_state, numpy_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
-            sample = self._seeded(image, sample_seed)
+            sample = self._seeded(transform, image, sample_seed)
         random.setstate(python_state)
         np.random.set_state(numpy_state)
         return sample, label

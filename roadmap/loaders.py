@@ -28,20 +28,25 @@ from roadmap.task import StepTask
 
 
 class EpochSeeded(Sampler):
-    """The keys (epoch seed, index) in the order of a DistributedSampler, for `data.Transformed`."""
+    """The keys (epoch seed, index[, resolution]) in the order of a DistributedSampler, for
+    `data.Transformed`."""
 
     def __init__(self, sampler: DistributedSampler) -> None:
         self.sampler = sampler
         self.seed = 0
+        self.resolution: int | None = None
 
-    def set_epoch(self, epoch: int, seed: int) -> None:
+    def set_epoch(self, epoch: int, seed: int, resolution: int | None = None) -> None:
+        """The epoch's shuffle, augmentation seed and (progressive resizing) training resolution."""
         self.sampler.set_epoch(epoch)
-        self.seed = seed
+        self.seed, self.resolution = seed, resolution
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple]:
         # Read once per pass: the loader builds its iterator when an epoch starts.
-        seed = self.seed
-        return ((seed, index) for index in self.sampler)
+        seed, resolution = self.seed, self.resolution
+        if resolution is None:
+            return ((seed, index) for index in self.sampler)
+        return ((seed, index, resolution) for index in self.sampler)
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -91,9 +96,10 @@ def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: i
     """What the trainer reads for `task` (also what `--plan` times the loader with)."""
     recipe = Spec.from_dict(task.spec).recipe
     data = load_datasets(task.dataset, task.data_path, shrink=task.shrink, cache_dir=task.cache_dir,
-                         **task.synthetic)
-    train_set = Transformed(data.train, build_transforms(recipe, task.resolution, True))
-    val_set = Transformed(data.val, build_transforms(recipe, task.resolution, False))
+                         classes=task.classes, **task.synthetic)
+    train_set = Transformed(data.train, {resolution: build_transforms(recipe, resolution, True)
+                                         for resolution in task.train_resolutions})
+    val_set = Transformed(data.val, build_transforms(recipe, task.eval_resolution or task.resolution, False))
     val_part = Subset(val_set, range(rank, len(val_set), world_size))
     # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
     # permutation, so a global batch of R ranks holds exactly the images of the single-process

@@ -47,7 +47,7 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def loader_images_per_s(task: StepTask, device: torch.device | None = None) -> float:
+def loader_images_per_s(task: StepTask, device: torch.device | None = None, resolution: int | None = None) -> float:
     """Images/s the task's training loader delivers to `device` when the consumer waits for nothing.
 
     Timed from the moment the loader starts, in whole rounds of one batch per worker: W workers
@@ -56,7 +56,7 @@ def loader_images_per_s(task: StepTask, device: torch.device | None = None) -> f
     """
     device = device or _device()
     data = step_data(task, device)
-    data.sampler.set_epoch(0, task.seed)
+    data.sampler.set_epoch(0, task.seed, resolution)
     batches, round_size = len(data.loader), max(1, task.workers)
     started = time.perf_counter()
     timed = 0
@@ -73,13 +73,21 @@ def loader_images_per_s(task: StepTask, device: torch.device | None = None) -> f
     return timed * task.per_device_batch / max(elapsed, 1e-9)
 
 
-def model_images_per_s(task: StepTask, device: torch.device | None = None) -> float:
+def model_images_per_s(task: StepTask, device: torch.device | None = None, resolution: int | None = None) -> float:
     """Train images/s of the task's trained network at its batch and resolution, under its numerics."""
     device = device or _device()
     numerics = Numerics(**task.numerics)
-    cost = measure(Spec.from_dict(task.spec), batch=task.per_device_batch, resolution=task.resolution,
+    cost = measure(Spec.from_dict(task.spec), batch=task.per_device_batch, resolution=resolution or task.resolution,
                    device=device, numerics=numerics)
     return cost.train_images_per_s
+
+
+def over_the_schedule(task: StepTask, epochs: int, rate_at: Callable[[int], float]) -> float:
+    """Images/s over a whole step: with progressive resizing, each resolution's rate weighted by the
+    share of epochs trained at it (time adds up, so the rates combine harmonically)."""
+    resolutions = [task.train_resolution(epoch) for epoch in range(epochs)]
+    shares = {resolution: resolutions.count(resolution) / epochs for resolution in dict.fromkeys(resolutions)}
+    return 1 / sum(share / rate_at(resolution) for resolution, share in shares.items())
 
 
 def _say_to_stderr(text: str) -> None:
@@ -104,13 +112,16 @@ def plan_table(plan: RunPlan, throughput: float | None = None, say: Callable[[st
             loader_rates[row["recipe"]] = loader_throughput
         elif row["recipe"] not in loader_rates:
             say(f"plan: timing the {row['recipe']} recipe's loader ({task.workers} worker(s), batch "
-                f"{task.per_device_batch}, {task.resolution} px)")
-            loader_rates[row["recipe"]] = loader_images_per_s(task)
+                f"{task.per_device_batch}, {'/'.join(map(str, task.train_resolutions))} px)")
+            loader_rates[row["recipe"]] = over_the_schedule(
+                task, row["epochs"], lambda resolution: loader_images_per_s(task, resolution=resolution))
         loader = loader_rates[row["recipe"]]
         if throughput is None:
             say(f"plan: [{number}/{len(info['rows'])}] timing {row['step']}'s train step at batch "
-                f"{task.per_device_batch}, {task.resolution} px")
-            model, source = model_images_per_s(task), "measured here"
+                f"{task.per_device_batch}, {'/'.join(map(str, task.train_resolutions))} px")
+            model = over_the_schedule(task, row["epochs"],
+                                      lambda resolution: model_images_per_s(task, resolution=resolution))
+            source = "measured here"
         else:
             model, source = throughput, "given (--throughput)"
         rate = min(model, loader)

@@ -14,14 +14,15 @@ from typing import Any
 
 from roadmap.complexity import complexity
 from roadmap.data import load_datasets
-from roadmap.files import read_json, write_json
+from roadmap.files import read_json, read_json_checked, write_json
 from roadmap.reference import paper_table
 from roadmap.roadmaps import MODES, ModePlan, mode_plan, model_rows, row_label
 from roadmap.precision import Numerics
 from roadmap.shrink import describe as describe_pixels
 from roadmap.task import StepTask
-from roadmap.training_presets import PresetError, batch_plan, get_preset, resolve
-from steps import REGISTRY
+from roadmap.training_presets import (PresetError, batch_plan, describe_resolution, get_preset, resolution_schedule,
+                                      resolve)
+from steps import REGISTRY, canonical_name
 
 
 class RunError(ValueError):
@@ -58,6 +59,7 @@ class RunOptions:
     # Opt-in pre-shrunk copy of a folder dataset (shorter side in px) and where it is kept.
     shrink: int | None = None
     cache_dir: str | None = None
+    classes: int | None = None  # a seeded class subset of a folder dataset
 
     @property
     def effective_mode(self) -> str:
@@ -100,6 +102,48 @@ def row_group(roadmap: str, step: str) -> str | None:
     return str(paper.at[step, "group"]) if step in paper.index else None
 
 
+def _check_selection(options: RunOptions) -> None:
+    """Options that would be ignored or select nothing: one line each, before any work."""
+    if options.steps is not None and not options.steps:
+        raise RunError("--steps names no step; give a comma-separated list such as --steps patchify,depthwise")
+    if options.upto is not None and options.model:
+        raise RunError("--upto applies to a roadmap, not to --model; drop one of them")
+    if options.upto is not None and options.steps:
+        raise RunError("--upto and --steps both choose the rows; drop one of them")
+    if options.upto is not None:
+        step = REGISTRY.get(canonical_name(options.upto))
+        if step is not None and step.branch_of is not None:
+            raise RunError(f"--upto {options.upto} names a branch row (a variant of {step.branch_of}); use "
+                           f"--upto {step.branch_of} --branches to train it with its siblings, or --upto a main-path row")
+    if options.data_path is not None and options.dataset == "synthetic":
+        raise RunError(f"--data {options.data_path} is ignored by the synthetic dataset; give --dataset folder, "
+                       f"cifar10 or cifar100, or drop --data")
+
+
+def _check_results_path(results: Path, run_dir: Path) -> None:
+    """--results must be (or become) a folder: a path through a regular file fails here, not mid-run."""
+    for path in (run_dir, *run_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise RunError(f"--results {results}: {path} is a file, not a folder; give a folder path")
+            return
+
+
+def _check_batches(step: str, recipe: Any, plan: Any, train_images: int, accumulation_given: bool) -> None:
+    """An odd batch with Mixup/CutMix, or more accumulation steps (--accumulation) than an epoch has batches."""
+    if (recipe.mixup > 0 or recipe.cutmix > 0) and plan.per_device % 2:
+        raise RunError(f"{step}: the {recipe.name} recipe uses Mixup/CutMix, which pairs images within a batch: "
+                       f"the batch per device must be even, got {plan.per_device} (e.g. --batch-size "
+                       f"{plan.per_device + 1})")
+    batches = train_images // (plan.per_device * plan.devices)  # the training loader drops the last partial batch
+    if accumulation_given and batches < 1:
+        raise RunError(f"{step}: {train_images} training images do not fill one batch of {plan.per_device} x "
+                       f"{plan.devices} device(s); lower --batch-size")
+    if accumulation_given and plan.accumulation > batches:
+        raise RunError(f"{step}: --accumulation {plan.accumulation} exceeds the {batches} batches of an epoch "
+                       f"({train_images} images / {plan.per_device * plan.devices} per batch); use at most {batches}")
+
+
 def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
     if options.seeds < 1:
@@ -111,6 +155,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
     if options.workers is not None and options.workers < 0:
         raise PresetError(f"--workers must be zero or positive, got {options.workers}")
+    _check_selection(options)
     numerics = options.numerics
     if numerics.compile is None and not preset.compile_by_default:
         numerics = replace(numerics, compile=False)
@@ -123,24 +168,38 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                  "synthetic_size": min(preset.resolution, 64),
                  "seed": preset.synthetic_seed}
     data = load_datasets(options.dataset, options.data_path, shrink=options.shrink, cache_dir=options.cache_dir,
-                         **synthetic)
+                         classes=options.classes, **synthetic)
+    if data.num_classes < 2:
+        raise RunError(f"the dataset has {data.num_classes} class(es) ({data.description}); classification "
+                       f"needs at least two (one class subfolder per class under train/ and val/)")
     run_dir = Path(options.results) / options.run_name()
+    _check_results_path(Path(options.results), run_dir)
+    if (run_dir / "run.json").is_file():
+        read_json_checked(run_dir / "run.json", "delete it (the next command writes it again from the options)")
     info: dict[str, Any] = {
         "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": options.effective_mode,
         "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
         "dataset_description": data.description, "num_classes": data.num_classes,
         "train_images": len(data.train), "val_images": len(data.val), "pixels": data.pixels,
-        "seeds": list(range(options.seeds)), "resolution": preset.resolution, "rows": [],
+        "seeds": list(range(options.seeds)), "resolution": describe_resolution(preset),
+        "rows": [],
         "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
     }
     tasks = []
     for name, spec in rows:
         trained = resolve(spec, preset, data.num_classes, options.epochs)
         plan = batch_plan(trained.recipe, preset, options.devices, options.batch_size, options.accumulation)
+        _check_batches(name, trained.recipe, plan, len(data.train), options.accumulation is not None)
         full = complexity(spec, 224)
         settings = {"preset": preset.name, "dataset": options.dataset, "data": data.description,
                     "resolution": preset.resolution, "batch": plan.effective, "per_device": plan.per_device,
                     "lr": plan.lr}
+        schedule = resolution_schedule(preset, trained.recipe.epochs)
+        if len(schedule) > 1 or preset.eval_resolution:
+            # Progressive and test resolutions are part of the experiment; single-resolution presets
+            # keep the keys they always had.
+            settings["resolution_schedule"] = [list(pair) for pair in schedule]
+            settings["eval_resolution"] = preset.eval_resolution
         if options.shrink is not None:
             # Other pixels are another experiment; the original files keep the keys they always had.
             settings["pixels"] = describe_pixels(options.shrink)
@@ -160,7 +219,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
                 gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
                 cost_spec=spec.to_dict() if measure_cost else None, cost_settings=options.cost_settings,
-                numerics=numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir,
+                numerics=numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir, classes=options.classes,
+                resolution_schedule=schedule if len(schedule) > 1 else (), eval_resolution=preset.eval_resolution,
             ))
     for task in tasks:
         finished = task.paths.completed_key()

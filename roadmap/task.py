@@ -43,6 +43,23 @@ class StepTask:
     # where the copy lives. None: the original files.
     shrink: int | None = None
     cache_dir: str | None = None
+    classes: int | None = None  # a seeded class subset of a folder dataset (roadmap.data.class_subset)
+    # Progressive resizing: (first epoch, training resolution) pairs; empty: always `resolution`.
+    # Evaluation at `eval_resolution` (None: `resolution`).
+    resolution_schedule: tuple[tuple[int, int], ...] = ()
+    eval_resolution: int | None = None
+
+    def train_resolution(self, epoch: int) -> int:
+        """The training resolution of zero-based `epoch`."""
+        current = self.resolution
+        for first_epoch, resolution in self.resolution_schedule:
+            if epoch >= first_epoch:
+                current = resolution
+        return current
+
+    @property
+    def train_resolutions(self) -> tuple[int, ...]:
+        return tuple(resolution for _, resolution in self.resolution_schedule) or (self.resolution,)
 
     @property
     def paths(self) -> StepPaths:

@@ -32,7 +32,7 @@ from roadmap.build import build
 from roadmap.complexity import complexity
 from roadmap.cost import default_cost_settings, measure_settings
 from roadmap.distributed import cpu_threads, init_distributed
-from roadmap.files import read_json, write_atomic, write_json, write_json_lines
+from roadmap.files import StepClaim, claim_holder, read_json, write_atomic, write_json, write_json_lines
 from roadmap.loaders import step_data
 from roadmap.precision import Numerics, describe_device, environment
 from roadmap.spec import Spec
@@ -158,14 +158,34 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if not self.distributed.main:
             return
+        # Keep the previous good checkpoint until the new one is complete: a newest checkpoint cut
+        # short (disk full, copied half-way) then falls back to it instead of stranding the step.
+        if self.paths.checkpoint.exists():
+            os.replace(self.paths.checkpoint, self.paths.previous_checkpoint)
         write_atomic(self.paths.checkpoint, lambda handle: torch.save(self.state(), handle), binary=True)
         # metrics.jsonl is rebuilt from the checkpoint's history, so the two never disagree.
         write_json_lines(self.paths.metrics, self.history)
 
     def load_checkpoint(self) -> bool:
-        if not self.paths.checkpoint.exists():
+        """Resume from the newest readable checkpoint: checkpoint.pt, else the one kept before it,
+        else the start of the step; each unreadable file is named in one log line."""
+        state = None
+        candidates = [path for path in (self.paths.checkpoint, self.paths.previous_checkpoint) if path.exists()]
+        for position, path in enumerate(candidates):
+            try:
+                loaded = torch.load(path, map_location=self.device, weights_only=False)
+                if not isinstance(loaded, dict) or not {"key", "model", "optimizer", "epoch"} <= set(loaded):
+                    raise ValueError("not a training checkpoint")
+            except Exception as error:  # truncated zip, garbage, another pickle: all mean unusable
+                lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+                fallback = "the checkpoint before it" if position + 1 < len(candidates) else "the start of the step"
+                log.warning("%s is unreadable (%s: %s); resuming from %s", path, type(error).__name__,
+                            lines[-1] if lines else "", fallback)
+                continue
+            state = loaded
+            break
+        if state is None:
             return False
-        state = torch.load(self.paths.checkpoint, map_location=self.device, weights_only=False)
         if state.get("key") != self.task.key:
             log.warning("%s: checkpoint belongs to another configuration; starting over", self.paths.folder)
             return False
@@ -211,7 +231,8 @@ class Trainer:
         seed = epoch_seed(self.task.seed, self.epoch)
         random_seed(seed, self.distributed.rank)
         self.generator.manual_seed(seed)
-        self.sampler.set_epoch(self.epoch, seed)  # per-image augmentation seeds travel with the keys
+        # Per-image augmentation seeds and the epoch's training resolution travel with the keys.
+        self.sampler.set_epoch(self.epoch, seed, self.task.train_resolution(self.epoch))
         self.train_model.train()
         loss_sum, total_loss = torch.zeros((), device=self.device), 0.0
         data_wait, compile_time, last_progress = 0.0, 0.0, 0.0
@@ -352,10 +373,35 @@ class Trainer:
 
 
 def run_step(task: StepTask) -> dict[str, Any]:
-    """Train one step x seed unless its result exists already; returns the result record."""
+    """Train one step x seed unless its result exists already; returns the result record.
+
+    Rank 0 first claims the step x seed (StepClaim, held until this process ends); when another
+    process holds it, nothing is trained and the record says {"status": "claimed", "holder": ...}.
+    A job that raises leaves a result.json with status `failed` and the reason in one line, which
+    the launcher prints and the report shows; the next run trains the step again.
+    """
     paths = task.paths
-    if paths.completed_key() == task.key:
-        return read_json(paths.result)
-    if int(os.environ.get("RANK", "0")) == 0:
-        write_json(paths.spec, asdict(task))
-    return Trainer(task).run()
+    main = int(os.environ.get("RANK", "0")) == 0
+    claim = StepClaim(paths)
+    if main and not claim.acquire():
+        return {"status": "claimed", "step": task.step, "seed": task.seed, "key": task.key,
+                "holder": claim_holder(paths) or "another process"}
+    try:
+        if paths.completed_key() == task.key:
+            return read_json(paths.result)
+        if paths.result_unreadable():
+            log.warning("%s is unreadable; training the step again (from its checkpoint where usable)", paths.result)
+        if main:
+            paths.result.unlink(missing_ok=True)  # failed or unreadable: the step runs again now
+            write_json(paths.spec, asdict(task))
+        try:
+            return Trainer(task).run()
+        except Exception as error:
+            if main:
+                lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+                reason = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+                write_json(paths.result, {"status": "failed", "step": task.step, "seed": task.seed, "key": task.key,
+                                          "reason": reason})
+            raise
+    finally:
+        claim.release()
