@@ -6,11 +6,25 @@ in the same folder and renamed into place, so an interrupted write never leaves 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+
+class UnreadableFile(ValueError):
+    """A file a run depends on exists but cannot be read as JSON (cut short, overwritten, binary)."""
+
+    def __init__(self, path: Path, what_to_do: str) -> None:
+        super().__init__(f"{path} is unreadable (not valid JSON: cut short or overwritten); {what_to_do}")
+        self.path = Path(path)
+
+
+class NotWritable(ValueError):
+    """A results path that is not a folder this process can write into."""
 
 
 def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
@@ -41,11 +55,47 @@ def read_json(path: Path) -> Any:
         return json.load(handle)
 
 
+def read_json_checked(path: Path, what_to_do: str) -> Any:
+    """read_json, with a file that exists but holds no valid JSON raised as UnreadableFile (one line)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise UnreadableFile(Path(path), what_to_do) from None
+
+
+def check_writable_folder(path: Path, what: str = "--results") -> None:
+    """Raise NotWritable unless `path` is (or can be created as) a folder this process can write into.
+
+    Nothing is left behind: the nearest existing ancestor is probed with a temporary file.
+    """
+    path = Path(path).expanduser()
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise NotWritable(f"{what} {path} is not a folder{where}; give a folder path")
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
+    except OSError as error:
+        raise NotWritable(f"{what} {path} is not writable ({error.strerror or error}); "
+                          f"give a folder you can write into") from None
+    os.close(descriptor)
+    os.unlink(probe)
+
+
 def read_json_lines(path: Path) -> list[dict]:
-    if not path.exists():
+    """The records of a JSON-lines file; [] when it is absent or not a readable file."""
+    if not path.is_file():
         return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    try:
+        with open(path) as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except OSError:
+        return []
 
 
 class StepPaths:
@@ -58,9 +108,90 @@ class StepPaths:
         self.result = self.folder / "result.json"
         self.checkpoint = self.folder / "checkpoint.pt"
         self.log = self.folder / "train.log"
+        # The checkpoint before the newest one, kept until the newest is complete on disk.
+        self.previous_checkpoint = self.folder / "checkpoint.previous.pt"
+        # Held (flock) by the process training this step x seed; names its host and pid.
+        self.lock = self.folder / "claim.lock"
+
+    def read_result(self) -> dict | None:
+        """result.json as a dict; None when absent or unreadable (see result_unreadable)."""
+        try:
+            with open(self.result, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def result_unreadable(self) -> bool:
+        """True when result.json exists but holds no JSON object (the step then counts as unfinished)."""
+        return self.result.exists() and self.read_result() is None
 
     def completed_key(self) -> str | None:
-        """The key of a finished (done or diverged) step, None when it has not finished."""
-        if not self.result.exists():
+        """The key of a finished (done or diverged) step, None when it has not finished.
+
+        A failed step (status `failed`) and an unreadable result.json count as not finished: the
+        next run trains the step again, resuming from its checkpoint where one is usable.
+        """
+        result = self.read_result()
+        if result is None or result.get("status") not in ("done", "diverged"):
             return None
-        return read_json(self.result).get("key")
+        return result.get("key")
+
+
+class StepClaim:
+    """An exclusive claim on one step x seed: flock on its `claim.lock`, held for the claimant's life.
+
+    The kernel drops the lock when the holder exits (kill -9 included), so a claim is never stale on
+    one machine; on a shared file system the lock is as good as the file system's flock (NFSv4 and
+    Lustre/GPFS forward it). The file names the holder (host, pid) for the messages of others.
+    """
+
+    def __init__(self, paths: StepPaths) -> None:
+        self.paths = paths
+        self.handle: Any = None
+
+    def acquire(self) -> bool:
+        """Take the claim without waiting; False when another process holds it."""
+        self.paths.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self.paths.lock, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{socket.gethostname()} {os.getpid()}\n")
+        handle.flush()
+        self.handle = handle
+        return True
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+    def __enter__(self) -> "StepClaim":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def claim_holder(paths: StepPaths) -> str | None:
+    """'host pid' of the process holding the step's claim, None when nobody holds it."""
+    if not paths.lock.exists():
+        return None
+    try:
+        handle = open(paths.lock, "r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return None

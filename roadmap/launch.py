@@ -24,7 +24,7 @@ import submitit
 import torch
 from tqdm import tqdm
 
-from roadmap.files import read_json, read_json_lines
+from roadmap.files import check_writable_folder, claim_holder, read_json, read_json_lines
 from roadmap.results import report, summary
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
 from roadmap.task import StepTask
@@ -181,41 +181,110 @@ def main_result(job: submitit.Job) -> dict[str, Any]:
 
 
 def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
-    """Wait for one job, showing its epochs as a bar under the roadmap bar."""
+    """Wait for one job, showing its epochs as a bar under the roadmap bar; Ctrl-C cancels the job."""
     with tqdm(total=epochs, desc=f"{task.step} s{task.seed}", unit="ep", leave=False, position=1, disable=None,
               bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]") as bar:
-        while not job.done():
-            bar.n = round(epoch_progress(task), 2)
-            bar.refresh()
-            overall.refresh()
-            time.sleep(0.5)
+        try:
+            while not job.done():
+                bar.n = round(epoch_progress(task), 2)
+                bar.refresh()
+                overall.refresh()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            cancel_quietly(job)
+            raise
     return main_result(job)
+
+
+def cancel_quietly(job: submitit.Job) -> None:
+    """Stop a job after Ctrl-C; its checkpoints stay, so rerunning the command resumes it."""
+    with contextlib.suppress(Exception):
+        job.cancel(check=False)
+
+
+def failure_text(task: StepTask, error: BaseException, job: submitit.Job | None = None) -> str:
+    """Why a job failed, in one line: the reason its result.json records (the exception's last line),
+    else the last meaningful line of submitit's error; with the log's path."""
+    result = task.paths.read_result() or {}
+    reason = result.get("reason") if result.get("status") == "failed" else None
+    if not reason:
+        reason = _last_line(str(error)) or type(error).__name__
+    log_path = f" (log: {job.paths.stdout})" if job is not None else ""
+    return f"failed: {reason}{log_path}"
+
+
+def claimed_line(task: StepTask, holder: str) -> str:
+    return (f"{task.step} seed {task.seed}: claimed by another launcher ({holder}); "
+            f"not training it here, waiting for its result")
+
+
+def await_claimed(task: StepTask, poll_s: float = 1.0) -> dict[str, Any] | None:
+    """Wait until nobody holds the step's claim; its result when the holder finished it, else None."""
+    while claim_holder(task.paths) is not None:
+        time.sleep(poll_s)
+    if task.paths.completed_key() == task.key:
+        return read_json(task.paths.result)
+    return None
 
 
 def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Path, cluster: ClusterOptions,
            devices: int, wait: bool, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run (or submit) every task; returns the results of the finished ones."""
+    """Run (or submit) every task; returns the results of the finished ones.
+
+    A step x seed that another launcher holds (its claim.lock, see roadmap.files.StepClaim) is not
+    trained here: it is said in one line, the other steps go first, and at the end this launcher
+    waits for the holder and takes its result (or trains the step itself if the holder gave up).
+    """
     executor = make_executor(kind, folder, cluster, devices)
     results: list[dict[str, Any]] = []
     if kind == "slurm":
         return _launch_array(executor, tasks, epochs, wait, report)
-    overall = tqdm(total=len(tasks), desc="roadmap", unit="step", position=0, disable=None)
+    total = len(tasks)
+    overall = tqdm(total=total, desc="roadmap", unit="step", position=0, disable=None)
+    index = 0
+
+    def finished(task: StepTask, result: dict[str, Any], note: str = "") -> None:
+        nonlocal index
+        index += 1
+        results.append(result)
+        overall.update(1)
+        tqdm.write(summary_line(index, total, task, result) + note, file=sys.stdout)
+
     try:
-        for index, task in enumerate(tasks, start=1):
-            job = executor.submit(StepJob(), task)
-            if kind == "debug":
-                result = main_result(job)
-            else:
-                try:
-                    result = wait_with_progress(job, task, epochs[task.step], overall)
-                except submitit.core.utils.FailedJobError as error:
-                    report(f"[{index}/{len(tasks)}] {task.step} seed {task.seed}: failed; "
-                           f"{_last_line(str(error))} (log: {job.paths.stdout})")
-                    overall.update(1)
-                    continue
-            results.append(result)
-            overall.update(1)
-            tqdm.write(summary_line(index, len(tasks), task, result), file=sys.stdout)
+        queue = list(tasks)
+        held: list[StepTask] = []
+        while queue or held:
+            if not queue:
+                # Only steps held by other launchers remain: wait for them one by one.
+                task = held.pop(0)
+                result = await_claimed(task)
+                if result is not None:
+                    finished(task, result, " (trained by another launcher)")
+                else:
+                    queue.append(task)  # the holder stopped without a result: train it here
+                continue
+            task = queue.pop(0)
+            holder = claim_holder(task.paths)
+            if holder is not None:
+                report(claimed_line(task, holder))
+                held.append(task)
+                continue
+            # Child processes (submitit's local controller) get no terminal stderr: a Ctrl-C would
+            # otherwise print their tracebacks under the launcher's one line. Jobs log to files.
+            with silenced_stderr():
+                job = executor.submit(StepJob(), task)
+            try:
+                result = main_result(job) if kind == "debug" else wait_with_progress(job, task, epochs[task.step], overall)
+            except submitit.core.utils.FailedJobError as error:
+                index += 1
+                report(f"[{index}/{total}] {task.step} seed {task.seed}: {failure_text(task, error, job)}")
+                overall.update(1)
+                continue
+            if result.get("status") == "claimed":  # another launcher took it between the check and the job
+                report(claimed_line(task, result.get("holder", "another process")))
+                held.append(task)
+                continue
+            finished(task, result)
     finally:
         overall.close()
     return results
@@ -247,8 +316,15 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
                 try:
                     result = main_result(job)
                 except submitit.core.utils.FailedJobError as error:
-                    report(f"{task.step} seed {task.seed}: failed; {_last_line(str(error))} (log: {job.paths.stdout})")
+                    report(f"{task.step} seed {task.seed}: {failure_text(task, error, job)}")
                     continue
+                if result.get("status") == "claimed":
+                    report(claimed_line(task, result.get("holder", "another process")))
+                    result = await_claimed(task)
+                    if result is None:
+                        report(f"{task.step} seed {task.seed}: the other launcher stopped without a result; "
+                               f"rerun the command to train it")
+                        continue
                 results.append(result)
                 tqdm.write(summary_line(len(finished), len(jobs), task, result), file=sys.stdout)
             time.sleep(1.0)
@@ -269,8 +345,9 @@ def silenced_stderr() -> Iterator[None]:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
+    """The last line that says something (submitit frames tracebacks with rules of dashes)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip().strip("-=* ")]
+    return lines[-1] if lines else text.strip()
 
 
 def train_roadmap(options: RunOptions, executor: str = "local", cluster: ClusterOptions | None = None,
@@ -289,6 +366,11 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
     for row in info.get("skipped", []):
         say(f"{info['mode']} mode leaves out {row['step']}: {row['reason']}")
     new_run = not plan.run_dir.exists()
+    check_writable_folder(plan.run_dir)
+    for task in plan.tasks:
+        if task.paths.result_unreadable():
+            say(f"warning: {task.paths.result} is unreadable (not valid JSON); {task.step} seed {task.seed} "
+                f"counts as unfinished and is trained again (resuming from its checkpoint where usable)")
     write_plan(plan)
     failed = 0
     if pending:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from roadmap.files import UnreadableFile
 from roadmap.captions import PAPER_MODE, distinct_text, figure_caption, table_caption  # re-exported
 from roadmap.agreement import agreement, paper_reference, summary_text, write_agreement
 from roadmap.reference import paper_table
@@ -81,17 +82,42 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
         raise RunNotFound(run_dir)
-    return json.loads(path.read_text())
+    info = _read_strict(path, "delete it and rerun the training command with the run's options: it writes "
+                              "run.json again and keeps every finished step")
+    if not isinstance(info, dict) or not isinstance(info.get("rows", []), list):
+        raise UnreadableFile(path, "it is not a run plan; delete it and rerun the training command")
+    return info
+
+
+def _read_strict(path: Path, what_to_do: str) -> Any:
+    """A JSON file that must be whole (written atomically): garbage is UnreadableFile, naming the file."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        raise UnreadableFile(path, what_to_do) from None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
         return None
-    except json.JSONDecodeError:
-        # result.json is written atomically, spec.json may be caught mid-write: treat as absent.
+    except ValueError:
+        # spec.json and progress files may be caught mid-write or damaged: treat as absent.
         return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    """A step's result.json; None when absent. It is written atomically, so garbage is damage:
+    UnreadableFile naming it (the training command counts such a step as unfinished)."""
+    if not path.is_file():
+        return None
+    result = _read_strict(path, "delete it, or rerun the training command, which trains that step again "
+                                "(resuming from its checkpoint)")
+    if not isinstance(result, dict):
+        raise UnreadableFile(path, "it is not a step result; delete it and rerun the training command")
+    return result
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -129,7 +155,7 @@ def _paper(run_info: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _seed_state(folder: Path, expected_key: str | None) -> dict[str, Any]:
-    result = _read_json(folder / "result.json")
+    result = _read_result(folder / "result.json")
     spec = _read_json(folder / "spec.json")
     metrics = read_metrics(folder / "metrics.jsonl")
     if result is not None and _is_set(result.get("status")):

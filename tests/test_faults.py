@@ -1,0 +1,307 @@
+"""Faults and bad input (issue 15): every one a clear line, nothing lost, nothing trained twice.
+
+Fast tests call the CLI in-process and check: exit code 2, one stderr line, no traceback, nothing
+written. Slow tests train real tiny runs (`--preset tiny --executor local`) in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from roadmap.cli import main
+from roadmap.files import StepClaim, StepPaths, check_writable_folder, claim_holder, NotWritable
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "resnet50-tiny-synthetic"
+TINY = ["--preset", "tiny", "--executor", "local"]
+
+
+def one_error_line(capsys, argv: list[str]) -> str:
+    """Run the CLI; assert exit code 2 and a single stderr line without a traceback; return it."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("run_roadmap.py: error: ")
+    return lines[0]
+
+
+# -- plan-time validation: one line, exit 2, nothing written ------------------------------------
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--upto", "recipe", "--batch-size", "3"], "must be even"),
+    (["--accumulation", "100"], "exceeds the 8 batches"),
+    (["--upto", "kernel5"], "--upto kernel --branches"),
+    (["--steps", ",,"], "--steps names no step"),
+    (["--upto", "recipe", "--model", "convnext_tiny"], "--upto applies to a roadmap"),
+    (["--upto", "recipe", "--steps", "patchify"], "--upto and --steps"),
+    (["--data", "/tmp"], "ignored by the synthetic dataset"),
+])
+def test_bad_options_fail_before_training(tmp_path, capsys, extra, expected):
+    results = tmp_path / "results"
+    line = one_error_line(capsys, [*TINY, "--results", str(results), *extra])
+    assert expected in line
+    assert not results.exists()
+
+
+def test_plan_with_a_non_finite_throughput(tmp_path, capsys):
+    line = one_error_line(capsys, [*TINY, "--plan", "--throughput", "nan", "--results", str(tmp_path / "r")])
+    assert "--throughput" in line
+
+
+@pytest.mark.parametrize("below", ["", "x/y"])
+def test_results_path_through_a_file(tmp_path, capsys, below):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    line = one_error_line(capsys, [*TINY, "--results", str(afile / below) if below else str(afile)])
+    assert f"{afile} is a file" in line
+    assert afile.read_text() == "not a folder"
+
+
+def test_read_only_results_folder(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        try:
+            check_writable_folder(folder)
+        except NotWritable:
+            pass
+        else:
+            pytest.skip("this user (root) can write into a read-only folder")
+        line = one_error_line(capsys, [*TINY, "--results", str(folder)])
+        assert "not writable" in line
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_writability_probe_leaves_nothing(tmp_path):
+    check_writable_folder(tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+
+
+def make_folder_dataset(root: Path, classes: list[str], images: int = 4) -> Path:
+    for split in ("train", "val"):
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index in range(images):
+                Image.fromarray(np.full((8, 8, 3), index * 40, np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+def test_folder_dataset_with_one_class(tmp_path, capsys):
+    data = make_folder_dataset(tmp_path / "data", ["only"])
+    line = one_error_line(capsys, [*TINY, "--dataset", "folder", "--data", str(data), "--results",
+                                   str(tmp_path / "r")])
+    assert "at least two" in line
+    assert not (tmp_path / "r").exists()
+
+
+def make_cifar10(root: Path) -> Path:
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+        (base / name).write_bytes(pickle.dumps(batch))
+    (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{index}" for index in range(10)]}))
+    return base
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not-a-dict"])
+def test_corrupt_cifar_pickle(tmp_path, capsys, damage):
+    base = make_cifar10(tmp_path / "data")
+    target = base / "data_batch_3"
+    content = target.read_bytes()
+    target.write_bytes({"truncated": content[: len(content) // 2], "garbage": b"\xff\xfe{not a pickle" * 50,
+                        "not-a-dict": pickle.dumps([1, 2, 3])}[damage])
+    line = one_error_line(capsys, [*TINY, "--dataset", "cifar10", "--data", str(tmp_path / "data"),
+                                   "--results", str(tmp_path / "r")])
+    assert str(target) in line and "not a readable CIFAR pickle" in line
+    assert not (tmp_path / "r").exists()
+
+
+# -- report on damaged files --------------------------------------------------------------------
+
+def fake_run(results: Path) -> Path:
+    """A finished one-row run, by hand (report reads only the on-disk format)."""
+    run_dir = results / RUN
+    folder = run_dir / "resnet50" / "0"
+    folder.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({
+        "run": RUN, "roadmap": "resnet50", "mode": "cumulative", "seeds": [0],
+        "rows": [{"step": "resnet50", "label": "ResNet-50", "key": "k", "gflops": 4.1, "params": 25}]}))
+    (folder / "result.json").write_text(json.dumps({"status": "done", "key": "k", "top1": 50.0, "epochs": 1}))
+    return run_dir
+
+
+@pytest.mark.parametrize("name", ["run.json", "resnet50/0/result.json"])
+@pytest.mark.parametrize("damage", [b"{", b"\xff\xfe\x00garbage", b'{"status": "do'])
+def test_report_on_damaged_json(tmp_path, capsys, name, damage):
+    run_dir = fake_run(tmp_path)
+    (run_dir / name).write_bytes(damage)
+    line = one_error_line(capsys, ["report", "--run", RUN, "--results", str(tmp_path)])
+    assert str(run_dir / name) in line and "delete it" in line
+    assert not (run_dir / "report").exists()
+
+
+def test_step_claim_is_exclusive_and_names_its_holder(tmp_path):
+    paths = StepPaths(tmp_path, "resnet50", 0)
+    assert claim_holder(paths) is None
+    with StepClaim(paths) as first:
+        assert first.acquire()
+        assert str(os.getpid()) in claim_holder(paths)
+        assert not StepClaim(paths).acquire()
+    assert claim_holder(paths) is None
+    assert StepClaim(paths).acquire()
+
+
+def test_failed_result_counts_as_unfinished(tmp_path):
+    paths = StepPaths(tmp_path, "resnet50", 0)
+    paths.folder.mkdir(parents=True)
+    paths.result.write_text(json.dumps({"status": "failed", "key": "k", "reason": "ValueError: x"}))
+    assert paths.completed_key() is None
+    paths.result.write_text("{")
+    assert paths.completed_key() is None and paths.result_unreadable()
+    paths.result.write_text(json.dumps({"status": "done", "key": "k"}))
+    assert paths.completed_key() == "k"
+
+
+# -- real runs ----------------------------------------------------------------------------------
+
+def launch(results: Path, *extra: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "run_roadmap.py"), *TINY, "--results", str(results), *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def metrics_of(run_dir: Path) -> dict[str, list[float]]:
+    """Per step: the top-1 and loss of every epoch (timings differ between runs)."""
+    found = {}
+    for path in sorted(run_dir.glob("*/0/metrics.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        found[path.parent.parent.name] = [(r["epoch"], r["top1"], r["train_loss"], r["val_loss"]) for r in records]
+    return found
+
+
+def epochs_trained(run_dir: Path) -> dict[str, int]:
+    """Epoch log lines per step over every job log of the run: each epoch trained once -> its count."""
+    counts: dict[str, int] = {}
+    for log in (run_dir / "submitit").glob("*.out"):
+        for step in re.findall(r"roadmap\.train: (\w+) seed 0 epoch \d+/\d+", log.read_text()):
+            counts[step] = counts.get(step, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted launch of the two-row run (resnet50: 1 epoch, recipe: 2 epochs)."""
+    results = tmp_path_factory.mktemp("reference")
+    code, out, err = finish(launch(results, "--upto", "recipe"))
+    assert code == 0, out + err
+    return results / RUN
+
+
+@pytest.mark.slow
+def test_two_launchers_train_each_step_once(tmp_path, reference):
+    first = launch(tmp_path, "--upto", "recipe")
+    time.sleep(2)
+    second = launch(tmp_path, "--upto", "recipe")
+    (code_a, out_a, err_a), (code_b, out_b, err_b) = finish(first), finish(second)
+    assert code_a == 0 and code_b == 0, out_a + err_a + out_b + err_b
+    run_dir = tmp_path / RUN
+    assert epochs_trained(run_dir) == {"resnet50": 1, "recipe": 2}
+    assert "claimed by another launcher" in out_a + out_b
+    assert metrics_of(run_dir) == metrics_of(reference)
+    for step in ("resnet50", "recipe"):
+        mine, theirs = (json.loads((d / step / "0" / "result.json").read_text()) for d in (run_dir, reference))
+        assert (mine["key"], mine["top1"], mine["status"]) == (theirs["key"], theirs["top1"], theirs["status"])
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_resumes_from_the_previous_one(tmp_path, reference):
+    run_dir = tmp_path / RUN
+    shutil.copytree(reference, run_dir)
+    folder = run_dir / "recipe" / "0"
+    assert (folder / "checkpoint.previous.pt").is_file()  # epoch 1, kept when epoch 2 was written
+    (folder / "result.json").unlink()  # as if killed after the last checkpoint
+    checkpoint = folder / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
+    code, out, err = finish(launch(tmp_path, "--upto", "recipe"))
+    assert code == 0, out + err
+    assert "1 to train" in out
+    log = "\n".join(path.read_text() for path in (run_dir / "submitit").glob("*.out"))
+    assert f"{checkpoint} is unreadable" in log and "resuming after epoch 1" in log
+    assert metrics_of(run_dir) == metrics_of(reference)
+
+
+@pytest.mark.slow
+def test_brace_in_a_finished_result_retrains_it(tmp_path, reference, capsys):
+    run_dir = tmp_path / RUN
+    shutil.copytree(reference, run_dir)
+    result = run_dir / "resnet50" / "0" / "result.json"
+    result.write_text("{")
+    line = one_error_line(capsys, ["report", "--run", RUN, "--results", str(tmp_path)])
+    assert str(result) in line
+    code, out, err = finish(launch(tmp_path, "--upto", "recipe"))
+    assert code == 0 and "Traceback" not in err, out + err
+    warnings = [line for line in out.splitlines() if str(result) in line]
+    assert len(warnings) == 1 and "trained again" in warnings[0]
+    assert json.loads(result.read_text())["status"] == "done"
+    assert metrics_of(run_dir) == metrics_of(reference)
+
+
+@pytest.mark.slow
+def test_failed_step_says_why_and_shows_failed(tmp_path):
+    run_dir = tmp_path / RUN
+    blocker = run_dir / "resnet50" / "0" / "metrics.jsonl"
+    blocker.mkdir(parents=True)  # the first epoch's metrics cannot be written: the job fails
+    code, out, err = finish(launch(tmp_path, "--upto", "resnet50"))
+    assert code == 1, out + err
+    lines = [line for line in out.splitlines() if "resnet50 seed 0: failed" in line]
+    assert len(lines) == 1 and "IsADirectoryError" in lines[0] and "log:" in lines[0], out
+    result = json.loads((run_dir / "resnet50" / "0" / "result.json").read_text())
+    assert result["status"] == "failed" and "IsADirectoryError" in result["reason"]
+    table = (run_dir / "report" / "table.csv").read_text()
+    assert "failed" in table and "running" not in table
+    blocker.rmdir()  # the cause is gone: a rerun retries the failed step
+    code, out, err = finish(launch(tmp_path, "--upto", "resnet50"))
+    assert code == 0 and "1 to train" in out, out + err
+    assert json.loads((run_dir / "resnet50" / "0" / "result.json").read_text())["status"] == "done"
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_one_line(tmp_path):
+    process = launch(tmp_path, "--upto", "recipe", start_new_session=True)
+    spec = tmp_path / RUN / "resnet50" / "0" / "spec.json"
+    deadline = time.time() + 120
+    while not spec.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    code, out, err = finish(process, timeout=60)
+    assert code == 130
+    assert err.strip().splitlines() == ["run_roadmap.py: interrupted; rerun the same command to resume"], err
+    time.sleep(2.0)
+    assert claim_holder(StepPaths(tmp_path / RUN, "resnet50", 0)) is None  # the job is gone too
