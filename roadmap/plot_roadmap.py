@@ -116,8 +116,9 @@ def _draw_bars(axis, rows: pd.DataFrame, values: np.ndarray, colours: dict[str, 
                       zorder=4, clip_on=True, bbox={"boxstyle": "round,pad=0.1", "facecolor": "white",
                                                      "edgecolor": "none", "alpha": 0.75})
         else:
-            failed = "failed" in str(status)  # a failed row must not read as one still running
-            axis.text(limits[0] + pad, position, str(status), ha="left", va="center", fontsize=SMALL_FONT_SIZE,
+            status = str(status).split(" (")[0]  # the table gives the reason; the figure the state
+            failed = "failed" in status  # a failed row must not read as one still running
+            axis.text(limits[0] + pad, position, status, ha="left", va="center", fontsize=SMALL_FONT_SIZE,
                       color=FAILED_COLOUR if failed else NEUTRAL, style="normal" if failed else "italic",
                       fontweight="bold" if failed else "normal", zorder=4)
     return branches

@@ -39,7 +39,7 @@ ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
 RESULT_FIELDS = (
     "top1", "top5", "best_top1", "epochs", "proxy_gflops", "proxy_params",
     "train_images_per_s", "infer_images_per_s", "wall_time_s", "device",
-    *COST_FIELDS, *SETTING_FIELDS, "environment",
+    *COST_FIELDS, *SETTING_FIELDS, "environment", "reason",
 )
 COLLECT_COLUMNS = (
     "order", "step", "label", "group", "branch_of", "gflops", "params", "seed", "status", "stale",
@@ -241,6 +241,16 @@ def status_text(statuses: Sequence[str]) -> str:
     return ", ".join(f"{name} {statuses.count(name)}/{total}" for name in STATUSES if name in statuses)
 
 
+def _failure(seeds: pd.DataFrame) -> str:
+    """' (why)' after the status of a row with a failed seed: the first reason its result.json gives."""
+    failed = seeds[seeds.status == "failed"]
+    reasons = [str(reason) for reason in failed.get("reason", []) if _is_set(reason)]
+    if not reasons:
+        return ""
+    reason = reasons[0] if len(reasons[0]) <= 100 else reasons[0][:99] + "…"
+    return f" ({reason})"
+
+
 def _mean(values: pd.Series) -> float:
     values = pd.to_numeric(values, errors="coerce").dropna()
     return float(values.mean()) if len(values) else math.nan
@@ -275,7 +285,7 @@ def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
         # Mean per seed, so rows with different seed counts stay comparable.
         "wall_time_s": _mean(measured.wall_time_s),
         **{name: distinct_text(measured[name]) for name in SETTING_FIELDS},
-        "status": status_text(list(seeds.status)),
+        "status": status_text(list(seeds.status)) + _failure(seeds),
         "top1_values": list(top1),  # per-seed values for the change's interval; not a table column
     }
 

@@ -284,7 +284,7 @@ def test_failed_step_says_why_and_shows_failed(tmp_path):
     result = json.loads((run_dir / "resnet50" / "0" / "result.json").read_text())
     assert result["status"] == "failed" and "IsADirectoryError" in result["reason"]
     table = (run_dir / "report" / "table.csv").read_text()
-    assert "failed" in table and "running" not in table
+    assert "failed (IsADirectoryError" in table and "running" not in table  # the reason, in the status column
     blocker.rmdir()  # the cause is gone: a rerun retries the failed step
     code, out, err = finish(launch(tmp_path, "--upto", "resnet50"))
     assert code == 0 and "1 to train" in out, out + err
