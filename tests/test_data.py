@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from roadmap.data import DataError, SyntheticShapes, Transformed, build_transforms, load_datasets
+from roadmap.data import DataError, Transformed, build_transforms, load_datasets
+from roadmap.synthetic import SyntheticShapes
 from roadmap.spec import Recipe
 from roadmap.recipes import MODERN
 
