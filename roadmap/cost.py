@@ -60,7 +60,8 @@ class Cost:
         return asdict(self)
 
 
-def _synchronise(device: torch.device) -> None:
+def synchronise(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU): timings must not end early."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -123,11 +124,11 @@ def timed(step: Callable[[], None], warmup: int, iterations: int, device: torch.
     started = time.perf_counter()
     for _ in range(warmup):
         step()
-    _synchronise(device)
+    synchronise(device)
     warm = time.perf_counter()
     for _ in range(iterations):
         step()
-    _synchronise(device)
+    synchronise(device)
     return warm - started, time.perf_counter() - warm
 
 

@@ -30,7 +30,7 @@ from torch._dynamo.utils import counters as dynamo_counters
 
 from roadmap.build import build
 from roadmap.complexity import complexity
-from roadmap.cost import default_cost_settings, measure_settings
+from roadmap.cost import default_cost_settings, measure_settings, synchronise
 from roadmap.distributed import cpu_threads, init_distributed
 from roadmap.files import StepClaim, claim_holder, read_json, write_atomic, write_json, write_json_lines
 from roadmap.loaders import step_data
@@ -51,11 +51,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def compiled_graphs() -> int:
     """Graphs torch.compile has built in this process so far (a new one after warm-up = a recompile)."""
     return int(dynamo_counters["stats"]["unique_graphs"])
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Trainer:
@@ -99,10 +94,9 @@ class Trainer:
         self.best_top1 = -1.0
         self.history: list[dict] = []
         self.wall_time = 0.0
-        # Compilation: graphs built once this process's first epoch is over (later ones are
-        # recompilations), and whether the first train / eval step (which compiles) is still ahead.
-        self.graphs_after_first_epoch: int | None = None
-        self.recompiles = 0
+        # Compilation: graphs built so far (new ones after the first epoch are recompilations), and
+        # whether the first train / eval step (which compiles) is still ahead.
+        self.graphs_seen = 0
         self.first_step_ahead = {"train": self.numerics.compile, "eval": self.numerics.compile}
 
     def _build_data(self) -> None:
@@ -207,7 +201,7 @@ class Trainer:
         if not self.first_step_ahead[kind]:
             return 0.0
         self.first_step_ahead[kind] = False
-        _synchronise(self.device)
+        synchronise(self.device)
         return time.perf_counter() - started
 
     def _optimizer_step(self) -> None:
@@ -291,23 +285,21 @@ class Trainer:
                                    hits[:, 0].sum().double(), hits.sum().double()])
             count += labels.shape[0]
             compile_time += self._timed_first_step("eval", batch_started)
-        loss, top1, top5 = self.distributed.summed(totals).tolist()
+        # One reduction and one host sync for the four figures of all ranks.
+        totals = torch.cat([totals, totals.new_tensor([count])])
+        loss, top1, top5, count = self.distributed.summed(totals).tolist()
         elapsed = time.perf_counter() - started - compile_time
-        count = int(self.distributed.summed(torch.tensor(float(count), device=self.device)).item())
         return {"val_loss": loss / count, "top1": 100 * top1 / count, "top5": 100 * top5 / count,
                 "infer_images_per_s": count / max(elapsed, 1e-9), "eval_compile_time_s": compile_time}
 
     # -- the whole step ---------------------------------------------------------------------
 
     def _count_recompiles(self, first_epoch_of_process: bool) -> int:
+        """Graphs compiled during this epoch, counted from the end of the process's first epoch."""
         if not self.numerics.compile:
             return 0
-        if first_epoch_of_process:
-            self.graphs_after_first_epoch = compiled_graphs()
-            return 0
-        new = compiled_graphs() - (self.graphs_after_first_epoch or 0) - self.recompiles
-        self.recompiles += new
-        return new
+        before, self.graphs_seen = self.graphs_seen, compiled_graphs()
+        return 0 if first_epoch_of_process else self.graphs_seen - before
 
     def run(self) -> dict[str, Any]:
         task = self.task
