@@ -270,6 +270,7 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device:
     pipeline = create_transform(
         resolution,
         is_training=True,
+        scale=recipe.crop_scale,
         color_jitter=recipe.color_jitter or 0.0,
         auto_augment=recipe.auto_augment,
         interpolation=recipe.interpolation,

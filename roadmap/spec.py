@@ -27,6 +27,9 @@ ACTIVATIONS = ("relu", "gelu")
 DOWNSAMPLINGS = ("in_block", "separate", "none")
 HEADS = ("linear", "norm_linear", "mlp")
 INITS = ("kaiming", "trunc_normal")
+LAYER_DECAY_KINDS = ("single", "group")
+# Recipe fields added after the first results were written (see Spec.to_dict).
+LATER_RECIPE_FIELDS = ("crop_scale", "layer_decay", "layer_decay_kind")
 
 
 class SpecError(ValueError):
@@ -156,11 +159,49 @@ class Recipe:
     ema: bool = False
     ema_decay: float = 0.9999
     gradient_clip: float | None = None
+    # RandomResizedCrop's area range (timm's default; FCMAE pre-training crops 0.2-1.0).
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    # Layer-wise learning-rate decay (ConvNeXt V2 fine-tuning, timm's parameter groups): "single"
+    # = one layer per block, "group" = the official grouping of a 12-layer ConvNeXt-B. None: off.
+    layer_decay: float | None = None
+    layer_decay_kind: str = "single"
 
     def __post_init__(self) -> None:
         _check_choice("weight_init", self.weight_init, INITS)
+        _check_choice("layer_decay_kind", self.layer_decay_kind, LAYER_DECAY_KINDS)
         if self.epochs < 1 or self.batch_size < 1:
             raise SpecError("recipe epochs and batch_size must be positive")
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise SpecError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """FCMAE masked-autoencoder pre-training (ConvNeXt V2, papers.md 5.2), run before the recipe,
+    which then fine-tunes the pre-trained encoder. Batch and learning-rate rule as in `Recipe`."""
+
+    name: str = "fcmae"
+    epochs: int = 800
+    warmup_epochs: int = 40
+    batch_size: int = 4096
+    reference_batch_size: int = 4096
+    # The official base lr 1.5e-4 per 256 images, stated at the pre-training batch of 4096.
+    lr: float = 1.5e-4 * 4096 / 256
+    weight_decay: float = 0.05
+    opt_betas: tuple[float, float] = (0.9, 0.95)
+    mask_ratio: float = 0.6
+    decoder_width: int = 512
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mask_ratio, bool) or not isinstance(self.mask_ratio, (int, float)) \
+                or not 0.0 < self.mask_ratio < 1.0:
+            raise SpecError(f"fcmae mask ratio must be in (0, 1), got {self.mask_ratio!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.decoder_width < 1:
+            raise SpecError("fcmae epochs, batch_size and decoder_width must be positive")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise SpecError(f"fcmae warm-up must be shorter than its {self.epochs} epochs, got {self.warmup_epochs}")
 
 
 @dataclass(frozen=True)
@@ -169,9 +210,20 @@ class Spec:
 
     network: Network = field(default_factory=Network)
     recipe: Recipe = field(default_factory=Recipe)
+    # Masked pre-training before `recipe` (the `fcmae` step); None: trained from scratch.
+    pretrain: Pretrain | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        # Fields added after results were first written are left out while at their default, so
+        # every spec that does not use them keeps its content hash, and finished steps their keys.
+        defaults = Recipe()
+        for name in LATER_RECIPE_FIELDS:
+            if getattr(self.recipe, name) == getattr(defaults, name):
+                del data["recipe"][name]
+        if self.pretrain is None:
+            del data["pretrain"]
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -181,6 +233,7 @@ class Spec:
         return cls(
             network=_from_mapping(Network, data.get("network", {})),
             recipe=_from_mapping(Recipe, data.get("recipe", {})),
+            pretrain=_from_mapping(Pretrain, data["pretrain"]) if data.get("pretrain") else None,
         )
 
     @classmethod
@@ -198,6 +251,9 @@ class Spec:
 
     def with_recipe(self, **changes: Any) -> "Spec":
         return replace(self, recipe=replace(self.recipe, **changes))
+
+    def with_pretrain(self, **changes: Any) -> "Spec":
+        return replace(self, pretrain=replace(self.pretrain or Pretrain(), **changes))
 
 
 def _from_mapping(kind: type, data: Mapping[str, Any]) -> Any:
