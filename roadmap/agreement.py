@@ -21,7 +21,8 @@ import pandas as pd
 from roadmap.reference import REFERENCE_TABLES, paper_table
 from roadmap.statistics import LEVEL, WITHIN_NOISE, flipped_pairs, kendall_tau
 
-PAPER_TABLES = {"resnet50": "paper Table 10", "resnet200": "paper Table 11"}
+PAPER_TABLES = {"resnet50": "paper Table 10", "resnet200": "paper Table 11",
+                "convnext_v2_codesign": "ConvNeXt V2 co-design (ConvNeXt-B)"}
 
 
 @dataclasses.dataclass

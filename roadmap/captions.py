@@ -40,6 +40,11 @@ def figure_caption(run_info: Mapping[str, Any]) -> str:
     )
     if run_info.get("dataset") == "synthetic":
         caption += " " + SYNTHETIC_NOTE
+    for pretraining in dict.fromkeys(row.get("pretrain") for row in run_info.get("rows", []) if row.get("pretrain")):
+        caption += f" {pretraining}."
+    for note in [*run_info.get("notes", []), run_info.get("reference_note")]:
+        if note:
+            caption += f" Note: {note}."
     return caption
 
 

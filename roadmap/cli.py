@@ -269,14 +269,17 @@ def run_plan(args: argparse.Namespace) -> None:
         plan.info["train_images"] = args.images_per_epoch
     table = plan_table(plan, args.throughput, loader_throughput=args.loader_throughput)
     total = table.device_hours.sum()
+    pretraining = bool(table.pretrain_device_hours.any())
     if args.format == "table":
-        table = table.assign(device_hours=table.device_hours.map(lambda value: f"{value:.3g}"))
+        hours = {name: table[name].map(lambda value: f"{value:.3g}") for name in ("device_hours", "pretrain_device_hours")}
+        table = table.assign(**hours) if pretraining else table.assign(**hours).drop(columns="pretrain_device_hours")
     caption = (
         f"Plan of run {plan.info['run']} (preset {plan.info['preset']}, {plan.info['dataset_description']}; "
         f"pixels: {plan.info['pixels']}). images/s = min(model, loader), each given or measured here at the "
         f"run's batch (the model after a warm-up, the loader on the run's data with its workers); device-hours = seeds x "
-        f"epochs x images per epoch / images/s (training only; evaluation and start-up not included). "
-        f"Total: {total:.3g} device-hours."
+        f"epochs x images per epoch / images/s (training only; evaluation and start-up not included)"
+        + ("; FCMAE rows add their pre-training (pretrain_device_hours, encoder timed at the pre-training batch)"
+           if pretraining else "") + f". Total: {total:.3g} device-hours."
     )
     print_frame(table, args.format, caption)
 

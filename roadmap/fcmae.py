@@ -27,6 +27,8 @@ from roadmap.spec import Network, SpecError
 
 # ConvNeXt V2's pre-training masks 60% of the 32x32 patches (papers.md 5.2).
 DEFAULT_MASK_RATIO = 0.6
+# Pixels per side of a masked patch: one last-stage position of a hierarchical ConvNeXt.
+FCMAE_PATCH = 32
 
 
 class FcmaeError(SpecError):
@@ -66,7 +68,7 @@ class MaskGenerator:
     """
 
     ratio: float = DEFAULT_MASK_RATIO
-    patch_size: int = 32
+    patch_size: int = FCMAE_PATCH
 
     def __post_init__(self) -> None:
         if (

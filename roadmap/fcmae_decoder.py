@@ -97,7 +97,9 @@ def reconstruction_loss(
     target = normalised_patches(images, patch_size)
     per_patch = (predictions.float() - target.float()).pow(2).mean(dim=-1)
     # Selecting (not weighting) the masked patches: a non-finite visible prediction cannot leak in.
-    return per_patch[masked.flatten(1)].mean()
+    # torch.where keeps the shapes static (boolean indexing would break a compiled graph).
+    selected = masked.flatten(1)
+    return torch.where(selected, per_patch, torch.zeros_like(per_patch)).sum() / selected.sum()
 
 
 def build_decoder(encoder: MaskedEncoder, width: int = DECODER_WIDTH) -> FcmaeDecoder:

@@ -1,10 +1,11 @@
-"""A sketch of FCMAE's pre-training job and of the fine-tuning parameter groups (papers.md 5.2).
+"""FCMAE's pre-training model, optimiser and schedule, and fine-tuning's layer-wise lr decay
+(papers.md 5.2).
 
-Not wired into the training loop: `pretrain_step` is what the loop's forward + loss would call,
-the factories build the optimiser and schedule with timm exactly as the official pre-training does
-(AdamW (0.9, 0.95), weight decay 0.05, lr = 1.5e-4 x batch / 256, cosine to 0 after a linear
-warm-up), and `layer_decay_param_groups` gives fine-tuning its layer-wise learning-rate decay
-through timm's `param_groups_layer_decay`.
+`FcmaeModel` is what the training loop trains in the pre-training phase (roadmap.fcmae_trainer):
+masked encoder + decoder, returning the masked-patch loss. The factories build the optimiser and
+schedule with timm as the official pre-training does (AdamW (0.9, 0.95), weight decay 0.05, lr =
+1.5e-4 x batch / 256, cosine to 0 after a linear warm-up), and `layer_decay_param_groups` gives
+fine-tuning its layer-wise learning-rate decay through timm's `param_groups_layer_decay`.
 """
 
 from __future__ import annotations
@@ -21,44 +22,41 @@ from roadmap.build import RoadmapNet
 from roadmap.fcmae import FcmaeError, MaskedEncoder, MaskGenerator
 from roadmap.fcmae_decoder import FcmaeDecoder, reconstruction_loss
 
-PRETRAIN_BASE_LR = 1.5e-4
-PRETRAIN_REFERENCE_BATCH = 256
 PRETRAIN_BETAS = (0.9, 0.95)
 PRETRAIN_WEIGHT_DECAY = 0.05
 
 
+class FcmaeModel(nn.Module):
+    """Encoder and decoder as one module: `model(images, masked)` is the reconstruction loss."""
+
+    def __init__(self, encoder: MaskedEncoder, decoder: FcmaeDecoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, images: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        predictions = self.decoder(self.encoder(images, masked), masked)
+        return reconstruction_loss(predictions, images, masked, self.encoder.patch_size)
+
+
 def pretrain_step(
-    encoder: MaskedEncoder,
-    decoder: FcmaeDecoder,
+    model: FcmaeModel,
     images: torch.Tensor,
     mask_generator: MaskGenerator,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One pre-training forward: draw masks, encode the visible patches, decode, masked MSE."""
     masked = mask_generator(images.shape[0], images.shape[2], images.shape[3], generator, images.device)
-    predictions = decoder(encoder(images, masked), masked)
-    return reconstruction_loss(predictions, images, masked, encoder.patch_size)
-
-
-def pretrain_lr(batch_size: int, base_lr: float = PRETRAIN_BASE_LR) -> float:
-    """The official linear rule: lr = base lr x effective batch / 256."""
-    return base_lr * batch_size / PRETRAIN_REFERENCE_BATCH
+    return model(images, masked)
 
 
 def create_pretrain_optimizer(
-    encoder: MaskedEncoder, decoder: FcmaeDecoder, batch_size: int, base_lr: float = PRETRAIN_BASE_LR
+    model: nn.Module, lr: float, weight_decay: float = PRETRAIN_WEIGHT_DECAY,
+    betas: tuple[float, float] = PRETRAIN_BETAS,
 ) -> torch.optim.Optimizer:
     """AdamW over encoder and decoder; 1-D parameters (biases, norms, GRN) without weight decay."""
-    # One module holding both, so timm sees every parameter once and filters 1-D ones itself.
-    model = nn.ModuleDict({"encoder": encoder, "decoder": decoder})
-    return create_optimizer_v2(
-        model,
-        opt="adamw",
-        lr=pretrain_lr(batch_size, base_lr),
-        weight_decay=PRETRAIN_WEIGHT_DECAY,
-        betas=PRETRAIN_BETAS,
-        filter_bias_and_bn=True,
-    )
+    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay, betas=betas,
+                               filter_bias_and_bn=True)
 
 
 def create_pretrain_scheduler(

@@ -101,8 +101,11 @@ def read_json_lines(path: Path) -> list[dict]:
 class StepPaths:
     """Where one step x seed of a run keeps its files."""
 
-    def __init__(self, run_dir: Path, step: str, seed: int) -> None:
-        self.folder = Path(run_dir) / step / str(seed)
+    def __init__(self, run_dir: Path, step: str, seed: int, phase: str | None = None) -> None:
+        self.run_dir, self.step, self.seed = Path(run_dir), step, seed
+        # A phase before the step's own training (FCMAE pre-training) keeps the same files in a
+        # subfolder named after it; the step's own files stay where they always were.
+        self.folder = Path(run_dir) / step / str(seed) / (phase or "")
         self.spec = self.folder / "spec.json"
         self.metrics = self.folder / "metrics.jsonl"
         self.result = self.folder / "result.json"
@@ -112,6 +115,11 @@ class StepPaths:
         self.previous_checkpoint = self.folder / "checkpoint.previous.pt"
         # Held (flock) by the process training this step x seed; names its host and pid.
         self.lock = self.folder / "claim.lock"
+        # The pre-trained encoder a pre-training phase hands to fine-tuning (written before result.json).
+        self.encoder = self.folder / "encoder.pt"
+
+    def phase(self, name: str) -> "StepPaths":
+        return StepPaths(self.run_dir, self.step, self.seed, name)
 
     def read_result(self) -> dict | None:
         """result.json as a dict; None when absent or unreadable (see result_unreadable)."""

@@ -24,11 +24,12 @@ import submitit
 import torch
 from tqdm import tqdm
 
+from roadmap.errors import last_line
 from roadmap.files import check_writable_folder, claim_holder, read_json, read_json_lines
+from roadmap.job import run_step
 from roadmap.results import report, summary
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
 from roadmap.task import StepTask
-from roadmap.train import run_step
 
 log = logging.getLogger("roadmap.launch")
 
@@ -208,7 +209,7 @@ def failure_text(task: StepTask, error: BaseException, job: submitit.Job | None 
     result = task.paths.read_result() or {}
     reason = result.get("reason") if result.get("status") == "failed" else None
     if not reason:
-        reason = _last_line(str(error)) or type(error).__name__
+        reason = last_line(str(error)) or type(error).__name__
     log_path = f" (log: {job.paths.stdout})" if job is not None else ""
     return f"failed: {reason}{log_path}"
 
@@ -297,7 +298,7 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
         with silenced_stderr(), executor.batch():
             jobs = [executor.submit(StepJob(), task) for task in tasks]
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, RuntimeError) as error:
-        reason = _last_line(str(error)).removeprefix("sbatch: error: ")
+        reason = last_line(str(error)).removeprefix("sbatch: error: ")
         raise LaunchError(f"SLURM refused the job array: {reason} (compare the request with `sinfo -N -l`: "
                           f"partition, memory, CPUs, GPUs, time)") from None
     report(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks): "
@@ -344,12 +345,6 @@ def silenced_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _last_line(text: str) -> str:
-    """The last line that says something (submitit frames tracebacks with rules of dashes)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip().strip("-=* ")]
-    return lines[-1] if lines else text.strip()
-
-
 def train_roadmap(options: RunOptions, executor: str = "local", cluster: ClusterOptions | None = None,
                   wait: bool = True, say: Callable[[str], None] = print) -> tuple[RunPlan, int]:
     """Plan, train what is not finished, and write the report: the main command, callable from
@@ -363,6 +358,10 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
         f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
     for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
         say(description)
+    for description in dict.fromkeys(row["pretrain"] for row in info["rows"] if row.get("pretrain")):
+        say(description)
+    for note in info.get("notes", []):
+        say(f"note: {note}")
     for row in info.get("skipped", []):
         say(f"{info['mode']} mode leaves out {row['step']}: {row['reason']}")
     new_run = not plan.run_dir.exists()

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from roadmap.cost import measure
+from roadmap.fcmae_trainer import pretrain_task
 from roadmap.loaders import step_data
 from roadmap.precision import Numerics
 from roadmap.runs import RunPlan
@@ -100,36 +101,53 @@ def plan_table(plan: RunPlan, throughput: float | None = None, say: Callable[[st
 
     `throughput` / `loader_throughput`: the model's / the loader's images/s when known (e.g.
     measured on the target machine, which a laptop planning for a cluster is not); measured here
-    otherwise."""
+    otherwise. An FCMAE row's pre-training phase is timed as well and its hours are part of the row's
+    (`pretrain_device_hours`); its model rate is the encoder's dense train step at the pre-training
+    batch (the one-block decoder adds about 4% of ConvNeXt-T's FLOPs and is not timed)."""
     info = plan.info
     images, seeds = info["train_images"], len(info["seeds"])
     first_task = {task.step: task for task in reversed(plan.tasks)}
-    loader_rates: dict[str, float] = {}
+    rates = _Rates(throughput, loader_throughput, say)
     records = []
     for number, row in enumerate(info["rows"], start=1):
         task = first_task[row["step"]]
-        if loader_throughput is not None:
-            loader_rates[row["recipe"]] = loader_throughput
-        elif row["recipe"] not in loader_rates:
-            say(f"plan: timing the {row['recipe']} recipe's loader ({task.workers} worker(s), batch "
-                f"{task.per_device_batch}, {'/'.join(map(str, task.train_resolutions))} px)")
-            loader_rates[row["recipe"]] = over_the_schedule(
-                task, row["epochs"], lambda resolution: loader_images_per_s(task, resolution=resolution))
-        loader = loader_rates[row["recipe"]]
-        if throughput is None:
-            say(f"plan: [{number}/{len(info['rows'])}] timing {row['step']}'s train step at batch "
-                f"{task.per_device_batch}, {'/'.join(map(str, task.train_resolutions))} px")
-            model = over_the_schedule(task, row["epochs"],
-                                      lambda resolution: model_images_per_s(task, resolution=resolution))
-            source = "measured here"
-        else:
-            model, source = throughput, "given (--throughput)"
+        say(f"plan: [{number}/{len(info['rows'])}] {row['step']}")
+        model, loader = rates.of(task, row["recipe"], row["epochs"])
         rate = min(model, loader)
+        hours = device_hours(rate, row["epochs"], images, seeds)
+        pretrain_hours = 0.0
+        if row.get("pretrain_epochs"):
+            phase = pretrain_task(task)
+            pretrain_rate = min(rates.of(phase, "fcmae pre-training", row["pretrain_epochs"]))
+            pretrain_hours = device_hours(pretrain_rate, row["pretrain_epochs"], images, seeds)
         records.append({
             "step": row["step"], "epochs": row["epochs"], "images_per_epoch": images, "seeds": seeds,
             "model_images_per_s": round(model, 1), "loader_images_per_s": round(loader, 1),
             "images_per_s": round(rate, 1), "bound": "data-bound" if loader < model else "compute-bound",
-            "device_hours": device_hours(rate, row["epochs"], images, seeds), "model_source": source,
+            "device_hours": hours + pretrain_hours, "pretrain_device_hours": pretrain_hours,
+            "model_source": "given (--throughput)" if throughput is not None else "measured here",
             "loader_source": "given (--loader-throughput)" if loader_throughput is not None else "measured here",
         })
     return pd.DataFrame.from_records(records)
+
+
+class _Rates:
+    """Model and loader images/s of a task, measured (or given); loaders timed once per recipe."""
+
+    def __init__(self, throughput: float | None, loader_throughput: float | None, say: Callable[[str], None]) -> None:
+        self.throughput, self.loader_throughput, self.say = throughput, loader_throughput, say
+        self.loaders: dict[str, float] = {}
+
+    def of(self, task: StepTask, recipe: str, epochs: int) -> tuple[float, float]:
+        where = f"batch {task.per_device_batch}, {'/'.join(map(str, task.train_resolutions))} px"
+        if self.loader_throughput is not None:
+            self.loaders[recipe] = self.loader_throughput
+        elif recipe not in self.loaders:
+            self.say(f"plan: timing the {recipe} recipe's loader ({task.workers} worker(s), {where})")
+            self.loaders[recipe] = over_the_schedule(
+                task, epochs, lambda resolution: loader_images_per_s(task, resolution=resolution))
+        if self.throughput is not None:
+            return self.throughput, self.loaders[recipe]
+        self.say(f"plan: timing the {task.phase or 'train'} step at {where}")
+        model = over_the_schedule(task, epochs, lambda resolution: model_images_per_s(task, resolution=resolution))
+        return model, self.loaders[recipe]

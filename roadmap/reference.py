@@ -13,7 +13,19 @@ REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results" / "reference"
 REFERENCE_TABLES = {
     "resnet50": "table10_resnet50.csv",
     "resnet200": "table11_resnet200.csv",
+    # ConvNeXt V2 (papers.md 5.2): ConvNeXt-B values, beside the ConvNeXt-T the run trains by default.
+    "convnext_v2_codesign": "codesign_convnext_v2.csv",
 }
+
+# What a roadmap's paper columns are, where they are not the run's own network.
+REFERENCE_NOTES = {
+    "convnext_v2_codesign": "paper columns are ConvNeXt-B (ConvNeXt V2 Table 3 and App. D; 800-epoch FCMAE "
+                            "pre-training), beside the ConvNeXt-T this roadmap trains unless --model",
+}
+
+
+def reference_note(roadmap: str) -> str | None:
+    return REFERENCE_NOTES.get(roadmap.strip().replace("-", "_"))
 
 
 @functools.lru_cache(maxsize=8)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from roadmap.files import UnreadableFile
 from roadmap.captions import PAPER_MODE, distinct_text, figure_caption, table_caption  # re-exported
+from roadmap.codesign import write_codesign
 from roadmap.agreement import agreement, paper_reference, summary_text, write_agreement
 from roadmap.reference import paper_table
 from roadmap.statistics import seeds_to_resolve, verdict, welch_interval
@@ -39,7 +40,7 @@ ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
 RESULT_FIELDS = (
     "top1", "top5", "best_top1", "epochs", "proxy_gflops", "proxy_params",
     "train_images_per_s", "infer_images_per_s", "wall_time_s", "device",
-    *COST_FIELDS, *SETTING_FIELDS, "environment", "reason",
+    *COST_FIELDS, *SETTING_FIELDS, "environment", "reason", "pretrain_loss",
 )
 COLLECT_COLUMNS = (
     "order", "step", "label", "group", "branch_of", "gflops", "params", "seed", "status", "stale",
@@ -47,7 +48,7 @@ COLLECT_COLUMNS = (
 )
 TABLE_COLUMNS = (
     "step", "label", "paper_label", "group", "branch_of", "compared_with",
-    "top1_mean", "top1_std", "seeds_done", "seeds", "change", "change_ci_low", "change_ci_high", "verdict",
+    "top1_mean", "top1_std", "pretrain_loss", "seeds_done", "seeds", "change", "change_ci_low", "change_ci_high", "verdict",
     "seeds_to_resolve", "spread_source",
     "gflops", "params", "paper_top1", "paper_top1_std", "paper_change", "paper_gflops",
     "proxy_gflops", "proxy_params", "train_images_per_s", "infer_images_per_s", "device",
@@ -272,6 +273,7 @@ def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
         "top1_std": float(top1.std(ddof=1)) if len(top1) > 1 else math.nan,
         "seeds_done": len(top1),
         "seeds": len(seeds),
+        "pretrain_loss": _mean(done.pretrain_loss),  # FCMAE rows: validation reconstruction loss
         "gflops": _mean(seeds.gflops),
         "params": _mean(seeds.params),
         "proxy_gflops": _mean(measured.proxy_gflops),
@@ -400,6 +402,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     found = _paper_agreement(run_info, table)
     notes = summary_text(found) if found is not None else ""
     paths = write_tables(table, out_dir, table_caption(run_info, table, frame), notes=notes)
+    paths.update(write_codesign(table, out_dir, figure_caption(run_info)))
     agreement_path = out_dir / AGREEMENT_FILE
     if found is not None:
         paths["agreement_json"] = write_agreement(found, agreement_path)

@@ -15,6 +15,8 @@ class Entry:
 
     step: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Applied but not a row: the path to a roadmap's starting network (a --model replaces it).
+    hidden: bool = False
 
 
 def _path(*entries: Entry | str) -> tuple[Entry, ...]:
@@ -43,7 +45,15 @@ ROADMAPS: dict[str, tuple[Entry, ...]] = {
     # ConvNeXt-T -> InceptionNeXt-T, then InceptionNeXt's Table 1 variants of ConvNeXt-T as branches.
     "inceptionnext": _RESNET50_PATH
     + _path("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16"),
+    # ConvNeXt V2's co-design (papers.md 5.2): FCMAE on the V1 and the V2 block of ConvNeXt-T. The
+    # main path adds FCMAE, then GRN; `v2_supervised` is GRN without FCMAE, a branch of `v1_fcmae`.
+    "convnext_v2_codesign": tuple(Entry(entry.step, entry.params, hidden=True) for entry in _RESNET50_PATH)
+    + _path("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae"),
 }
+
+# Roadmaps whose branch rows are part of the result, trained without --branches: the co-design's
+# branch is one of its table's four cells.
+BRANCHES_BY_DEFAULT = frozenset({"convnext_v2_codesign"})
 
 
 class RoadmapError(ValueError):
@@ -65,24 +75,37 @@ def resolve_step(name: str, valid: Iterable[str] | None = None) -> str:
     return key
 
 
-def specs(roadmap: str = "resnet50", upto: str | None = None, branches: bool = True) -> list[tuple[str, Spec]]:
+def starts_from_network(roadmap: str) -> bool:
+    """True when the roadmap's rows start from a finished network (hidden entries), which --model replaces."""
+    return any(entry.hidden for entry in roadmap_entries(roadmap))
+
+
+def specs(roadmap: str = "resnet50", upto: str | None = None, branches: bool = True,
+          start: Spec | None = None) -> list[tuple[str, Spec]]:
     """The ordered (step name, spec) pairs of a roadmap, up to and including `upto`.
 
     Main-path steps apply cumulatively; a branch row (kernel 5/9/11) applies its step to the same
-    parent as the step it branches from and does not continue the path.
+    parent as the step it branches from and does not continue the path. Hidden entries build the
+    starting network without rows; `start` replaces what they build.
     """
     rows: list[tuple[str, Spec]] = []
     current = Spec()
     parents: dict[str, Spec] = {}
-    for entry in _entries_upto(roadmap, upto):
+    entries = _entries_upto(roadmap, upto)
+    if start is not None:
+        entries, current = tuple(entry for entry in entries if not entry.hidden), start
+    for entry in entries:
         step = REGISTRY[entry.step]
+        if entry.hidden and step.branch_of is not None:
+            continue
         if step.branch_of is not None:
             if branches:
                 rows.append((entry.step, step.apply(parents[step.branch_of], **entry.params)))
             continue
         parents[entry.step] = current
         current = step.apply(current, **entry.params)
-        rows.append((entry.step, current))
+        if not entry.hidden:
+            rows.append((entry.step, current))
     return rows
 
 
@@ -157,6 +180,9 @@ def mode_plan(
         raise RoadmapError(f"mode {key!r} takes no step list; use mode 'custom' for one")
     if key == "cumulative":
         return ModePlan(specs(roadmap, upto, branches))
+    if starts_from_network(roadmap):
+        raise RoadmapError(f"roadmap {roadmap!r} compares a few variants of one network; only mode 'cumulative' "
+                           f"applies to it (give single steps with --model NAME --steps ...)")
     if key == "custom":
         if not steps:
             raise RoadmapError("mode 'custom' needs a non-empty step list")
@@ -174,9 +200,11 @@ def mode_plan(
 
 def _entries_upto(roadmap: str, upto: str | None) -> tuple[Entry, ...]:
     entries = roadmap_entries(roadmap)
+    if upto is None:
+        return entries
     names = [entry.step for entry in entries]
-    last = resolve_step(upto, names) if upto is not None else names[-1]
-    return entries[: names.index(last) + 1]
+    last = resolve_step(upto, [entry.step for entry in entries if not entry.hidden])  # rows only
+    return entries[: len(names) - names[::-1].index(last)]
 
 
 def _apply(entry: Entry, spec: Spec) -> Spec:

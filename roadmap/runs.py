@@ -14,14 +14,18 @@ from typing import Any
 
 from roadmap.complexity import complexity
 from roadmap.data import load_datasets
+from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import read_json, read_json_checked, write_json
-from roadmap.reference import paper_table
-from roadmap.roadmaps import MODES, ModePlan, mode_plan, model_rows, row_label
+from roadmap.reference import paper_table, reference_note
+from roadmap.presets import preset
+from roadmap.roadmaps import (BRANCHES_BY_DEFAULT, MODES, ModePlan, mode_plan, model_rows, row_label, specs,
+                              starts_from_network)
+from roadmap.spec import Spec
 from roadmap.precision import Numerics
 from roadmap.shrink import describe as describe_pixels
 from roadmap.task import StepTask
-from roadmap.training_presets import (PresetError, batch_plan, describe_resolution, get_preset, resolution_schedule,
-                                      resolve)
+from roadmap.training_presets import (PresetError, TrainingPreset, batch_plan, describe_resolution, get_preset,
+                                      resolution_schedule, resolve)
 from steps import REGISTRY, canonical_name
 
 
@@ -86,12 +90,25 @@ class RunPlan:
 
 def rows_for(options: RunOptions) -> ModePlan:
     """The (row name, full-size spec) pairs of the run in table order, and rows a mode left out."""
+    branches = options.branches or canonical_name(options.roadmap) in BRANCHES_BY_DEFAULT
+    if options.model and starts_from_network(options.roadmap) and not options.steps:
+        # The roadmap's rows applied to the model instead of the network its hidden path builds.
+        return ModePlan(specs(options.roadmap, options.upto, branches, start=_codesign_start(options)))
     if options.model:
         if options.mode != "cumulative":
             raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
         return ModePlan(model_rows(options.model, options.steps))
-    return mode_plan(options.roadmap, options.effective_mode, upto=options.upto, branches=options.branches,
+    return mode_plan(options.roadmap, options.effective_mode, upto=options.upto, branches=branches,
                      steps=list(options.steps) if options.steps else None)
+
+
+def _codesign_start(options: RunOptions) -> Spec:
+    """The --model a roadmap of variants starts from: a V1 ConvNeXt (the rows add GRN themselves)."""
+    start = preset(options.model or "")
+    if start.network.grn or start.pretrain is not None:
+        raise RunError(f"--roadmap {options.roadmap} starts from a V1 ConvNeXt and adds GRN and FCMAE itself; "
+                       f"--model {options.model} has them already: give a convnext_* model (e.g. convnext_base)")
+    return start
 
 
 def row_group(roadmap: str, step: str) -> str | None:
@@ -106,7 +123,7 @@ def _check_selection(options: RunOptions) -> None:
     """Options that would be ignored or select nothing: one line each, before any work."""
     if options.steps is not None and not options.steps:
         raise RunError("--steps names no step; give a comma-separated list such as --steps patchify,depthwise")
-    if options.upto is not None and options.model:
+    if options.upto is not None and options.model and not starts_from_network(options.roadmap):
         raise RunError("--upto applies to a roadmap, not to --model; drop one of them")
     if options.upto is not None and options.steps:
         raise RunError("--upto and --steps both choose the rows; drop one of them")
@@ -144,6 +161,16 @@ def _check_batches(step: str, recipe: Any, plan: Any, train_images: int, accumul
                        f"({train_images} images / {plan.per_device * plan.devices} per batch); use at most {batches}")
 
 
+def _fcmae_resolution(preset: TrainingPreset, rows: list[tuple[str, Spec]]) -> tuple[TrainingPreset, list[str]]:
+    """FCMAE masks 32 px patches and needs two or more: a run with FCMAE rows trains every row at
+    >= 64 px (all rows alike, so that they compare), and says so."""
+    if preset.resolution >= 2 * FCMAE_PATCH or not any(spec.pretrain is not None for _, spec in rows):
+        return preset, []
+    raised = replace(preset, resolution=2 * FCMAE_PATCH)
+    return raised, [f"every row trains at {raised.resolution} px instead of the {preset.name} preset's "
+                    f"{preset.resolution} px: FCMAE masks {FCMAE_PATCH} px patches and needs at least two"]
+
+
 def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
     if options.seeds < 1:
@@ -161,6 +188,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         numerics = replace(numerics, compile=False)
     selection = rows_for(options)
     rows = selection.rows
+    preset, notes = _fcmae_resolution(preset, rows)
     measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
     synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
                  "synthetic_classes": preset.synthetic_classes,
@@ -184,6 +212,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         "seeds": list(range(options.seeds)), "resolution": describe_resolution(preset),
         "rows": [],
         "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
+        "notes": notes, "reference_note": reference_note(options.roadmap) if not options.steps else None,
     }
     tasks = []
     for name, spec in rows:
@@ -203,11 +232,21 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         if options.shrink is not None:
             # Other pixels are another experiment; the original files keep the keys they always had.
             settings["pixels"] = describe_pixels(options.shrink)
+        pretrain_batch: dict[str, Any] = {}
+        pretraining = None
+        if trained.pretrain is not None:
+            pre = batch_plan(trained.pretrain, preset, options.devices, options.batch_size, options.accumulation)
+            pretrain_batch = {"per_device": pre.per_device, "accumulation": pre.accumulation, "lr": pre.lr}
+            settings["pretrain_batch"] = pre.effective
+            pretraining = (f"FCMAE pre-training before fine-tuning: {trained.pretrain.epochs} epochs, mask ratio "
+                           f"{trained.pretrain.mask_ratio:g} of {FCMAE_PATCH} px patches, "
+                           f"{pre.describe(trained.pretrain)}")
         step = REGISTRY.get(name)
         info["rows"].append({
             "step": name, "label": row_label(name), "group": row_group(options.roadmap, name),
             "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
             "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
+            "pretrain": pretraining, "pretrain_epochs": trained.pretrain.epochs if trained.pretrain else 0,
             "key": trained.content_hash(settings),
             "seed_keys": {str(seed): trained.content_hash({**settings, "seed": seed}) for seed in range(options.seeds)},
         })
@@ -221,6 +260,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 cost_spec=spec.to_dict() if measure_cost else None, cost_settings=options.cost_settings,
                 numerics=numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir, classes=options.classes,
                 resolution_schedule=schedule if len(schedule) > 1 else (), eval_resolution=preset.eval_resolution,
+                pretrain_batch=pretrain_batch,
             ))
     for task in tasks:
         finished = task.paths.completed_key()

@@ -55,6 +55,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "change [95% CI]": [_change(value, low, high) for value, low, high in
                                 zip(table.change, table.change_ci_low, table.change_ci_high)],
             "verdict": [EMPTY if _missing(value) else value for value in table.verdict],
+            "pre-training loss": [_number(value, 4) for value in table.get("pretrain_loss", [math.nan] * len(table))],
             "GFLOPs": [_number(value, 2) for value in table.gflops],
             "params (M)": [_number(value / 1e6 if not _missing(value) else value, 1) for value in table.params],
             "paper top-1 (%)": [
@@ -76,6 +77,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         display = display.drop(columns=["paper top-1 (%)", "paper change", "paper GFLOPs"])
     if not table.cost_train_images_per_s.notna().any():
         display = display.drop(columns=["full train img/s", "full infer img/s", "full peak MB"])
+    if display["pre-training loss"].eq(EMPTY).all():
+        display = display.drop(columns=["pre-training loss"])  # no FCMAE row
     if table.verdict.isna().all():
         display = display.drop(columns=["verdict"])  # one seed: the caption says what would resolve it
     if table.branch_of.isna().all():

@@ -48,6 +48,11 @@ class StepTask:
     # Evaluation at `eval_resolution` (None: `resolution`).
     resolution_schedule: tuple[tuple[int, int], ...] = ()
     eval_resolution: int | None = None
+    # FCMAE pre-training before the recipe (spec["pretrain"]): its batch per device, accumulation
+    # steps and learning rate, as batch_plan gives them; empty without pre-training.
+    pretrain_batch: dict = field(default_factory=dict)
+    # The phase this task trains: None for the row itself, "pretrain" for its pre-training.
+    phase: str | None = None
 
     def train_resolution(self, epoch: int) -> int:
         """The training resolution of zero-based `epoch`."""
@@ -63,4 +68,4 @@ class StepTask:
 
     @property
     def paths(self) -> StepPaths:
-        return StepPaths(Path(self.run_dir), self.step, self.seed)
+        return StepPaths(Path(self.run_dir), self.step, self.seed, self.phase)

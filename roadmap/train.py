@@ -15,7 +15,6 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,10 @@ from roadmap.build import build
 from roadmap.complexity import complexity
 from roadmap.cost import default_cost_settings, measure_settings, synchronise
 from roadmap.distributed import cpu_threads, init_distributed
-from roadmap.files import StepClaim, claim_holder, read_json, write_atomic, write_json, write_json_lines
+from roadmap.errors import one_line
+from roadmap.fcmae import load_pretrained
+from roadmap.fcmae_pretrain import create_finetune_optimizer
+from roadmap.files import StepPaths, write_atomic, write_json, write_json_lines
 from roadmap.loaders import step_data
 from roadmap.precision import Numerics, describe_device, environment
 from roadmap.spec import Spec
@@ -56,11 +58,13 @@ def compiled_graphs() -> int:
 class Trainer:
     """State of one training job: model, optimizer, scheduler, EMA, data, and its files."""
 
-    def __init__(self, task: StepTask) -> None:
+    def __init__(self, task: StepTask, parent: dict[str, Any] | None = None) -> None:
         self.task = task
         self.paths = task.paths
         self.spec = Spec.from_dict(task.spec)
         self.recipe = self.spec.recipe
+        # The finished pre-training phase this row fine-tunes (roadmap.fcmae_trainer), else None.
+        self.parent = parent
         use_cuda = torch.cuda.is_available()
         self.distributed = init_distributed(use_cuda)
         self.device = torch.device("cuda", self.distributed.local_rank) if use_cuda else torch.device("cpu")
@@ -76,18 +80,7 @@ class Trainer:
         self.scaler = self.numerics.grad_scaler(self.device)
         self._build_data()
         random_seed(task.seed, 0)  # the same initial weights on every rank
-        self.model = build(self.spec).to(self.device, memory_format=self.numerics.memory_format)
-        self.ema = ModelEmaV3(self.model, decay=self.recipe.ema_decay) if self.recipe.ema else None
-        # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
-        # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
-        # compiled run resumes an eager one and the other way round.
-        self.train_model: nn.Module = torch.compile(self.model) if self.numerics.compile else self.model
-        self.eval_model: nn.Module = self.train_model
-        if self.ema is not None:
-            self.eval_model = torch.compile(self.ema.module) if self.numerics.compile else self.ema.module
-        if self.distributed.world_size > 1:
-            self.train_model = nn.parallel.DistributedDataParallel(
-                self.train_model, device_ids=[self.device.index] if use_cuda else None)
+        self._build_model()
         self._build_optimisation()
         self.epoch = 0
         self.updates = 0
@@ -98,6 +91,31 @@ class Trainer:
         # whether the first train / eval step (which compiles) is still ahead.
         self.graphs_seen = 0
         self.first_step_ahead = {"train": self.numerics.compile, "eval": self.numerics.compile}
+
+    def _build_model(self) -> None:
+        self.model: nn.Module = build(self.spec).to(self.device, memory_format=self.numerics.memory_format)
+        if self.spec.pretrain is not None:
+            # Fine-tuning starts from the pre-trained encoder (a resumed run then loads its checkpoint).
+            load_pretrained(self.model, torch.load(self.parent_paths().encoder, map_location=self.device))
+        self.ema = ModelEmaV3(self.model, decay=self.recipe.ema_decay) if self.recipe.ema else None
+        # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
+        # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
+        # compiled run resumes an eager one and the other way round.
+        self.train_model: nn.Module = self._compiled(self.model)
+        self.eval_model: nn.Module = self.train_model if self.ema is None else self._compiled(self.ema.module)
+        self._wrap_for_data_parallel()
+
+    def _compiled(self, module: nn.Module) -> nn.Module:
+        return torch.compile(module) if self.numerics.compile else module
+
+    def _wrap_for_data_parallel(self) -> None:
+        if self.distributed.world_size > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def parent_paths(self) -> StepPaths:
+        """Where the pre-training phase of this row keeps its files."""
+        return self.task.paths.phase("pretrain")
 
     def _build_data(self) -> None:
         task = self.task
@@ -112,11 +130,16 @@ class Trainer:
 
     def _build_optimisation(self) -> None:
         recipe, task = self.recipe, self.task
-        self.optimizer = create_optimizer_v2(
-            self.model, opt=recipe.opt, lr=task.lr, weight_decay=recipe.weight_decay,
-            momentum=recipe.momentum, filter_bias_and_bn=recipe.no_decay_1d,
-            **({"eps": recipe.opt_eps, "betas": recipe.opt_betas} if recipe.opt.endswith("adamw") else {}),
-        )
+        if recipe.layer_decay is not None:
+            # ConvNeXt V2 fine-tuning: AdamW over timm's layer-decay groups (each with its lr_scale).
+            self.optimizer = create_finetune_optimizer(self.model, task.lr, recipe.weight_decay, recipe.layer_decay,
+                                                       recipe.layer_decay_kind)
+        else:
+            self.optimizer = create_optimizer_v2(
+                self.model, opt=recipe.opt, lr=task.lr, weight_decay=recipe.weight_decay,
+                momentum=recipe.momentum, filter_bias_and_bn=recipe.no_decay_1d,
+                **({"eps": recipe.opt_eps, "betas": recipe.opt_betas} if recipe.opt.endswith("adamw") else {}),
+            )
         self.scheduler, _ = create_scheduler_v2(
             self.optimizer, sched=recipe.sched, num_epochs=recipe.epochs,
             decay_epochs=recipe.decay_epochs, decay_rate=recipe.decay_rate,
@@ -171,10 +194,8 @@ class Trainer:
                 if not isinstance(loaded, dict) or not {"key", "model", "optimizer", "epoch"} <= set(loaded):
                     raise ValueError("not a training checkpoint")
             except Exception as error:  # truncated zip, garbage, another pickle: all mean unusable
-                lines = [line.strip() for line in str(error).splitlines() if line.strip()]
                 fallback = "the checkpoint before it" if position + 1 < len(candidates) else "the start of the step"
-                log.warning("%s is unreadable (%s: %s); resuming from %s", path, type(error).__name__,
-                            lines[-1] if lines else "", fallback)
+                log.warning("%s is unreadable (%s); resuming from %s", path, one_line(error), fallback)
                 continue
             state = loaded
             break
@@ -220,11 +241,23 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model, step=self.updates)
 
+    def batch_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (Mixup/CutMix, then the recipe's criterion)."""
+        targets = labels
+        if self.mixup is not None:
+            images, targets = self.mixup(images, labels)
+        with self.autocast:
+            return self.criterion(self.train_model(images), targets)
+
+    def seed_epoch(self, seed: int) -> None:
+        """Seed every random stream of the epoch from (seed, epoch): a resumed epoch is the same."""
+        random_seed(seed, self.distributed.rank)
+        self.generator.manual_seed(seed)
+
     def train_epoch(self) -> dict[str, float] | None:
         """Train one epoch; None when the loss became NaN or infinite."""
         seed = epoch_seed(self.task.seed, self.epoch)
-        random_seed(seed, self.distributed.rank)
-        self.generator.manual_seed(seed)
+        self.seed_epoch(seed)
         # Per-image augmentation seeds and the epoch's training resolution travel with the keys.
         self.sampler.set_epoch(self.epoch, seed, self.task.train_resolution(self.epoch))
         self.train_model.train()
@@ -236,12 +269,7 @@ class Trainer:
             waited = time.perf_counter()
             images, labels = next(iterator)  # on the device, normalised and erased (roadmap.loaders)
             data_wait += time.perf_counter() - waited
-            images = images.contiguous(memory_format=self.numerics.memory_format)
-            targets = labels
-            if self.mixup is not None:
-                images, targets = self.mixup(images, labels)
-            with self.autocast:
-                loss = self.criterion(self.train_model(images), targets)
+            loss = self.batch_loss(images.contiguous(memory_format=self.numerics.memory_format), labels)
             scaled = loss / self.task.accumulation
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             loss_sum += loss.detach()
@@ -322,11 +350,14 @@ class Trainer:
             first_epoch_of_process = False
             record = {"epoch": self.epoch, **trained, **evaluated, "recompiles": recompiles}
             self.history.append(record)
-            self.best_top1 = max(self.best_top1, evaluated["top1"])
+            if evaluated.get("top1") is not None:
+                self.best_top1 = max(self.best_top1, evaluated["top1"])
             self.save_checkpoint()
-            log.info("%s seed %d epoch %d/%d: loss %.3f top-1 %.2f%% (data wait %.0f%%%s)", task.step, task.seed,
-                     self.epoch, self.recipe.epochs, trained["train_loss"], evaluated["top1"],
-                     100 * trained["data_wait_s"] / trained["epoch_time_s"],
+            score = (f"top-1 {evaluated['top1']:.2f}%" if evaluated.get("top1") is not None
+                     else f"val loss {evaluated['val_loss']:.4f}")
+            log.info("%s seed %d%s epoch %d/%d: loss %.3f %s (data wait %.0f%%%s)", task.step, task.seed,
+                     f" {task.phase}" if task.phase else "", self.epoch, self.recipe.epochs, trained["train_loss"],
+                     score, 100 * trained["data_wait_s"] / trained["epoch_time_s"],
                      f", {recompiles} recompilation(s)" if recompiles else "")
         return self.result(status)
 
@@ -355,6 +386,10 @@ class Trainer:
             "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
             "pixels": self.pixels, "environment": environment(self.device),
         }
+        if self.parent is not None:
+            # The pre-training phase is part of the row: its loss, its files and its time.
+            result.update(pretrain_loss=self.parent.get("val_loss"), pretrain=self.parent,
+                          wall_time_s=self.wall_time + (self.parent.get("wall_time_s") or 0.0))
         if self.task.cost_spec is not None and self.distributed.main:
             result.update(measure_settings(Spec.from_dict(self.task.cost_spec),
                                             self.task.cost_settings or default_cost_settings(self.device), self.device))
@@ -362,38 +397,3 @@ class Trainer:
             write_json(self.paths.result, result)
             (self.paths.folder / "progress.json").unlink(missing_ok=True)
         return result
-
-
-def run_step(task: StepTask) -> dict[str, Any]:
-    """Train one step x seed unless its result exists already; returns the result record.
-
-    Rank 0 first claims the step x seed (StepClaim, held until this process ends); when another
-    process holds it, nothing is trained and the record says {"status": "claimed", "holder": ...}.
-    A job that raises leaves a result.json with status `failed` and the reason in one line, which
-    the launcher prints and the report shows; the next run trains the step again.
-    """
-    paths = task.paths
-    main = int(os.environ.get("RANK", "0")) == 0
-    claim = StepClaim(paths)
-    if main and not claim.acquire():
-        return {"status": "claimed", "step": task.step, "seed": task.seed, "key": task.key,
-                "holder": claim_holder(paths) or "another process"}
-    try:
-        if paths.completed_key() == task.key:
-            return read_json(paths.result)
-        if paths.result_unreadable():
-            log.warning("%s is unreadable; training the step again (from its checkpoint where usable)", paths.result)
-        if main:
-            paths.result.unlink(missing_ok=True)  # failed or unreadable: the step runs again now
-            write_json(paths.spec, asdict(task))
-        try:
-            return Trainer(task).run()
-        except Exception as error:
-            if main:
-                lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-                reason = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
-                write_json(paths.result, {"status": "failed", "step": task.step, "seed": task.seed, "key": task.key,
-                                          "reason": reason})
-            raise
-    finally:
-        claim.release()

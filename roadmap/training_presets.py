@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from roadmap.spec import Network, Recipe, Spec, SpecError
+from roadmap.spec import Network, Pretrain, Recipe, Spec, SpecError
 
 
 class PresetError(ValueError):
@@ -135,24 +135,35 @@ def proxy_network(network: Network, preset: TrainingPreset, num_classes: int) ->
     )
 
 
+def _scaled_schedule(epochs: int, warmup_epochs: int, scale: float) -> tuple[int, int]:
+    """Epochs and warm-up epochs scaled by one factor (half up, at least one epoch, warm-up shorter)."""
+    new_epochs = max(1, math.floor(epochs * scale + 0.5))  # half up: 90 / 20 -> 5
+    return new_epochs, min(new_epochs - 1, math.ceil(warmup_epochs * scale)) if warmup_epochs else 0
+
+
 def proxy_recipe(recipe: Recipe, preset: TrainingPreset, epochs: int | None = None) -> Recipe:
     """The recipe with its schedule scaled by the preset (or set to `epochs` with the same proportions)."""
     scale = preset.epoch_scale if epochs is None else epochs / recipe.epochs
     if epochs is not None and epochs < 1:
         raise PresetError(f"epochs must be a positive integer, got {epochs}")
-    new_epochs = max(1, math.floor(recipe.epochs * scale + 0.5))  # half up: 90 / 20 -> 5
-    return replace(
-        recipe,
-        epochs=new_epochs,
-        warmup_epochs=min(new_epochs - 1, math.ceil(recipe.warmup_epochs * scale)) if recipe.warmup_epochs else 0,
-        decay_epochs=max(recipe.decay_epochs * scale, 1e-3),
-    )
+    new_epochs, warmup_epochs = _scaled_schedule(recipe.epochs, recipe.warmup_epochs, scale)
+    return replace(recipe, epochs=new_epochs, warmup_epochs=warmup_epochs,
+                   decay_epochs=max(recipe.decay_epochs * scale, 1e-3))
+
+
+def proxy_pretrain(pretrain: Pretrain, recipe: Recipe, preset: TrainingPreset, epochs: int | None = None) -> Pretrain:
+    """Pre-training scaled like the recipe it precedes, so pre-training / fine-tuning keep their ratio."""
+    scale = preset.epoch_scale if epochs is None else epochs / recipe.epochs
+    new_epochs, warmup_epochs = _scaled_schedule(pretrain.epochs, pretrain.warmup_epochs, scale)
+    return replace(pretrain, epochs=new_epochs, warmup_epochs=warmup_epochs)
 
 
 def resolve(spec: Spec, preset: TrainingPreset, num_classes: int, epochs: int | None = None) -> Spec:
     """The spec a run of this preset actually trains."""
     try:
-        return Spec(proxy_network(spec.network, preset, num_classes), proxy_recipe(spec.recipe, preset, epochs))
+        pretrain = proxy_pretrain(spec.pretrain, spec.recipe, preset, epochs) if spec.pretrain else None
+        return Spec(proxy_network(spec.network, preset, num_classes), proxy_recipe(spec.recipe, preset, epochs),
+                    pretrain)
     except SpecError as error:
         raise PresetError(f"preset {preset.name}: {error}") from None
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from roadmap.spec import Spec
 from steps import (
     depthwise,
+    fcmae,
     fewer_activations,
     fewer_norms,
     gelu,
@@ -28,6 +29,7 @@ from steps import (
     recipe,
     separate_downsampling,
     stage_ratio,
+    supervised,
     width,
 )
 
@@ -75,6 +77,12 @@ STEPS: tuple[Step, ...] = (
     Step("k3_par1_4", partial_conv.partial_conv, "dw 3x3, conv ratio 1/4", "InceptionNeXt Table 1: 3x3 on 1/4 of the channels (branch)", {"size": 3, "ratio": 1 / 4}, branch_of="inception"),
     Step("k3_par1_8", partial_conv.partial_conv, "dw 3x3, conv ratio 1/8", "InceptionNeXt Table 1: 3x3 on 1/8 of the channels (branch)", {"size": 3, "ratio": 1 / 8}, branch_of="inception"),
     Step("k3_par1_16", partial_conv.partial_conv, "dw 3x3, conv ratio 1/16", "InceptionNeXt Table 1: 3x3 on 1/16 of the channels (branch)", {"size": 3, "ratio": 1 / 16}, branch_of="inception"),
+    Step("fcmae", fcmae.fcmae, "FCMAE pre-training", "masked-autoencoder pre-training (60% of 32x32 patches), then V2 fine-tuning"),
+    # The co-design table of ConvNeXt V2 (Table 3 / App. D): V1 and V2 blocks, supervised and FCMAE.
+    Step("v1_supervised", supervised.supervised, "V1, supervised", "ConvNeXt V1 from scratch, IN-1K recipe with EMA"),
+    Step("v1_fcmae", fcmae.fcmae, "V1 + FCMAE", "V1 block, FCMAE pre-training + V2 fine-tuning"),
+    Step("v2_supervised", grn.global_response_norm, "V2 (GRN), supervised", "V2 block from scratch (branch)", branch_of="v1_fcmae"),
+    Step("v2_fcmae", grn.global_response_norm, "V2 (GRN) + FCMAE", "V2 block, FCMAE pre-training + V2 fine-tuning"),
 )
 
 REGISTRY: dict[str, Step] = {step.name: step for step in STEPS}

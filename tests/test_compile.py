@@ -7,7 +7,8 @@ import pytest
 from roadmap.files import read_json, read_json_lines
 from roadmap.precision import Numerics
 from roadmap.runs import RunOptions, plan_run
-from roadmap.train import Trainer, run_step
+from roadmap.job import run_step
+from roadmap.train import Trainer
 
 # Compiled kernels sum in another order than eager ones: losses agree to this relative tolerance.
 LOSS_TOLERANCE = 1e-3

@@ -22,13 +22,14 @@ from roadmap.fcmae_decoder import (
     reconstruction_loss,
 )
 from roadmap.fcmae_pretrain import (
+    FcmaeModel,
     create_finetune_optimizer,
     create_pretrain_optimizer,
     create_pretrain_scheduler,
     layer_decay_param_groups,
     pretrain_step,
 )
-from roadmap.spec import Spec
+from roadmap.spec import Pretrain, Spec
 from roadmap.training_presets import get_preset, proxy_network
 
 # The test-sized proxies of the presets (widths / 8, depths / 3), as the `tiny` training preset builds them.
@@ -254,7 +255,8 @@ def test_targets_are_normalised_per_patch():
 def test_pretrain_step_optimizer_and_schedule():
     encoder = proxy_encoder("convnextv2_tiny")
     decoder = build_decoder(encoder, width=64)
-    optimizer = create_pretrain_optimizer(encoder, decoder, batch_size=4096)
+    model = FcmaeModel(encoder, decoder)
+    optimizer = create_pretrain_optimizer(model, lr=Pretrain().lr)  # the 4096-image batch of the paper
     assert optimizer.defaults["lr"] == pytest.approx(1.5e-4 * 16)
     assert optimizer.defaults["betas"] == (0.9, 0.95)
     assert {group["weight_decay"] for group in optimizer.param_groups} == {0.0, 0.05}
@@ -269,9 +271,7 @@ def test_pretrain_step_optimizer_and_schedule():
     scheduler.step_update(30)  # half-way through the cosine after the warm-up
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1.5e-4 * 16 / 2)
     encoder.train()
-    loss = pretrain_step(
-        encoder, decoder, torch.randn(2, 3, 64, 64), MaskGenerator(), torch.Generator().manual_seed(0)
-    )
+    loss = pretrain_step(model, torch.randn(2, 3, 64, 64), MaskGenerator(), torch.Generator().manual_seed(0))
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss)

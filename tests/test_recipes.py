@@ -27,6 +27,8 @@ def test_modern_recipe_at_paper_preset_matches_table_5():
         "random_erasing": 0.25, "random_erasing_mode": "pixel", "color_jitter": 0.4, "interpolation": "bicubic",
         "crop_pct": 0.875, "drop_path_rate": 0.1, "layer_scale_init": 1e-6, "weight_init": "trunc_normal",
         "ema": False, "ema_decay": 0.9999, "gradient_clip": None,
+        # timm's RandomResizedCrop area range; no layer-wise lr decay (training from scratch).
+        "crop_scale": (0.08, 1.0), "layer_decay": None, "layer_decay_kind": "single",
     }
     assert dataclasses.asdict(spec.recipe) == expected
     assert spec.network.layer_scale and spec.network.num_classes == 1000

@@ -15,7 +15,7 @@ import submitit
 from roadmap.files import read_json, read_json_lines
 from roadmap.launch import StepJob
 from roadmap.runs import RunOptions, plan_run
-from roadmap.train import run_step
+from roadmap.job import run_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",

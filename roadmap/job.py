@@ -1,0 +1,69 @@
+"""What one submitit job does for a step x seed: claim it, train its phases, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+from typing import Any
+
+from roadmap.errors import one_line
+from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
+from roadmap.files import StepClaim, claim_holder, read_json, write_json
+from roadmap.spec import Spec
+from roadmap.task import StepTask
+from roadmap.train import Trainer
+
+log = logging.getLogger("roadmap.train")
+
+
+def train_phases(task: StepTask) -> dict[str, Any]:
+    """Pre-train first where the spec asks for it (unless already finished), then train the row."""
+    parent = None
+    if Spec.from_dict(task.spec).pretrain is not None:
+        phase = pretrain_task(task)
+        if phase.paths.completed_key() == phase.key:
+            parent = read_json(phase.paths.result)
+        else:
+            phase.paths.result.unlink(missing_ok=True)
+            write_json(phase.paths.spec, asdict(phase))
+            parent = PretrainTrainer(phase).run()
+        if parent["status"] != "done":
+            result = {"status": parent["status"], "step": task.step, "seed": task.seed, "key": task.key,
+                      "reason": "pre-training loss became NaN or infinite", "pretrain": parent}
+            write_json(task.paths.result, result)
+            return result
+    return Trainer(task, parent).run()
+
+
+def run_step(task: StepTask) -> dict[str, Any]:
+    """Train one step x seed unless its result exists already; returns the result record.
+
+    Rank 0 first claims the step x seed (StepClaim, held until this process ends); when another
+    process holds it, nothing is trained and the record says {"status": "claimed", "holder": ...}.
+    A job that raises leaves a result.json with status `failed` and the reason in one line, which
+    the launcher prints and the report shows; the next run trains the step again.
+    """
+    paths = task.paths
+    main = int(os.environ.get("RANK", "0")) == 0
+    claim = StepClaim(paths)
+    if main and not claim.acquire():
+        return {"status": "claimed", "step": task.step, "seed": task.seed, "key": task.key,
+                "holder": claim_holder(paths) or "another process"}
+    try:
+        if paths.completed_key() == task.key:
+            return read_json(paths.result)
+        if paths.result_unreadable():
+            log.warning("%s is unreadable; training the step again (from its checkpoint where usable)", paths.result)
+        if main:
+            paths.result.unlink(missing_ok=True)  # failed or unreadable: the step runs again now
+            write_json(paths.spec, asdict(task))
+        try:
+            return train_phases(task)
+        except Exception as error:
+            if main:
+                write_json(paths.result, {"status": "failed", "step": task.step, "seed": task.seed, "key": task.key,
+                                          "reason": one_line(error)})
+            raise
+    finally:
+        claim.release()
