@@ -10,12 +10,14 @@ transforms of the paper's recipe:
   and random erasing on the CPU) + a plain DataLoader with float32 default collate;
 - ours: the trainer's pipeline (roadmap.loaders: uint8 out of the workers, timm's fast collate,
   normalisation and erasing on the device);
-- ours + shrink: the same over the opt-in pre-shrunk copy (roadmap.shrink, shorter side 256).
+- ours + shrink: the same over the opt-in pre-shrunk copy (roadmap.shrink, shorter side 256), stored
+  as JPEG q95 and as uncompressed PPM.
 
-Per worker = images/s of one worker's work (load, decode, augment, collate a batch) in one process,
-with nothing else running: what each extra worker adds. With --workers W the whole DataLoader is
-timed too (W workers, batches consumed by the main process on --device). Rounds alternate between
-the pipelines and the median is kept.
+Per worker = images/s of one worker's work (load, decode, augment, collate a batch), timed inside
+one DataLoader worker process (as in training: a worker's own random streams, one thread), with
+nothing else running: what each extra worker adds. With --workers W the whole DataLoader is timed
+too (W workers, batches consumed by the main process on --device). Rounds alternate between the
+pipelines and the median is kept.
 """
 
 from __future__ import annotations
@@ -31,16 +33,15 @@ import numpy as np
 import torch
 from PIL import Image
 from timm.data import create_transform
-from torch.utils.data import DataLoader, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roadmap.data import Transformed, build_transforms, image_folder  # noqa: E402
-from roadmap.loaders import EpochSeeded, train_loader  # noqa: E402
+from roadmap.loaders import EpochSeeded, train_loader, uint8_collate  # noqa: E402
 from roadmap.recipes import LEGACY, MODERN  # noqa: E402
 from roadmap.shrink import shrunk_copy  # noqa: E402
-from timm.data.loader import fast_collate  # noqa: E402
 
 
 def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) -> Path:
@@ -72,12 +73,27 @@ def our_dataset(root: Path, recipe, resolution: int):
     return Transformed(image_folder(root / "train"), build_transforms(recipe, resolution, True))
 
 
+class WorkerJob(Dataset):
+    """Its one item is a timed pass of a worker's whole job (items and collate), so that the pass
+    runs where it runs in training: in a DataLoader worker process."""
+
+    def __init__(self, dataset, keys, collate, batch: int) -> None:
+        self.dataset, self.keys, self.collate, self.batch = dataset, keys, collate, batch
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, _) -> float:
+        started = time.perf_counter()
+        for first in range(0, len(self.keys) - self.batch + 1, self.batch):
+            self.collate([self.dataset[key] for key in self.keys[first:first + self.batch]])
+        return (len(self.keys) // self.batch * self.batch) / (time.perf_counter() - started)
+
+
 def per_worker_rate(dataset, keys, collate, batch: int) -> float:
-    """Images/s of a worker's whole job (items and collate), in this process."""
-    started = time.perf_counter()
-    for first in range(0, len(keys) - batch + 1, batch):
-        collate([dataset[key] for key in keys[first:first + batch]])
-    return (len(keys) // batch * batch) / (time.perf_counter() - started)
+    """Images/s of a worker's whole job, timed in one worker process."""
+    loader = DataLoader(WorkerJob(dataset, keys, collate, batch), batch_size=None, num_workers=1)
+    return float(next(iter(loader)))
 
 
 def loader_rate(kind: str, dataset, batch: int, workers: int, device: torch.device, recipe) -> float:
@@ -99,15 +115,17 @@ def loader_rate(kind: str, dataset, batch: int, workers: int, device: torch.devi
 
 def measure(arguments) -> list[dict]:
     root = Path(arguments.data) if arguments.data else generate_folder(Path(arguments.generated), arguments.images)
-    shrunk = shrunk_copy(root, arguments.shrink, Path(arguments.cache_dir)) if arguments.shrink else None
+    copies = {}
+    for storage in ("jpeg", "ppm") if arguments.shrink else ():
+        copies[f"ours + shrink {arguments.shrink} {storage}"] = shrunk_copy(
+            root, arguments.shrink, Path(arguments.cache_dir), storage=storage)
     device = torch.device(arguments.device)
     rows = []
     for recipe in (LEGACY, MODERN):
         pipelines = {"reference": (reference_dataset(root, recipe, arguments.resolution), default_collate),
-                     "ours": (our_dataset(root, recipe, arguments.resolution), fast_collate)}
-        if shrunk is not None:
-            pipelines[f"ours + shrink {arguments.shrink}"] = (our_dataset(shrunk, recipe, arguments.resolution),
-                                                              fast_collate)
+                     "ours": (our_dataset(root, recipe, arguments.resolution), uint8_collate)}
+        for name, copy in copies.items():
+            pipelines[name] = (our_dataset(copy, recipe, arguments.resolution), uint8_collate)
         rates: dict[str, list[float]] = {name: [] for name in pipelines}
         for round_index in range(arguments.rounds):
             for name, (dataset, collate) in pipelines.items():

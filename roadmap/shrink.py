@@ -15,6 +15,12 @@ typical ImageNet image (500 x 375) has about half its pixels left to decode.
 The copy is built in a temporary folder and renamed into place with a manifest (relative path,
 size, CRC-32 of each file) written last, so an interrupted build is never mistaken for a copy;
 every use checks the files' sizes against the manifest.
+
+Storage (chosen per run, part of the recorded pixels): "jpeg" (the default, above) or "ppm", which
+writes the same resized pixels uncompressed (PPM, 3 bytes a pixel: about 5x the disk of the q95
+copy, some 300 GB for ImageNet-1k's training set at N = 256). Reading a PPM file is a copy, not a
+decode, and it has no re-encoding loss: its pixels are the resized original's exactly (smaller
+images: the original's decoded pixels).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from tqdm import tqdm
 
 SPLITS = ("train", "val")
 JPEG_QUALITY = 95
+STORAGES = ("jpeg", "ppm")
 # Bump when the way files are written changes: old copies then stop matching.
 FORMAT_VERSION = 1
 
@@ -45,10 +52,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "roadmap" / "shrunk"
 
 
-def describe(size: int | None) -> str:
+def describe(size: int | None, storage: str = "jpeg") -> str:
     """The pixels a run trains on, as written to results and captions."""
     if size is None:
         return "original files"
+    if storage == "ppm":
+        return f"pre-shrunk copy: shorter side <= {size} px (bicubic), uncompressed PPM"
     return f"pre-shrunk copy: shorter side <= {size} px (bicubic), JPEG q{JPEG_QUALITY}"
 
 
@@ -62,25 +71,32 @@ def _image_files(root: Path) -> list[str]:
     return found
 
 
-def _shrink_one(job: tuple[str, str, str, int]) -> tuple[str, int, int] | None:
+def _shrink_one(job: tuple[str, str, str, int, str]) -> tuple[str, int, int] | None:
     """Write one file of the copy; None for an unreadable source (skipped, as the loader would)."""
-    source_root, target_root, relative, size = job
-    source, target = Path(source_root) / relative, Path(target_root) / relative
+    source_root, target_root, relative, size, storage = job
+    # A PPM copy keeps the source's name with ".ppm" added (ImageFolder reads it; "a.jpg" and
+    # "a.png" stay apart).
+    written = relative + ".ppm" if storage == "ppm" else relative
+    source, target = Path(source_root) / relative, Path(target_root) / written
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with Image.open(source) as image:
             width, height = image.size
-            if min(width, height) <= size:
+            if min(width, height) <= size and storage == "jpeg":
                 shutil.copyfile(source, target)
             else:
-                scale = size / min(width, height)
-                shape = (max(1, round(width * scale)), max(1, round(height * scale)))
-                image.convert("RGB").resize(shape, Image.BICUBIC).save(target, format="JPEG", quality=JPEG_QUALITY)
+                image = image.convert("RGB")
+                if min(width, height) > size:
+                    scale = size / min(width, height)
+                    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+                    image = image.resize(shape, Image.BICUBIC)
+                options = {"format": "PPM"} if storage == "ppm" else {"format": "JPEG", "quality": JPEG_QUALITY}
+                image.save(target, **options)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         target.unlink(missing_ok=True)
         return None
     data = target.read_bytes()
-    return relative, len(data), zlib.crc32(data)
+    return written, len(data), zlib.crc32(data)
 
 
 def _writable_folder(cache_dir: Path) -> Path:
@@ -95,12 +111,12 @@ def _writable_folder(cache_dir: Path) -> Path:
     return cache_dir
 
 
-def _build(root: Path, target: Path, size: int, workers: int) -> None:
+def _build(root: Path, target: Path, size: int, workers: int, storage: str) -> None:
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     files = _image_files(root)
-    jobs = [(str(root), str(partial), relative, size) for relative in files]
-    manifest = {"source": str(root), "shorter_side": size, "jpeg_quality": JPEG_QUALITY,
+    jobs = [(str(root), str(partial), relative, size, storage) for relative in files]
+    manifest = {"source": str(root), "shorter_side": size, "jpeg_quality": JPEG_QUALITY, "storage": storage,
                 "format_version": FORMAT_VERSION, "files": {}}
     try:
         with Pool(max(1, workers)) as pool:
@@ -128,17 +144,23 @@ def _check(target: Path) -> None:
             raise ShrinkError(f"cached file {path} is corrupt ({state}); delete {target} to rebuild the copy")
 
 
-def shrunk_copy(root: Path, size: int, cache_dir: Path | None = None, workers: int | None = None) -> Path:
-    """The folder of `root`'s pre-shrunk copy at `size`, built first when there is none."""
+def shrunk_copy(root: Path, size: int, cache_dir: Path | None = None, workers: int | None = None,
+                storage: str = "jpeg") -> Path:
+    """The folder of `root`'s pre-shrunk copy at `size` in `storage` (STORAGES), built first when
+    there is none."""
     if size < 1:
         raise ShrinkError(f"--shrink must be a positive number of pixels (e.g. 256), got {size}")
+    if storage not in STORAGES:
+        raise ShrinkError(f"unknown storage {storage!r} for the pre-shrunk copy; choose one of: {', '.join(STORAGES)}")
     root = Path(root).resolve()
     cache_dir = _writable_folder(Path(cache_dir) if cache_dir else default_cache_dir())
-    key = hashlib.sha256(f"{root}|{size}|{FORMAT_VERSION}".encode()).hexdigest()[:12]
-    target = cache_dir / f"{root.name}-short{size}-{key}"
+    # The JPEG copy keeps the key and name it always had, so existing copies stay found.
+    tag = "" if storage == "jpeg" else f"|{storage}"
+    key = hashlib.sha256(f"{root}|{size}|{FORMAT_VERSION}{tag}".encode()).hexdigest()[:12]
+    target = cache_dir / f"{root.name}-short{size}{tag.replace('|', '-')}-{key}"
     if target.exists() and not (target / "manifest.json").is_file():
         raise ShrinkError(f"{target} is not a complete copy (no manifest.json); delete it to rebuild the copy")
     if not target.exists():
-        _build(root, target, size, workers or len(os.sched_getaffinity(0)))
+        _build(root, target, size, workers or len(os.sched_getaffinity(0)), storage)
     _check(target)
     return target

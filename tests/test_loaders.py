@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from timm.data import create_transform
+from timm.data.loader import fast_collate
 from torch.utils.data import DistributedSampler
 
 from roadmap.data import Transformed, build_transforms
-from roadmap.loaders import EpochSeeded, eval_loader, train_loader
+from roadmap.loaders import EpochSeeded, eval_loader, train_loader, uint8_collate
 from roadmap.recipes import LEGACY, MODERN
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -18,11 +20,11 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 class Photos(torch.utils.data.Dataset):
     """A few real JPEG files of different sizes, decoded by PIL as a folder dataset would."""
 
-    def __init__(self, folder, count=8):
+    def __init__(self, folder, count=8, scale=1):
         rng = np.random.default_rng(0)
         self.paths = []
         for index in range(count):
-            height, width = 90 + 7 * index, 120 - 5 * index
+            height, width = (90 + 7 * index) * scale, (120 - 5 * index) * scale
             pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
             path = folder / f"{index}.jpg"
             Image.fromarray(pixels).save(path, quality=90)
@@ -107,3 +109,38 @@ def test_evaluation_loader_normalises_on_the_device(tmp_path):
     expected = torch.stack([reference[index][0] for index in range(len(photos))])
     assert torch.allclose(images, expected, atol=1e-6, rtol=0)
     assert torch.equal(torch.cat([batch.cpu() for batch, _ in loader]), images)  # reusable, same order
+
+
+@pytest.mark.parametrize("recipe", [LEGACY, MODERN], ids=["legacy", "modern"])
+def test_workers_give_timms_own_uint8_pixels_at_224(tmp_path, recipe):
+    # The worker side of the paper's pipeline at its resolution, from photos larger and smaller
+    # than 224 px (RandomResizedCrop both shrinks and enlarges), against timm's create_transform
+    # as the recipe gives it: the trimmed pipeline (no ColorJitter(0, 0, 0) when the recipe has no
+    # jitter) must give the same bytes for the same keys.
+    photos = Photos(tmp_path, scale=3)
+    timms = create_transform(224, is_training=True, scale=recipe.crop_scale, color_jitter=recipe.color_jitter or 0.0,
+                             auto_augment=recipe.auto_augment, interpolation=recipe.interpolation,
+                             re_prob=recipe.random_erasing, re_mode=recipe.random_erasing_mode, re_count=1,
+                             use_prefetcher=True)
+    ours = Transformed(photos, build_transforms(recipe, 224, True))
+    reference = Transformed(photos, timms)
+    assert ("ColorJitter" in repr(ours.transforms[None])) == bool(recipe.color_jitter and not recipe.auto_augment)
+    for seed in (3, 4):
+        for index in range(len(photos)):
+            image, label = ours[(seed, index)]
+            expected, expected_label = reference[(seed, index)]
+            assert image.dtype == torch.uint8 and image.shape == (3, 224, 224)
+            assert torch.equal(image, expected) and label == expected_label
+
+
+def test_collate_gives_the_bytes_of_timms_fast_collate(tmp_path):
+    photos = Photos(tmp_path)
+    dataset = Transformed(photos, build_transforms(MODERN, 64, True))
+    samples = [dataset[(7, index)] for index in range(len(photos))]
+    images, targets = uint8_collate(samples)
+    expected_images, expected_targets = fast_collate(samples)
+    assert images.dtype == torch.uint8 and images.is_contiguous() and torch.equal(images, expected_images)
+    assert targets.dtype == torch.int64 and torch.equal(targets, expected_targets)
+    # Other samples (here float images) are timm's fast_collate's business, unchanged.
+    floats = [(image.float(), label) for image, label in samples]
+    assert torch.equal(uint8_collate(floats)[0], fast_collate(floats)[0])

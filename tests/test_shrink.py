@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from roadmap.data import DataError, load_datasets
 from roadmap.files import read_json
 from roadmap.runs import RunOptions, plan_run
 from roadmap.shrink import ShrinkError, describe, shrunk_copy
@@ -52,6 +53,33 @@ def test_copy_is_shrunk_once_and_small_files_are_kept_as_they_are(tmp_path):
     with pytest.raises(ShrinkError, match="positive number of pixels"):
         shrunk_copy(data, 0, tmp_path / "cache")
 
+
+
+def test_ppm_copy_holds_the_resized_pixels_uncompressed(tmp_path):
+    data = jpeg_folder(tmp_path / "data")
+    copy = shrunk_copy(data, 64, tmp_path / "cache", storage="ppm")
+    assert copy != shrunk_copy(data, 64, tmp_path / "cache")  # another copy than the JPEG one
+    for path in data.rglob("*.jpg"):
+        with Image.open(path) as original:
+            pixels = original.convert("RGB")
+        if min(pixels.size) > 64:
+            scale = 64 / min(pixels.size)
+            shape = (round(pixels.size[0] * scale), round(pixels.size[1] * scale))
+            pixels = pixels.resize(shape, Image.BICUBIC)
+        stored = copy / f"{path.relative_to(data)}.ppm"
+        with Image.open(stored) as small:
+            # No re-encoding: exactly the resized original (a small image: its decoded pixels).
+            assert small.format == "PPM" and np.array_equal(np.asarray(small), np.asarray(pixels))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["storage"] == "ppm" and len(manifest["files"]) == 12
+    assert all(name.endswith(".jpg.ppm") for name in manifest["files"])
+    pair = load_datasets("folder", data, shrink=64, cache_dir=tmp_path / "cache", shrink_format="ppm")
+    assert (len(pair.train), len(pair.val)) == (6, 6) and pair.pixels == describe(64, "ppm")
+    assert "PPM" in describe(64, "ppm") and describe(64, "ppm") != describe(64)
+    with pytest.raises(ShrinkError, match="unknown storage 'png'.*jpeg, ppm"):
+        shrunk_copy(data, 64, tmp_path / "cache", storage="png")
+    with pytest.raises(DataError, match="unknown storage"):
+        load_datasets("folder", data, shrink=64, cache_dir=tmp_path / "cache", shrink_format="png")
 
 @pytest.mark.slow
 def test_shrunk_run_records_its_pixels_and_is_another_experiment(tmp_path):
