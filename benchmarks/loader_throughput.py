@@ -38,10 +38,10 @@ from torchvision.datasets import ImageFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from roadmap.data import Transformed, build_transforms, image_folder  # noqa: E402
+from roadmap.data import DataError, Transformed, build_transforms, image_folder  # noqa: E402
 from roadmap.loaders import EpochSeeded, train_loader, uint8_collate  # noqa: E402
 from roadmap.recipes import LEGACY, MODERN  # noqa: E402
-from roadmap.shrink import shrunk_copy  # noqa: E402
+from roadmap.shrink import ShrinkError, shrunk_copy  # noqa: E402
 
 
 def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) -> Path:
@@ -114,7 +114,10 @@ def loader_rate(kind: str, dataset, batch: int, workers: int, device: torch.devi
 
 
 def measure(arguments) -> list[dict]:
-    root = Path(arguments.data) if arguments.data else generate_folder(Path(arguments.generated), arguments.images)
+    # One generated folder per image count: a folder (and its shrunk copies) is reused as it is.
+    generated = Path(arguments.generated or f"/tmp/roadmap-loader-bench-{arguments.images}")
+    root = Path(arguments.data) if arguments.data else generate_folder(generated, arguments.images)
+    image_folder(root / "train")  # a folder that is no dataset fails here, naming it, before any copy
     copies = {}
     for storage in ("jpeg", "ppm") if arguments.shrink else ():
         copies[f"ours + shrink {arguments.shrink} {storage}"] = shrunk_copy(
@@ -151,7 +154,8 @@ def measure(arguments) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="an ImageNet-style folder (train/<class>/*); default: generated")
-    parser.add_argument("--generated", default="/tmp/roadmap-loader-bench", help="where the generated folder goes")
+    parser.add_argument("--generated", default=None,
+                        help="where the generated folder goes (default /tmp/roadmap-loader-bench-IMAGES)")
     parser.add_argument("--images", type=int, default=256, help="images to generate")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=224)
@@ -162,8 +166,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     arguments = parser.parse_args()
+    if min(arguments.images, arguments.batch, arguments.rounds, arguments.resolution) < 1 or \
+            arguments.images < arguments.batch:
+        parser.exit(2, "loader_throughput: --images, --batch, --rounds and --resolution must be positive, "
+                       "and --images at least --batch\n")
     torch.set_num_threads(1)  # one worker's worth of compute
-    rows = measure(arguments)
+    try:
+        rows = measure(arguments)
+    except (DataError, ShrinkError) as error:
+        parser.exit(2, f"loader_throughput: {error}\n")
     for row in rows:
         print("  ".join(f"{key}={value}" for key, value in row.items()))
     if arguments.json:

@@ -119,6 +119,7 @@ def _build(root: Path, target: Path, size: int, workers: int, storage: str) -> N
     manifest = {"source": str(root), "shorter_side": size, "jpeg_quality": JPEG_QUALITY, "storage": storage,
                 "format_version": FORMAT_VERSION, "files": {}}
     try:
+        partial.mkdir(parents=True)  # also when there is no image to write
         with Pool(max(1, workers)) as pool:
             written = pool.imap_unordered(_shrink_one, jobs, chunksize=64)
             for entry in tqdm(written, total=len(jobs), desc=f"shrinking {root.name} to {size} px", unit="img",
