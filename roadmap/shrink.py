@@ -18,7 +18,7 @@ every use checks the files' sizes against the manifest.
 
 Storage (chosen per run, part of the recorded pixels): "jpeg" (the default, above) or "ppm", which
 writes the same resized pixels uncompressed (PPM, 3 bytes a pixel: about 5x the disk of the q95
-copy, some 300 GB for ImageNet-1k's training set at N = 256). Reading a PPM file is a copy, not a
+copy, some 330 GB for ImageNet-1k's training set at N = 256). Reading a PPM file is a copy, not a
 decode, and it has no re-encoding loss: its pixels are the resized original's exactly (smaller
 images: the original's decoded pixels).
 """
