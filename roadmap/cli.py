@@ -103,11 +103,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shrink", type=positive_int, default=None, metavar="PX",
                        help="opt-in: train on a one-time pre-shrunk copy of a folder dataset (shorter side <= PX, "
                        "e.g. 256; JPEG q95): faster decoding, different pixels, named in results")
+    group.add_argument("--shrink-format", choices=("jpeg", "ppm"), default="jpeg",
+                       help="how --shrink stores its copy: jpeg (q95, default) or ppm (uncompressed: the same resized "
+                       "pixels without re-encoding, fastest to read, about 5x the disk)")
     group.add_argument("--cache-dir", default=None, metavar="DIR",
                        help="where --shrink keeps its copy (default ~/.cache/roadmap/shrunk)")
     group.add_argument("--classes", type=positive_int, default=None, metavar="N",
                        help="train on N classes of a folder dataset, drawn with a fixed seed and recorded "
                        "(ImageNet-100 style)")
+    group.add_argument("--mask-ratio", type=float, default=None, metavar="R",
+                       help="FCMAE rows: fraction of the 32 px patches masked in pre-training (default 0.6, the paper's)")
     group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
     group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
     numerics = parser.add_argument_group("numerics (recorded in every result)")
@@ -241,7 +246,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         accumulation=args.accumulation, devices=args.tasks_per_node * args.nodes, workers=args.workers,
         results=args.results, run=args.run, measure_cost=args.measure_cost, cost_settings=cost_settings,
         numerics=Numerics(args.precision, args.channels_last, args.compile, args.deterministic),
-        shrink=args.shrink, cache_dir=args.cache_dir, classes=args.classes,
+        shrink=args.shrink, shrink_format=args.shrink_format, cache_dir=args.cache_dir, classes=args.classes, mask_ratio=args.mask_ratio,
     )
 
 

@@ -52,7 +52,7 @@ def check_network(network: Network) -> None:
         problems.append("in-block strided downsampling (overlapping windows and projection shortcuts)")
     if problems:
         raise FcmaeError(
-            "fcmae needs a ConvNeXt-style network (patchify stem, LayerNorm, separate downsampling); "
+            "fcmae: needs a ConvNeXt-style network (patchify stem, LayerNorm, separate downsampling); "
             f"this spec has {'; '.join(problems)}"
         )
 

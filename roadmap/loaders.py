@@ -113,8 +113,8 @@ class StepData:
 def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: int = 1) -> StepData:
     """What the trainer reads for `task` (also what `--plan` times the loader with)."""
     recipe = Spec.from_dict(task.spec).recipe
-    data = load_datasets(task.dataset, task.data_path, shrink=task.shrink, cache_dir=task.cache_dir,
-                         classes=task.classes, **task.synthetic)
+    data = load_datasets(task.dataset, task.data_path, shrink=task.shrink, shrink_format=task.shrink_format,
+                         cache_dir=task.cache_dir, classes=task.classes, **task.synthetic)
     train_set = Transformed(data.train, {resolution: build_transforms(recipe, resolution, True)
                                          for resolution in task.train_resolutions})
     val_set = Transformed(data.val, build_transforms(recipe, task.eval_resolution or task.resolution, False))

@@ -13,7 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from roadmap.captions import singular_counts
+from roadmap.codesign import codesign_table
 from roadmap.plot_agreement import changes_figure
+from roadmap.plot_codesign import codesign_figure
 from roadmap.plot_roadmap import reference_figure, roadmap_figure
 from roadmap.plot_style import (
     GRID_COLOUR,
@@ -207,6 +209,9 @@ def write_figures(
     }
     if agreement is not None:
         figures["changes"] = changes_figure(agreement["steps"], caption, agreement["reference"], title=title)
+    codesign = codesign_table(table)
+    if codesign is not None:
+        figures["codesign"] = codesign_figure(codesign, caption)
     paths: dict[str, Path] = {}
     for name, figure in figures.items():
         for extension, path in save_figure(figure, out_dir / name).items():

@@ -62,8 +62,10 @@ class RunOptions:
     numerics: Numerics = field(default_factory=Numerics)
     # Opt-in pre-shrunk copy of a folder dataset (shorter side in px) and where it is kept.
     shrink: int | None = None
+    shrink_format: str = "jpeg"  # how the pre-shrunk copy is stored (roadmap.shrink.STORAGES)
     cache_dir: str | None = None
     classes: int | None = None  # a seeded class subset of a folder dataset
+    mask_ratio: float | None = None  # FCMAE rows' pre-training mask ratio; None: the step's (0.6)
 
     @property
     def effective_mode(self) -> str:
@@ -132,6 +134,9 @@ def _check_selection(options: RunOptions) -> None:
         if step is not None and step.branch_of is not None:
             raise RunError(f"--upto {options.upto} names a branch row (a variant of {step.branch_of}); use "
                            f"--upto {step.branch_of} --branches to train it with its siblings, or --upto a main-path row")
+    if options.shrink_format != "jpeg" and options.shrink is None:
+        raise RunError(f"--shrink-format {options.shrink_format} says how --shrink stores its copy; add --shrink PX "
+                       f"(e.g. --shrink 256) or drop --shrink-format")
     if options.data_path is not None and options.dataset == "synthetic":
         raise RunError(f"--data {options.data_path} is ignored by the synthetic dataset; give --dataset folder, "
                        f"cifar10 or cifar100, or drop --data")
@@ -161,6 +166,18 @@ def _check_batches(step: str, recipe: Any, plan: Any, train_images: int, accumul
                        f"({train_images} images / {plan.per_device * plan.devices} per batch); use at most {batches}")
 
 
+def _with_mask_ratio(rows: list[tuple[str, Spec]], mask_ratio: float | None) -> list[tuple[str, Spec]]:
+    """The FCMAE rows with the mask ratio of --mask-ratio; refused when no row pre-trains."""
+    if mask_ratio is None:
+        return rows
+    if not (0.0 < mask_ratio < 1.0):
+        raise RunError(f"--mask-ratio must be in (0, 1), got {mask_ratio:g} (the paper masks 0.6 of the patches)")
+    if not any(spec.pretrain is not None for _, spec in rows):
+        raise RunError("--mask-ratio applies to FCMAE rows and this run has none; add --steps ...,fcmae or "
+                       "--roadmap convnext-v2-codesign, or drop --mask-ratio")
+    return [(name, spec.with_pretrain(mask_ratio=mask_ratio) if spec.pretrain else spec) for name, spec in rows]
+
+
 def _fcmae_resolution(preset: TrainingPreset, rows: list[tuple[str, Spec]]) -> tuple[TrainingPreset, list[str]]:
     """FCMAE masks 32 px patches and needs two or more: a run with FCMAE rows trains every row at
     >= 64 px (all rows alike, so that they compare), and says so."""
@@ -187,7 +204,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     if numerics.compile is None and not preset.compile_by_default:
         numerics = replace(numerics, compile=False)
     selection = rows_for(options)
-    rows = selection.rows
+    rows = _with_mask_ratio(selection.rows, options.mask_ratio)
     preset, notes = _fcmae_resolution(preset, rows)
     measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
     synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
@@ -195,8 +212,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                  # Drawn shapes carry no detail beyond 64 px; larger inputs are upsampled by the transforms.
                  "synthetic_size": min(preset.resolution, 64),
                  "seed": preset.synthetic_seed}
-    data = load_datasets(options.dataset, options.data_path, shrink=options.shrink, cache_dir=options.cache_dir,
-                         classes=options.classes, **synthetic)
+    data = load_datasets(options.dataset, options.data_path, shrink=options.shrink, shrink_format=options.shrink_format,
+                         cache_dir=options.cache_dir, classes=options.classes, **synthetic)
     if data.num_classes < 2:
         raise RunError(f"the dataset has {data.num_classes} class(es) ({data.description}); classification "
                        f"needs at least two (one class subfolder per class under train/ and val/)")
@@ -231,7 +248,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
             settings["eval_resolution"] = preset.eval_resolution
         if options.shrink is not None:
             # Other pixels are another experiment; the original files keep the keys they always had.
-            settings["pixels"] = describe_pixels(options.shrink)
+            settings["pixels"] = describe_pixels(options.shrink, options.shrink_format)
         pretrain_batch: dict[str, Any] = {}
         pretraining = None
         if trained.pretrain is not None:
@@ -258,7 +275,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
                 gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
                 cost_spec=spec.to_dict() if measure_cost else None, cost_settings=options.cost_settings,
-                numerics=numerics.to_dict(), shrink=options.shrink, cache_dir=options.cache_dir, classes=options.classes,
+                numerics=numerics.to_dict(), shrink=options.shrink, shrink_format=options.shrink_format,
+                cache_dir=options.cache_dir, classes=options.classes,
                 resolution_schedule=schedule if len(schedule) > 1 else (), eval_resolution=preset.eval_resolution,
                 pretrain_batch=pretrain_batch,
             ))

@@ -42,6 +42,7 @@ class StepTask:
     # Opt-in pre-shrunk copy of a folder dataset (roadmap.shrink): the shorter side in pixels, and
     # where the copy lives. None: the original files.
     shrink: int | None = None
+    shrink_format: str = "jpeg"
     cache_dir: str | None = None
     classes: int | None = None  # a seeded class subset of a folder dataset (roadmap.data.class_subset)
     # Progressive resizing: (first epoch, training resolution) pairs; empty: always `resolution`.

@@ -176,7 +176,7 @@ def test_mask_ratio_over_many_draws_at_224():
             lambda: MaskedEncoder(
                 roadmap.build(Spec(proxy_network(roadmap.preset("resnet50").network, get_preset("tiny"), 8)))
             ),
-            "fcmae needs a ConvNeXt-style network",
+            "fcmae: needs a ConvNeXt-style network",
         ),
         (lambda: MaskedEncoder(roadmap.build(proxy_spec("inception_next_atto"))), "batchnorm"),
     ],

@@ -40,4 +40,8 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     loo = tmp_path / "resnet50-tiny-synthetic-leave-one-out" / "report" / "roadmap.png"
     assert matplotlib.image.imread(loo).std() > 0
     images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
-    assert len(images) >= 8  # five run figures, two reference figures, the leave-one-out figure (a)
+    codesign = tmp_path / "convnext-v2-codesign-tiny-synthetic" / "report"
+    assert matplotlib.image.imread(codesign / "codesign.png").std() > 0
+    assert "84.60" in (codesign / "codesign.md").read_text()  # the paper's V2 + FCMAE beside this run
+    # five run figures, two reference figures, the leave-one-out figure (a), the co-design figure
+    assert len(images) >= 9

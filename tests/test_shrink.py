@@ -94,7 +94,9 @@ def test_shrunk_run_records_its_pixels_and_is_another_experiment(tmp_path):
                          results=str(tmp_path / "other"), cache_dir=str(tmp_path / "cache"))
     original = plan_run(options).tasks[0]
     shrunk = plan_run(RunOptions(**{**options.__dict__, "shrink": 64})).tasks[0]
-    assert original.key != shrunk.key
+    uncompressed = plan_run(RunOptions(**{**options.__dict__, "shrink": 64, "shrink_format": "ppm"})).tasks[0]
+    assert len({original.key, shrunk.key, uncompressed.key}) == 3  # three experiments
+    assert uncompressed.shrink_format == "ppm"
 
 
 def one_line_exit_2(result: subprocess.CompletedProcess, expected: str) -> None:
@@ -127,4 +129,6 @@ def test_bad_shrink_requests_are_one_line(tmp_path):
     one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "64",
                             "--cache-dir", str(blocker / "cache")), "is not writable")
     one_line_exit_2(run_cli(*common, "--shrink", "64"), "--shrink applies to --dataset folder")
+    one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink-format", "ppm"),
+                    "--shrink-format ppm says how --shrink stores its copy")
     assert not (tmp_path / "results").exists()

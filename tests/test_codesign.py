@@ -1,0 +1,203 @@
+"""FCMAE as a row and the convnext-v2-codesign roadmap: planning, both phases trained by the real
+loop and jobs, resumption of each phase after kill -9, the report's co-design table, bad input."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
+from roadmap.files import read_json, read_json_lines
+from roadmap.roadmaps import ROADMAPS, specs
+from roadmap.runs import RunOptions, plan_run, rows_for
+from roadmap.spec import Spec
+from roadmap.train import Trainer
+from steps import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+CODESIGN = ("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae")
+TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",
+                "eval_compile_time_s"}
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def untimed(records: list[dict]) -> list[dict]:
+    return [{key: value for key, value in record.items() if key not in TIMED_FIELDS} for record in records]
+
+
+def test_codesign_rows_are_the_four_cells():
+    rows = dict(specs("convnext_v2_codesign", branches=True))
+    assert list(rows) == list(CODESIGN)
+    v1, v2 = rows["v1_supervised"], rows["v2_supervised"]
+    assert not v1.network.grn and v1.network.layer_scale and v1.recipe.ema and v1.pretrain is None
+    assert v2.network.grn and not v2.network.layer_scale and v2.pretrain is None
+    # FCMAE changes the recipe and adds pre-training, never the network.
+    assert rows["v1_fcmae"].network == v1.network and rows["v2_fcmae"].network == v2.network
+    for name in ("v1_fcmae", "v2_fcmae"):
+        spec = rows[name]
+        assert spec.pretrain.mask_ratio == 0.6 and spec.pretrain.epochs == 800
+        assert spec.pretrain.lr == pytest.approx(1.5e-4 * 4096 / 256) and spec.pretrain.opt_betas == (0.9, 0.95)
+        assert spec.pretrain.crop_scale == (0.2, 1.0)
+        # ConvNeXt-T's fine-tuning (papers.md 5.2): blr 8e-4 at batch 1024, layer decay 0.9, EMA, 300 epochs.
+        recipe = spec.recipe
+        assert (recipe.name, recipe.lr, recipe.batch_size, recipe.layer_decay, recipe.ema, recipe.epochs,
+                recipe.drop_path_rate) == ("v2-finetune-tiny", pytest.approx(3.2e-3), 1024, 0.9, True, 300, 0.2)
+        assert Spec.from_dict(json.loads(spec.to_json())) == spec
+
+
+def test_specs_without_fcmae_keep_their_keys():
+    """Fields added for FCMAE stay out of every other spec's dict, so finished steps keep their keys."""
+    for roadmap in ROADMAPS:
+        for _, spec in specs(roadmap):
+            data = spec.to_dict()
+            if spec.pretrain is None:
+                assert "pretrain" not in data and "crop_scale" not in data["recipe"]
+                assert "layer_decay" not in data["recipe"]
+
+
+def test_base_model_gets_the_base_fine_tuning():
+    options = RunOptions(roadmap="convnext_v2_codesign", model="convnext_base", preset="paper")
+    rows = dict(rows_for(options).rows)
+    assert list(rows) == list(CODESIGN) and rows["v2_fcmae"].network.widths == (128, 256, 512, 1024)
+    recipe = rows["v1_fcmae"].recipe
+    assert (recipe.layer_decay, recipe.layer_decay_kind, recipe.epochs) == (0.6, "group", 100)
+
+
+def test_plan_counts_pre_training_hours(tmp_path):
+    result = run_cli("--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--results", str(tmp_path), "--plan",
+                     "--format", "json", "--throughput", "1000", "--loader-throughput", "2000", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {row["step"]: row for row in json.loads(result.stdout)}
+    info = plan_run(RunOptions(roadmap="convnext_v2_codesign", preset="tiny", results=str(tmp_path))).info
+    images = info["train_images"]
+    planned = {row["step"]: row for row in info["rows"]}
+    for step in CODESIGN:
+        epochs = planned[step]["epochs"] + planned[step]["pretrain_epochs"]
+        assert rows[step]["device_hours"] == pytest.approx(epochs * images / 1000 / 3600)
+    assert rows["v1_supervised"]["pretrain_device_hours"] == 0 and rows["v2_fcmae"]["pretrain_device_hours"] > 0
+
+
+def test_phases_hand_over_the_encoder_exactly(tmp_path):
+    """Pre-training's data is FCMAE's; fine-tuning starts from the encoder it wrote, weight for weight,
+    with layer-wise lr decay on the parameter groups."""
+    options = RunOptions(model="convnext_tiny", steps=("fcmae",), preset="tiny", results=str(tmp_path), epochs=1)
+    task = next(task for task in plan_run(options).tasks if task.step == "fcmae")
+    assert task.resolution == 64  # raised from the tiny preset's 32 px: two or more 32 px patches
+    phase = pretrain_task(task)
+    pretrainer = PretrainTrainer(phase)
+    crop = pretrainer.train_set.transforms[64].transforms[0]
+    assert crop.scale == (0.2, 1.0) and "RandAugment" not in repr(pretrainer.train_set.transforms[64])
+    assert pretrainer.loader.random_erasing is None  # no erasing on the device either
+    parent = pretrainer.run()
+    assert parent["status"] == "done" and parent["epochs"] == Spec.from_dict(phase.spec).recipe.epochs
+    encoder = torch.load(phase.paths.encoder)
+    trainer = Trainer(task, parent)
+    state = trainer.model.state_dict()
+    assert set(encoder) == {name for name in state if not name.startswith("head.")}
+    for name, value in encoder.items():
+        assert torch.equal(state[name], value), name
+    scales = sorted({group["lr_scale"] for group in trainer.optimizer.param_groups})
+    layers = 2 + sum(Spec.from_dict(task.spec).network.depths)  # stem, one per block, head
+    assert scales == pytest.approx([0.9 ** (layers - 1 - layer) for layer in range(layers)])
+
+
+@pytest.mark.slow
+def test_codesign_roadmap_trains_reports_and_reruns(tmp_path):
+    first = run_cli("--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--executor", "local",
+                    "--results", str(tmp_path))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "note: every row trains at 64 px" in first.stdout
+    run_dir = tmp_path / "convnext-v2-codesign-tiny-synthetic"
+    for step in CODESIGN:
+        result = read_json(run_dir / step / "0" / "result.json")
+        assert result["status"] == "done" and 0 <= result["top1"] <= 100 and result["resolution"] == 64
+        pretrained = step.endswith("fcmae")
+        assert (run_dir / step / "0" / "pretrain" / "encoder.pt").exists() == pretrained
+        if pretrained:
+            phase = read_json(run_dir / step / "0" / "pretrain" / "result.json")
+            assert phase["key"] == f"{result['key']}-pretrain" and result["pretrain"]["key"] == phase["key"]
+            assert result["pretrain_loss"] == phase["val_loss"] > 0
+            assert phase["epochs"] == len(read_json_lines(run_dir / step / "0" / "pretrain" / "metrics.jsonl"))
+    codesign = (run_dir / "report" / "codesign.md").read_text()
+    for value in ("83.80", "83.70", "84.30", "84.60", "-0.10", "+0.30", "+0.40", "not ImageNet"):
+        assert value in codesign, value
+    table = (run_dir / "report" / "table.md").read_text()
+    assert "pre-training loss" in table and "FCMAE pre-training before fine-tuning" in table
+    again = run_cli("--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--executor", "local",
+                    "--results", str(tmp_path))
+    assert again.returncode == 0 and "0 to train, 4 already done" in again.stdout
+
+
+def _kill_when(process: subprocess.Popen, folder: Path, deadline: float) -> None:
+    """SIGKILL the launcher once `folder` holds a checkpoint and its progress is past the first epoch."""
+    while time.time() < deadline:
+        try:
+            if (folder / "checkpoint.pt").exists() and read_json(folder / "progress.json")["epoch"] >= 1:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"{folder} never reached its second epoch")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(4)  # the orphaned job notices its launcher is gone and exits
+
+
+@pytest.mark.slow
+def test_kill_in_each_phase_then_rerun_gives_identical_metrics(tmp_path):
+    args = ["--model", "convnext_tiny", "--steps", "fcmae", "--preset", "tiny", "--executor", "local",
+            "--epochs", "6", "--workers", "1", "--deterministic"]
+    clean = run_cli(*args, "--results", str(tmp_path / "clean"))
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    killed = tmp_path / "killed"
+    row = killed / "convnext-tiny-tiny-synthetic-custom" / "fcmae" / "0"
+    deadline = time.time() + 400
+    for phase_folder in (row / "pretrain", row):
+        process = subprocess.Popen([sys.executable, "run_roadmap.py", *args, "--results", str(killed)], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _kill_when(process, phase_folder, deadline)
+        assert not (phase_folder / "result.json").exists()
+    resumed = run_cli(*args, "--results", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reference = tmp_path / "clean" / "convnext-tiny-tiny-synthetic-custom" / "fcmae" / "0"
+    for folder in ("pretrain", "."):
+        assert untimed(read_json_lines(row / folder / "metrics.jsonl")) == \
+            untimed(read_json_lines(reference / folder / "metrics.jsonl")), folder
+    ours, theirs = read_json(row / "result.json"), read_json(reference / "result.json")
+    for field in ("status", "top1", "top5", "pretrain_loss", "epochs", "key"):
+        assert ours[field] == theirs[field], field
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--steps", "fcmae"], "fcmae: needs a ConvNeXt-style network"),
+        (["--roadmap", "convnext-v2-codesign", "--mask-ratio", "1.5"], "--mask-ratio must be in (0, 1)"),
+        (["--roadmap", "convnext-v2-codesign", "--mask-ratio", "0"], "--mask-ratio must be in (0, 1)"),
+        (["--mask-ratio", "0.5"], "--mask-ratio applies to FCMAE rows"),
+        (["--roadmap", "convnext-v2-codesign", "--model", "convnextv2_tiny"], "starts from a V1 ConvNeXt"),
+        (["--roadmap", "convnext-v2-codesign", "--mode", "single"], "only mode 'cumulative' applies"),
+    ],
+)
+def test_bad_fcmae_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, args, expected):
+    result = run_cli("--preset", "tiny", "--results", str(tmp_path), *args, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fcmae_step_refuses_a_bad_mask_ratio():
+    convnext = dict(specs("convnext_v2_codesign"))["v1_supervised"]
+    with pytest.raises(ValueError, match=r"mask ratio must be in \(0, 1\)"):
+        REGISTRY["fcmae"].apply(convnext, mask_ratio=1.0)
