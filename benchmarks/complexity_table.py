@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from roadmap.complexity import complexity_table
+from roadmap.complexity_report import complexity_table
 from roadmap.roadmaps import specs
 
 

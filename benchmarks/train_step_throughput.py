@@ -4,7 +4,7 @@ Run: python benchmarks/train_step_throughput.py [--device cpu|cuda] [--compile] 
          [--channels-last | --no-channels-last] [--batch N] [--resolution N] [--rounds 11] [--steps 4]
          [--models resnet50,convnext_tiny,inception_next_tiny,convnextv2_tiny]
 
-Each model is built twice, from our preset (`roadmap.preset(name)`, the timm name) and by
+Each model is built twice, from our preset (`roadmap.model(name)`, the timm name) and by
 `timm.create_model(name)` with the same stochastic-depth rate. A train step is forward +
 cross-entropy + backward + AdamW update in train mode (`roadmap.cost.train_step`), under the
 numerics of `roadmap.precision` (defaults: bf16 + channels-last on CUDA, fp32 + NCHW on the CPU).
@@ -23,7 +23,8 @@ from collections.abc import Callable
 import timm
 import torch
 
-from roadmap import build, preset
+from roadmap import build
+from roadmap.models import model as model_spec
 from roadmap.cost import default_steps, prepare, timed, train_step
 from roadmap.precision import PRECISIONS, Numerics, describe_device
 
@@ -61,7 +62,7 @@ def _arguments() -> argparse.Namespace:
 def _steps(name: str, numerics: Numerics, device: torch.device, images: torch.Tensor, labels: torch.Tensor,
            modes: tuple[bool, ...]) -> dict[tuple[str, bool], Callable[[], None]]:
     """{(implementation, compiled): train step} of our and timm's `name`, on the same input."""
-    spec = preset(name)
+    spec = model_spec(name)
     models = {"ours": build(spec),
               "timm": timm.create_model(name, drop_path_rate=spec.recipe.drop_path_rate)}
     steps = {}

@@ -1,29 +1,53 @@
-"""roadmap: the ConvNeXt "modernizing a ResNet" ablation as composable transforms on one spec."""
+"""roadmap: the ConvNeXt "modernizing a ResNet" ablation as composable transforms on one spec.
 
+The package's public names (`roadmap.specs`, `roadmap.build`, ...) are loaded on first use from the
+module that owns each. The steps (package `steps`) import `roadmap.spec`, and the roadmaps import the
+steps: importing the roadmaps here eagerly would make `import steps` in a fresh interpreter fail.
+"""
+
+from __future__ import annotations
+
+import importlib
 import warnings
+from typing import Any
 
 # timm and fvcore still call torch.jit, which recent torch flags on every import and trace; the
 # warning says nothing about this package and buries the progress output of every job.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
+# `build` and `complexity` share their module's name: bound here, or the submodule (set on the
+# package when anything imports it) would shadow the function. Both import only spec and torch.
 from roadmap.build import build  # noqa: E402
-from roadmap.complexity import CONVENTION, Complexity, complexity
-from roadmap.presets import preset
-from roadmap.roadmaps import ROADMAPS, Entry, compose, specs
-from roadmap.spec import Network, Recipe, Spec, SpecError
+from roadmap.complexity import CONVENTION, Complexity, complexity  # noqa: E402
 
-__all__ = [
-    "CONVENTION",
-    "Complexity",
-    "Entry",
-    "Network",
-    "ROADMAPS",
-    "Recipe",
-    "Spec",
-    "SpecError",
-    "build",
-    "complexity",
-    "compose",
-    "preset",
-    "specs",
-]
+# Public name -> the module that owns it, imported on first use.
+_EXPORTS = {
+    "model": "roadmap.models",
+    "ROADMAPS": "roadmap.roadmaps",
+    "Entry": "roadmap.roadmaps",
+    "compose": "roadmap.roadmaps",
+    "specs": "roadmap.roadmaps",
+    "Network": "roadmap.spec",
+    "Pretrain": "roadmap.spec",
+    "Recipe": "roadmap.spec",
+    "Spec": "roadmap.spec",
+    "SpecError": "roadmap.spec",
+}
+# Names kept for code written against earlier versions: `preset` was renamed `model` when the
+# training presets of --preset took that word.
+_RENAMED = {"preset": ("roadmap.models", "model")}
+
+__all__ = ["CONVENTION", "Complexity", "build", "complexity", *sorted(_EXPORTS), *sorted(_RENAMED)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _RENAMED:
+        module, attribute = _RENAMED[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'roadmap' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
@@ -35,9 +36,6 @@ class Complexity:
     gflops_fvcore_total: float  # fvcore's default total (adds norms and pooling)
     params: int
     activations_m: float  # millions of conv/linear output elements (fvcore's definition)
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def _uninitialised(spec: Spec) -> nn.Module:
@@ -95,38 +93,9 @@ def _complexity_cached(spec_json: str, resolution: int) -> Complexity:
     )
 
 
-def complexity_table(rows: list[tuple[str, Spec]], roadmap: str, resolution: int = 224) -> "pd.DataFrame":
-    """One row per (step, spec): our counts beside the paper's label and GFLOPs."""
-    import pandas as pd
-
-    from roadmap.reference import paper_table
-    from roadmap.roadmaps import row_label
-
-    paper = paper_table(roadmap)
-    records = []
-    for name, spec in rows:
-        counts = complexity(spec, resolution)
-        known = name in paper.index and resolution == 224
-        records.append(
-            {
-                "step": name,
-                "label": paper.at[name, "paper_label"] if name in paper.index else row_label(name),
-                "gflops": round(counts.gflops, 3),
-                "paper_gflops": paper.at[name, "paper_gflops"] if known else math.nan,
-                "params_m": round(counts.params / 1e6, 3),
-                "gflops_fvcore_total": round(counts.gflops_fvcore_total, 3),
-                "activations_m": round(counts.activations_m, 2),
-                "note": paper.at[name, "note"] if known and isinstance(paper.at[name, "note"], str) else "",
-            }
-        )
-    return pd.DataFrame.from_records(records)
-
-
-def layer_table(spec: Spec, resolution: int = 224, depth: int = 2) -> "pd.DataFrame":
+def layer_table(spec: Spec, resolution: int = 224, depth: int = 2) -> pd.DataFrame:
     """Layer-by-layer breakdown (modules up to `depth` levels deep): type, params and GFLOPs under
     the paper's convention, from fvcore's per-module counts."""
-    import pandas as pd
-
     model = _uninitialised(spec)
     per_module = _flop_analysis(model, spec, resolution).by_module_and_operator()
     total = sum(per_module[""].get(name, 0) for name in MATMUL_OPERATORS)

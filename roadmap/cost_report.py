@@ -2,7 +2,7 @@
 
 Pure functions of the study's measurements (one record per row x setting, `roadmap.cost_study`):
 nothing here measures. The paper's figures (InceptionNeXt Tables 1 and 4, papers.md 6.2 and 6.4)
-ship as results/reference/inceptionnext_speed.csv.
+ship with the package as roadmap/paper_tables/inceptionnext_speed.csv.
 
 A ratio's *claim* is the direction of the paper's A100 figure: "faster" (ratio above
 1 + SIMILAR_WITHIN), "slower" (below 1 - SIMILAR_WITHIN) or "similar" (within that band). A claim

@@ -39,7 +39,8 @@ from roadmap.cost import (
 from roadmap.cost_report import cost_table, ratio_markdown, ratio_table, speed_figure
 from roadmap.plot_style import save_figure
 from roadmap.precision import describe_device, environment
-from roadmap.roadmaps import row_label, specs
+from roadmap.models import row_label
+from roadmap.roadmaps import specs
 from roadmap.spec import Spec
 
 PROGRAM = "run_roadmap.py cost"

@@ -1,4 +1,6 @@
-"""The paper's own values (Tables 10 and 11), shipped as CSV under results/reference/."""
+"""The papers' own values of a roadmap's rows (Tables 10 and 11, the ConvNeXt V2 co-design, the
+InceptionNeXt speeds), shipped with the package as CSV files in roadmap/paper_tables/; which table
+belongs to which roadmap is part of the roadmap's record (roadmap.roadmaps.Roadmap)."""
 
 from __future__ import annotations
 
@@ -7,25 +9,19 @@ from pathlib import Path
 
 import pandas as pd
 
-REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results" / "reference"
+from roadmap.roadmaps import ROADMAPS, get_roadmap
 
-# Which paper table each roadmap reproduces; rows beyond the paper's have no reference values.
-REFERENCE_TABLES = {
-    "resnet50": "table10_resnet50.csv",
-    "resnet200": "table11_resnet200.csv",
-    # ConvNeXt V2 (papers.md 5.2): ConvNeXt-B values, beside the ConvNeXt-T the run trains by default.
-    "convnext_v2_codesign": "codesign_convnext_v2.csv",
-}
+# Package data (setup.cfg): found next to this module wherever the package is installed.
+REFERENCE_DIR = Path(__file__).resolve().parent / "paper_tables"
 
-# What a roadmap's paper columns are, where they are not the run's own network.
-REFERENCE_NOTES = {
-    "convnext_v2_codesign": "paper columns are ConvNeXt-B (ConvNeXt V2 Table 3 and App. D; 800-epoch FCMAE "
-                            "pre-training), beside the ConvNeXt-T this roadmap trains unless --model",
-}
+# Roadmap -> its paper table's file, for the roadmaps that have one.
+REFERENCE_TABLES = {name: roadmap.paper_table for name, roadmap in ROADMAPS.items() if roadmap.paper_table}
+COLUMNS = ["paper_label", "group", "paper_top1", "paper_top1_std", "paper_gflops", "note"]
 
 
 def reference_note(roadmap: str) -> str | None:
-    return REFERENCE_NOTES.get(roadmap.strip().replace("-", "_"))
+    """What the paper columns of `roadmap` are, where they are not the run's own network."""
+    return get_roadmap(roadmap).paper_note
 
 
 @functools.lru_cache(maxsize=8)
@@ -34,9 +30,9 @@ def _read(filename: str) -> pd.DataFrame:
 
 
 def paper_table(roadmap: str) -> pd.DataFrame:
-    """Step, paper label, stage group, top-1 (mean, std), GFLOPs and a note, indexed by step."""
-    columns = ["paper_label", "group", "paper_top1", "paper_top1_std", "paper_gflops", "note"]
-    filename = REFERENCE_TABLES.get(roadmap)
+    """Step, paper label, stage group, top-1 (mean, std), GFLOPs and a note, indexed by step; empty
+    (same columns) for a roadmap without a paper table or a name that is no roadmap."""
+    filename = REFERENCE_TABLES.get(roadmap.strip().replace("-", "_"))
     if filename is None:
-        return pd.DataFrame(columns=columns).rename_axis("step")
-    return _read(filename).set_index("step")[columns].copy()
+        return pd.DataFrame(columns=COLUMNS).rename_axis("step")
+    return _read(filename).set_index("step")[COLUMNS].copy()

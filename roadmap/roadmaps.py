@@ -23,53 +23,90 @@ def _path(*entries: Entry | str) -> tuple[Entry, ...]:
     return tuple(entry if isinstance(entry, Entry) else Entry(entry) for entry in entries)
 
 
+@dataclass(frozen=True)
+class Roadmap:
+    """A roadmap and what belongs to it: its rows, and the paper's table of them where one exists."""
+
+    name: str
+    description: str
+    entries: tuple[Entry, ...]
+    # The paper's values of the rows (roadmap/paper_tables/<file>: label, stage group of the
+    # figures, top-1, GFLOPs); None where the paper has no such table.
+    paper_table: str | None = None
+    # How captions name that table, and what its columns are where they are not the run's network.
+    paper_name: str = "paper"
+    paper_note: str | None = None
+    # Branch rows that belong to the result (trained without --branches).
+    branches_by_default: bool = False
+
+
 _SHARED_TAIL = ("move_up", "kernel", "kernel5", "kernel9", "kernel11", "gelu", "fewer_act", "fewer_norm", "ln", "sep_ds")
 _RESNET50_PATH = _path("resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", *_SHARED_TAIL)
 
-ROADMAPS: dict[str, tuple[Entry, ...]] = {
-    # Table 10: ResNet-50 -> ConvNeXt-T, the ResNet-50 / Swin-T regime.
-    "resnet50": _RESNET50_PATH,
-    # Table 11: ResNet-200 -> ConvNeXt-B; the stage-ratio step also widens 64 -> 84, width goes 84 -> 128.
-    "resnet200": _path(
+_ROADMAPS = (
+    Roadmap("resnet50", "Table 10: ResNet-50 -> ConvNeXt-T, the ResNet-50 / Swin-T regime", _RESNET50_PATH,
+            paper_table="table10_resnet50.csv", paper_name="paper Table 10"),
+    Roadmap(
         "resnet200",
-        Entry("recipe", {"drop_path_rate": 0.5}),
-        Entry("stage_ratio", {"depths": (3, 3, 27, 3), "width": 84}),
-        "patchify",
-        "depthwise",
-        Entry("width", {"width": 128}),
-        "invert",
-        *_SHARED_TAIL,
+        "Table 11: ResNet-200 -> ConvNeXt-B; the stage-ratio step also widens 64 -> 84, width goes 84 -> 128",
+        _path(
+            "resnet200",
+            Entry("recipe", {"drop_path_rate": 0.5}),
+            Entry("stage_ratio", {"depths": (3, 3, 27, 3), "width": 84}),
+            "patchify",
+            "depthwise",
+            Entry("width", {"width": 128}),
+            "invert",
+            *_SHARED_TAIL,
+        ),
+        paper_table="table11_resnet200.csv", paper_name="paper Table 11",
     ),
-    # ConvNeXt-T -> ConvNeXt V2-T (GRN, no LayerScale).
-    "convnext_v2": _RESNET50_PATH + _path("grn"),
-    # ConvNeXt-T -> InceptionNeXt-T, then InceptionNeXt's Table 1 variants of ConvNeXt-T as branches.
-    "inceptionnext": _RESNET50_PATH
-    + _path("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16"),
-    # ConvNeXt V2's co-design (papers.md 5.2): FCMAE on the V1 and the V2 block of ConvNeXt-T. The
-    # main path adds FCMAE, then GRN; `v2_supervised` is GRN without FCMAE, a branch of `v1_fcmae`.
-    "convnext_v2_codesign": tuple(Entry(entry.step, entry.params, hidden=True) for entry in _RESNET50_PATH)
-    + _path("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae"),
-}
-
-# Roadmaps whose branch rows are part of the result, trained without --branches: the co-design's
-# branch is one of its table's four cells.
-BRANCHES_BY_DEFAULT = frozenset({"convnext_v2_codesign"})
+    Roadmap("convnext_v2", "ConvNeXt-T -> ConvNeXt V2-T (GRN, no LayerScale)", _RESNET50_PATH + _path("grn")),
+    Roadmap(
+        "inceptionnext",
+        "ConvNeXt-T -> InceptionNeXt-T, then InceptionNeXt's Table 1 variants of ConvNeXt-T as branches",
+        _RESNET50_PATH + _path("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8",
+                               "k3_par1_16"),
+    ),
+    # The main path adds FCMAE, then GRN; `v2_supervised` is GRN without FCMAE, a branch of `v1_fcmae`.
+    Roadmap(
+        "convnext_v2_codesign",
+        "ConvNeXt V2's co-design (papers.md 5.2): FCMAE on the V1 and the V2 block of ConvNeXt-T",
+        tuple(Entry(entry.step, entry.params, hidden=True) for entry in _RESNET50_PATH)
+        + _path("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae"),
+        paper_table="codesign_convnext_v2.csv", paper_name="ConvNeXt V2 co-design (ConvNeXt-B)",
+        paper_note="paper columns are ConvNeXt-B (ConvNeXt V2 Table 3 and App. D; 800-epoch FCMAE pre-training), "
+                   "beside the ConvNeXt-T this roadmap trains unless --model",
+        branches_by_default=True,
+    ),
+)
+ROADMAPS: dict[str, Roadmap] = {roadmap.name: roadmap for roadmap in _ROADMAPS}
 
 
 class RoadmapError(ValueError):
     """An unknown roadmap or step name, with the valid choices in the message."""
 
 
-def roadmap_entries(roadmap: str) -> tuple[Entry, ...]:
+def get_roadmap(roadmap: str) -> Roadmap:
     key = canonical_name(roadmap)
     if key not in ROADMAPS:
         raise RoadmapError(f"unknown roadmap {roadmap!r}; choose one of: {', '.join(ROADMAPS)}")
     return ROADMAPS[key]
 
 
+def roadmap_entries(roadmap: str) -> tuple[Entry, ...]:
+    return get_roadmap(roadmap).entries
+
+
+def step_names() -> list[str]:
+    """Every registered step: in the order the roadmaps first use them, then the others by name."""
+    on_roadmaps = [entry.step for roadmap in ROADMAPS.values() for entry in roadmap.entries if not entry.hidden]
+    return list(dict.fromkeys(on_roadmaps + sorted(REGISTRY)))
+
+
 def resolve_step(name: str, valid: Iterable[str] | None = None) -> str:
     key = canonical_name(name)
-    choices = list(valid) if valid is not None else list(REGISTRY)
+    choices = list(valid) if valid is not None else step_names()
     if key not in choices:
         raise RoadmapError(f"unknown step {name!r}; choose one of: {', '.join(choices)}")
     return key
@@ -274,26 +311,12 @@ def _custom_rows(roadmap: str, step_names: list[str]) -> list[tuple[str, Spec]]:
 
 
 def row_label(name: str) -> str:
-    """A readable label for any row name: a step, a mode row (`without_x`, `only_x`) or a model."""
-    from roadmap.presets import PRESETS  # presets are built from roadmaps; imported late
-
+    """A readable label for a step's row or a mode row (`final`, `without_x`, `only_x`)."""
     if name in REGISTRY:
         return REGISTRY[name].label
-    if name in PRESETS:
-        return PRESETS[name].description
     if name == "final":
         return "final network"
     for prefix, word in (("without_", "without"), ("only_", "only")):
         if name.startswith(prefix) and name[len(prefix):] in REGISTRY:
             return f"{word} {REGISTRY[name[len(prefix):]].label}"
     return name
-
-
-def model_rows(model: str, steps: Iterable[str] | None = None) -> list[tuple[str, Spec]]:
-    """The model preset as the first row, then `steps` composed on it (one row per step)."""
-    from roadmap.presets import preset
-
-    start = preset(model)
-    name = canonical_name(model)
-    return [(name, start)] + (compose(list(steps), start=start) if steps else [])
-

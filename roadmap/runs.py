@@ -17,9 +17,8 @@ from roadmap.data import load_datasets
 from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import read_json, read_json_checked, write_json
 from roadmap.reference import paper_table, reference_note
-from roadmap.presets import preset
-from roadmap.roadmaps import (BRANCHES_BY_DEFAULT, MODES, ModePlan, mode_plan, model_rows, row_label, specs,
-                              starts_from_network)
+from roadmap.models import model, model_rows, row_label
+from roadmap.roadmaps import MODES, ModePlan, get_roadmap, mode_plan, specs, starts_from_network
 from roadmap.spec import Spec
 from roadmap.precision import Numerics
 from roadmap.shrink import describe as describe_pixels
@@ -40,7 +39,7 @@ class RunOptions:
     branches: bool = False
     mode: str = "cumulative"
     steps: tuple[str, ...] | None = None
-    # A model family preset (roadmap.presets) as the starting row instead of the roadmap.
+    # A model family member (roadmap.models) as the starting row instead of the roadmap.
     model: str | None = None
     preset: str = "cpu"
     dataset: str = "synthetic"
@@ -92,7 +91,7 @@ class RunPlan:
 
 def rows_for(options: RunOptions) -> ModePlan:
     """The (row name, full-size spec) pairs of the run in table order, and rows a mode left out."""
-    branches = options.branches or canonical_name(options.roadmap) in BRANCHES_BY_DEFAULT
+    branches = options.branches or get_roadmap(options.roadmap).branches_by_default
     if options.model and starts_from_network(options.roadmap) and not options.steps:
         # The roadmap's rows applied to the model instead of the network its hidden path builds.
         return ModePlan(specs(options.roadmap, options.upto, branches, start=_codesign_start(options)))
@@ -106,7 +105,7 @@ def rows_for(options: RunOptions) -> ModePlan:
 
 def _codesign_start(options: RunOptions) -> Spec:
     """The --model a roadmap of variants starts from: a V1 ConvNeXt (the rows add GRN themselves)."""
-    start = preset(options.model or "")
+    start = model(options.model or "")
     if start.network.grn or start.pretrain is not None:
         raise RunError(f"--roadmap {options.roadmap} starts from a V1 ConvNeXt and adds GRN and FCMAE itself; "
                        f"--model {options.model} has them already: give a convnext_* model (e.g. convnext_base)")

@@ -5,6 +5,7 @@ from dataclasses import replace
 from roadmap.fcmae import check_network
 from roadmap.recipes import v2_finetune_recipe
 from roadmap.spec import Pretrain, Spec
+from steps.registry import Step
 
 
 def fcmae(spec: Spec, mask_ratio: float = 0.6, epochs: int = 800) -> Spec:
@@ -18,3 +19,9 @@ def fcmae(spec: Spec, mask_ratio: float = 0.6, epochs: int = 800) -> Spec:
     check_network(spec.network)
     pretrain = replace(spec.pretrain or Pretrain(), mask_ratio=mask_ratio, epochs=epochs)
     return replace(spec, recipe=v2_finetune_recipe(spec.network.stem_width), pretrain=pretrain)
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("fcmae", fcmae, "FCMAE pre-training", "masked-autoencoder pre-training (60% of 32x32 patches), then V2 fine-tuning"),
+)

@@ -1,6 +1,7 @@
 """Row "GRN" (ConvNeXt V2, §4): Global Response Normalization on the expanded features, no LayerScale."""
 
 from roadmap.spec import Spec, SpecError
+from steps.registry import Step
 
 
 def global_response_norm(spec: Spec) -> Spec:
@@ -15,3 +16,9 @@ def global_response_norm(spec: Spec) -> Spec:
         )
     # ConvNeXt V2 found LayerScale redundant once GRN is used.
     return spec.with_network(grn=True, layer_scale=False)
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("grn", global_response_norm, "ConvNeXt V2 (GRN)", "GRN after the GELU on the 4C features, LayerScale removed"),
+)

@@ -6,6 +6,7 @@ moved into an MLP head, and a bias on every conv as in the official code.
 """
 
 from roadmap.spec import Spec, SpecError
+from steps.registry import Step
 
 
 def inception(
@@ -35,3 +36,9 @@ def inception(
         head="mlp",
         bias="all",
     )
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("inception", inception, "InceptionNeXt-T", "Inception dw mixer (3x3, 1x11, 11x1 on 1/8 each), BN, MLP ratio 3 in stage 4, MLP head"),
+)

@@ -1,6 +1,7 @@
 """Row "inverting dimensions": the bottleneck becomes an inverted bottleneck (hidden = 4 x width)."""
 
 from roadmap.spec import Spec, SpecError
+from steps.registry import Step
 
 
 def invert(spec: Spec, ratio: float = 4.0) -> Spec:
@@ -10,3 +11,9 @@ def invert(spec: Spec, ratio: float = 4.0) -> Spec:
         raise SpecError("invert: the block is already an inverted bottleneck; apply it only once")
     widths = tuple(network.hidden_width(stage) for stage in range(len(network.widths)))
     return spec.with_network(widths=widths, expansions=(float(ratio),) * len(widths))
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("invert", invert, "inverting dimensions", "inverted bottleneck, expansion 4"),
+)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 from roadmap.recipes import MODERN
 from roadmap.spec import Spec
+from steps.registry import Step
 
 
 def modern_recipe(spec: Spec, drop_path_rate: float = 0.1) -> Spec:
@@ -12,3 +13,9 @@ def modern_recipe(spec: Spec, drop_path_rate: float = 0.1) -> Spec:
         spec.with_network(layer_scale=True),
         recipe=replace(MODERN, drop_path_rate=drop_path_rate),
     )
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("recipe", modern_recipe, "enhanced recipe", "modern training recipe (AdamW, 300 ep, Mixup/CutMix, RandAugment, ...)"),
+)

@@ -1,6 +1,7 @@
 """Row "stage ratio": blocks per stage (3,4,6,3) -> (3,3,9,3), Swin-T's 1:1:3:1 compute ratio."""
 
 from roadmap.spec import Spec, SpecError
+from steps.registry import Step
 from steps.width import scale_width
 
 
@@ -12,3 +13,9 @@ def stage_ratio(spec: Spec, depths: tuple[int, ...] = (3, 3, 9, 3), width: int |
         )
     spec = spec.with_network(depths=tuple(depths))
     return scale_width(spec, width) if width is not None else spec
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("stage_ratio", stage_ratio, "stage ratio", "blocks per stage 3:4:6:3 -> 3:3:9:3"),
+)

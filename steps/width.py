@@ -1,6 +1,7 @@
 """Row "increase width" (ResNeXt-ify, part 2): base width 64 -> 96, Swin-T's C."""
 
 from roadmap.spec import Spec, SpecError
+from steps.registry import Step
 
 
 def scale_width(spec: Spec, width: int) -> Spec:
@@ -16,3 +17,9 @@ def scale_width(spec: Spec, width: int) -> Spec:
 def increase_width(spec: Spec, width: int = 96) -> Spec:
     """Widen every stage by the same factor; idempotent at a given target width."""
     return scale_width(spec, width)
+
+
+# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+STEPS = (
+    Step("width", increase_width, "increase width", "base width 64 -> 96"),
+)

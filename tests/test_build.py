@@ -5,7 +5,7 @@ import timm
 import torch
 
 import roadmap
-from roadmap.timm_weights import load_timm_weights
+from timm_weights import load_timm_weights
 
 
 def all_rows():

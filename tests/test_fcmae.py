@@ -37,7 +37,7 @@ PROXIES = ("convnext_tiny", "convnextv2_tiny", "convnext_isotropic_small")
 
 
 def proxy_spec(name: str) -> Spec:
-    spec = roadmap.preset(name)
+    spec = roadmap.model(name)
     network = proxy_network(spec.network, get_preset("tiny"), num_classes=8)
     # LayerScale 1 (not 1e-6) so the blocks' branches, not just the shortcuts, reach the output.
     return Spec(network, spec.recipe).with_recipe(drop_path_rate=0.0, layer_scale_init=1.0)
@@ -174,7 +174,7 @@ def test_mask_ratio_over_many_draws_at_224():
         (lambda: MaskGenerator()(2, 100, 100), "not a multiple of the 32 px patch"),
         (
             lambda: MaskedEncoder(
-                roadmap.build(Spec(proxy_network(roadmap.preset("resnet50").network, get_preset("tiny"), 8)))
+                roadmap.build(Spec(proxy_network(roadmap.model("resnet50").network, get_preset("tiny"), 8)))
             ),
             "fcmae: needs a ConvNeXt-style network",
         ),

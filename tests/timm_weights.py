@@ -1,4 +1,4 @@
-"""Load a timm model's weights into the equivalent `RoadmapNet` (for equality tests and warm starts).
+"""Load a timm model's weights into the equivalent `RoadmapNet`, for the weight-for-weight equality tests.
 
 Only names differ between timm's modules and ours; each family needs a few renaming rules.
 """

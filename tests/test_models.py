@@ -1,4 +1,4 @@
-"""Model-family presets: each one with a timm counterpart is timm's network, weight for weight, and
+"""Model families (`--model`): each one with a timm counterpart is timm's network, weight for weight, and
 the families' complexity matches the printed values of papers.md sections 4-6."""
 
 import gc
@@ -10,8 +10,9 @@ import torch
 import roadmap
 from roadmap import SpecError
 from roadmap.build import RoadmapNet
-from roadmap.presets import PRESETS, preset, preset_names
-from roadmap.timm_weights import load_timm_weights
+from roadmap.models import MODELS, model_names
+from roadmap.models import model as model_spec
+from timm_weights import load_timm_weights
 
 # Over ~150M parameters (or very deep): seconds each to create and compare on two cores.
 SLOW = {"convnext_large", "convnext_xlarge", "convnextv2_large", "convnextv2_huge", "resnet200"}
@@ -44,18 +45,18 @@ def free_memory():
     gc.collect()
 
 
-@pytest.mark.parametrize("name", with_slow_marks(n for n, p in PRESETS.items() if p.weights_family))
-def test_preset_equals_timm(name, free_memory):
+@pytest.mark.parametrize("name", with_slow_marks(n for n, p in MODELS.items() if p.weights_family))
+def test_model_equals_timm(name, free_memory):
     torch.manual_seed(0)
     reference = timm.create_model(name, pretrained=False).eval()
     perturb_one_dimensional(reference)
     # Every tensor comes from timm's state dict: skip our initialisation, the slow part at this size.
     with torch.device("meta"):
-        ours = RoadmapNet(preset(name))
+        ours = RoadmapNet(model_spec(name))
     ours = ours.to_empty(device="cpu").eval()
     count = sum(parameter.numel() for parameter in ours.parameters())
     assert count == sum(parameter.numel() for parameter in reference.parameters())
-    load_timm_weights(ours, reference, PRESETS[name].weights_family)
+    load_timm_weights(ours, reference, MODELS[name].weights_family)
     images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = reference(images)
@@ -64,20 +65,20 @@ def test_preset_equals_timm(name, free_memory):
     assert difference <= 1e-5
 
 
-def test_names_and_unknown_preset():
-    names = preset_names()
+def test_names_and_unknown_model():
+    names = model_names()
     assert len(names) == len(set(names)) == 24
     assert {"convnext_isotropic_small", "convnextv2_huge", "inception_next_atto", "resnet152"} <= set(names)
-    assert roadmap.preset("convnext-tiny") == preset("convnext_tiny")
+    assert roadmap.model("convnext-tiny") == model_spec("convnext_tiny") == roadmap.preset("convnext_tiny")
     with pytest.raises(SpecError, match="unknown model 'convnext_giant'.*convnext_tiny.*resnet200"):
-        preset("convnext_giant")
+        model_spec("convnext_giant")
 
 
 def test_family_ends_equal_their_roadmaps():
-    assert preset("convnext_tiny").network == roadmap.specs("resnet50")[-1][1].network
-    assert preset("convnextv2_tiny").network == dict(roadmap.specs("convnext_v2"))["grn"].network
-    assert preset("inception_next_tiny").network == dict(roadmap.specs("inceptionnext"))["inception"].network
-    assert preset("resnet50") == roadmap.specs("resnet50")[0][1]
+    assert model_spec("convnext_tiny").network == roadmap.specs("resnet50")[-1][1].network
+    assert model_spec("convnextv2_tiny").network == dict(roadmap.specs("convnext_v2"))["grn"].network
+    assert model_spec("inception_next_tiny").network == dict(roadmap.specs("inceptionnext"))["inception"].network
+    assert model_spec("resnet50") == roadmap.specs("resnet50")[0][1]
 
 
 def printed(value: float, text: str) -> bool:
@@ -99,10 +100,10 @@ CONVNEXT = {
 @pytest.mark.parametrize("name", with_slow_marks(CONVNEXT))
 def test_convnext_family_complexity(name):
     at_224, at_384, params = CONVNEXT[name]
-    counts = roadmap.complexity(preset(name), 224)
+    counts = roadmap.complexity(model_spec(name), 224)
     assert printed(counts.gflops, at_224)
     assert printed(counts.params / 1e6, params)
-    assert printed(roadmap.complexity(preset(name), 384).gflops, at_384)
+    assert printed(roadmap.complexity(model_spec(name), 384).gflops, at_384)
 
 
 # papers.md 4.3: GFLOPs and params (M) printed in Table 2.
@@ -115,7 +116,7 @@ ISOTROPIC = {
 
 @pytest.mark.parametrize("name", with_slow_marks(ISOTROPIC))
 def test_isotropic_convnext(name):
-    spec = preset(name)
+    spec = model_spec(name)
     counts = roadmap.complexity(spec)
     assert printed(counts.gflops, ISOTROPIC[name][0]) and printed(counts.params / 1e6, ISOTROPIC[name][1])
     # Stem: the 16x16/16 conv alone; LayerScale only in iso-L (papers.md 3.3).
@@ -124,7 +125,7 @@ def test_isotropic_convnext(name):
 
 
 def test_isotropic_small_builds_and_trains_at_64():
-    model = roadmap.build(preset("convnext_isotropic_small").with_network(num_classes=10)).train()
+    model = roadmap.build(model_spec("convnext_isotropic_small").with_network(num_classes=10)).train()
     assert list(dict(model.stem.named_children())) == ["conv"]
     logits = model(torch.randn(2, 3, 64, 64))
     assert logits.shape == (2, 10)
@@ -149,7 +150,7 @@ CONVNEXT_V2 = {
 @pytest.mark.parametrize("name", with_slow_marks(CONVNEXT_V2))
 def test_convnext_v2_family_complexity(name):
     gflops, params = CONVNEXT_V2[name]
-    counts = roadmap.complexity(preset(name))
+    counts = roadmap.complexity(model_spec(name))
     counted = counts.gflops_fvcore_total if name == "convnextv2_tiny" else counts.gflops
     assert printed(counted, gflops) and printed(counts.params / 1e6, params)
 
@@ -166,13 +167,13 @@ INCEPTION_NEXT = {
 @pytest.mark.parametrize("name", INCEPTION_NEXT)
 def test_inception_next_family_complexity(name):
     macs, params = INCEPTION_NEXT[name]
-    counts = roadmap.complexity(preset(name))
+    counts = roadmap.complexity(model_spec(name))
     assert printed(counts.params / 1e6, params)
     if name == "inception_next_base":
         # The conv + linear count is 14.84 (papers.md 6.3 [computed]); the printed 14.9 is only
         # reached with BatchNorm counted too (fvcore's total, 14.85).
         assert counts.gflops == pytest.approx(14.84, abs=0.005)
         assert printed(counts.gflops_fvcore_total, macs)
-        assert printed(roadmap.complexity(preset(name), 384).gflops, "43.6")
+        assert printed(roadmap.complexity(model_spec(name), 384).gflops, "43.6")
     else:
         assert printed(counts.gflops, macs)
