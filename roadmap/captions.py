@@ -22,7 +22,8 @@ SETTING_NAMES = {"precision": "precision", "channels_last": "channels-last", "co
 ENVIRONMENT_KEYS = ("torch", "timm", "cuda", "cudnn", "roadmap", "git_commit", "device")
 
 
-def _is_set(value: Any) -> bool:
+def is_set(value: Any) -> bool:
+    """Whether a table cell or a result field holds a value: not None, NaN or ''."""
     return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
 
 
@@ -49,7 +50,7 @@ def figure_caption(run_info: Mapping[str, Any]) -> str:
 
 
 def _distinct(values: Any) -> list[str]:
-    shown = [("yes" if value else "no") if isinstance(value, bool) else str(value) for value in values if _is_set(value)]
+    shown = [("yes" if value else "no") if isinstance(value, bool) else str(value) for value in values if is_set(value)]
     return list(dict.fromkeys(shown))
 
 
@@ -110,7 +111,7 @@ def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame, frame: pd.Da
     """The figure caption plus how the table's columns were computed (and, from the per-seed
     `frame`, the numerics and environment of the steps)."""
     seeds = len(run_info.get("seeds", [0]))
-    devices = sorted({str(device) for device in table.get("device", []) if _is_set(device)})
+    devices = sorted({str(device) for device in table.get("device", []) if is_set(device)})
     caption = figure_caption(run_info) + (
         f" Top-1 (%): mean +- sample std over done seeds ({seeds} planned), "
         f"{run_info.get('epochs', '?')} epochs at {_resolution(run_info.get('resolution', '?'))}. "

@@ -11,7 +11,11 @@ from pathlib import Path
 
 from roadmap.agreement import agreement, run_reference, summary_text, write_agreement
 from roadmap.captions import PAPER_MODE, figure_caption
-from roadmap.results import AGREEMENT_FILE, aggregate, collect, load_run
+from roadmap.plot_style import save_figure
+from roadmap.plots import changes_figure
+from roadmap.run_files import AGREEMENT_FILE, RunPaths
+from roadmap.run_seeds import collect, load_run
+from roadmap.run_table import aggregate
 
 
 class CompareError(ValueError):
@@ -34,16 +38,13 @@ def compare_runs(run_dir: str | Path, other_dir: str | Path) -> tuple[dict[str, 
     """Write run_dir/report/vs-<other>/agreement.json and the changes figure; returns the paths
     and the summary text. RunNotFound when either run is absent, CompareError when they are runs
     of different roadmaps or modes (their rows would be different networks)."""
-    from roadmap.plots import changes_figure  # matplotlib only when figures are wanted
-    from roadmap.plot_style import save_figure
-
     run_dir, other_dir = Path(run_dir), Path(other_dir)
     info, other = check_comparable(run_dir, other_dir)
     table = aggregate(collect(run_dir), info)
     reference_table = aggregate(collect(other_dir), other)
     name = str(other.get("run", other_dir.name))
     result = agreement(table, run_reference(reference_table, name), str(info.get("run", run_dir.name)))
-    out_dir = run_dir / "report" / f"vs-{other_dir.name}"
+    out_dir = RunPaths(run_dir).comparison(other_dir.name)
     paths = {"agreement_json": write_agreement(result, out_dir / AGREEMENT_FILE)}
     caption = f"{figure_caption(info)} Reference: {figure_caption(other)}"
     figure = changes_figure(result["steps"], caption, result["reference"],

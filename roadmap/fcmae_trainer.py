@@ -123,5 +123,5 @@ class PretrainTrainer(Trainer):
                 write_atomic(self.paths.encoder, lambda handle: torch.save(encoder_state_dict(encoder), handle),
                              binary=True)
             write_json(self.paths.result, result)
-            (self.paths.folder / "progress.json").unlink(missing_ok=True)
+            self.paths.progress.unlink(missing_ok=True)
         return result

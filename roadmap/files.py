@@ -1,7 +1,8 @@
-"""Atomic file writes and the paths of a run on disk (docs/results-format.md).
+"""Atomic file writes, strict JSON reads and the claim on a step x seed.
 
-A file that a later run trusts (spec, metrics, result, checkpoint) is written to a temporary name
-in the same folder and renamed into place, so an interrupted write never leaves half a file.
+A file that a later run trusts (task, metrics, result, checkpoint) is written to a temporary name
+in the same folder and renamed into place, so an interrupted write never leaves half a file. Where
+those files lie in a run folder, and the tolerant reader of them, is roadmap.run_files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+# Re-exported: the layout and the tolerant readers were defined here before roadmap.run_files.
+from roadmap.run_files import RunPaths, StepPaths, read_json_lines, read_json_object  # noqa: F401
 
 
 class UnreadableFile(ValueError):
@@ -85,65 +89,6 @@ def check_writable_folder(path: Path, what: str = "--results") -> None:
                           f"give a folder you can write into") from None
     os.close(descriptor)
     os.unlink(probe)
-
-
-def read_json_lines(path: Path) -> list[dict]:
-    """The records of a JSON-lines file; [] when it is absent or not a readable file."""
-    if not path.is_file():
-        return []
-    try:
-        with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    except OSError:
-        return []
-
-
-class StepPaths:
-    """Where one step x seed of a run keeps its files."""
-
-    def __init__(self, run_dir: Path, step: str, seed: int, phase: str | None = None) -> None:
-        self.run_dir, self.step, self.seed = Path(run_dir), step, seed
-        # A phase before the step's own training (FCMAE pre-training) keeps the same files in a
-        # subfolder named after it; the step's own files stay where they always were.
-        self.folder = Path(run_dir) / step / str(seed) / (phase or "")
-        self.spec = self.folder / "spec.json"
-        self.metrics = self.folder / "metrics.jsonl"
-        self.result = self.folder / "result.json"
-        self.checkpoint = self.folder / "checkpoint.pt"
-        self.log = self.folder / "train.log"
-        # The checkpoint before the newest one, kept until the newest is complete on disk.
-        self.previous_checkpoint = self.folder / "checkpoint.previous.pt"
-        # Held (flock) by the process training this step x seed; names its host and pid.
-        self.lock = self.folder / "claim.lock"
-        # The pre-trained encoder a pre-training phase hands to fine-tuning (written before result.json).
-        self.encoder = self.folder / "encoder.pt"
-
-    def phase(self, name: str) -> "StepPaths":
-        return StepPaths(self.run_dir, self.step, self.seed, name)
-
-    def read_result(self) -> dict | None:
-        """result.json as a dict; None when absent or unreadable (see result_unreadable)."""
-        try:
-            with open(self.result, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def result_unreadable(self) -> bool:
-        """True when result.json exists but holds no JSON object (the step then counts as unfinished)."""
-        return self.result.exists() and self.read_result() is None
-
-    def completed_key(self) -> str | None:
-        """The key of a finished (done or diverged) step, None when it has not finished.
-
-        A failed step (status `failed`) and an unreadable result.json count as not finished: the
-        next run trains the step again, resuming from its checkpoint where one is usable.
-        """
-        result = self.read_result()
-        if result is None or result.get("status") not in ("done", "diverged"):
-            return None
-        return result.get("key")
 
 
 class StepClaim:

@@ -9,7 +9,7 @@ from typing import Any
 
 from roadmap.errors import one_line
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
-from roadmap.files import StepClaim, claim_holder, read_json, write_json
+from roadmap.files import StepClaim, claim_holder, write_json
 from roadmap.spec import Spec
 from roadmap.task import StepTask
 from roadmap.train import Trainer
@@ -17,16 +17,22 @@ from roadmap.train import Trainer
 log = logging.getLogger("roadmap.train")
 
 
+def record_task(task: StepTask) -> None:
+    """Write the task a job starts with (task.json); an older run's spec.json, the same file under
+    its former name, goes, so that a folder never holds two task files that disagree."""
+    write_json(task.paths.task, asdict(task))
+    task.paths.legacy_task.unlink(missing_ok=True)
+
+
 def train_phases(task: StepTask) -> dict[str, Any]:
     """Pre-train first where the spec asks for it (unless already finished), then train the row."""
     parent = None
     if Spec.from_dict(task.spec).pretrain is not None:
         phase = pretrain_task(task)
-        if phase.paths.completed_key() == phase.key:
-            parent = read_json(phase.paths.result)
-        else:
+        parent = phase.paths.finished_result(phase.key)
+        if parent is None:
             phase.paths.result.unlink(missing_ok=True)
-            write_json(phase.paths.spec, asdict(phase))
+            record_task(phase)
             parent = PretrainTrainer(phase).run()
         if parent["status"] != "done":
             result = {"status": parent["status"], "step": task.step, "seed": task.seed, "key": task.key,
@@ -51,13 +57,14 @@ def run_step(task: StepTask) -> dict[str, Any]:
         return {"status": "claimed", "step": task.step, "seed": task.seed, "key": task.key,
                 "holder": claim_holder(paths) or "another process"}
     try:
-        if paths.completed_key() == task.key:
-            return read_json(paths.result)
+        finished = paths.finished_result(task.key)
+        if finished is not None:
+            return finished
         if paths.result_unreadable():
             log.warning("%s is unreadable; training the step again (from its checkpoint where usable)", paths.result)
         if main:
             paths.result.unlink(missing_ok=True)  # failed or unreadable: the step runs again now
-            write_json(paths.spec, asdict(task))
+            record_task(task)
         try:
             return train_phases(task)
         except Exception as error:

@@ -25,9 +25,10 @@ import torch
 from tqdm import tqdm
 
 from roadmap.errors import last_line
-from roadmap.files import check_writable_folder, claim_holder, read_json, read_json_lines
+from roadmap.files import check_writable_folder, claim_holder
 from roadmap.job import run_step
 from roadmap.results import report, summary
+from roadmap.run_files import RunPaths
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
 from roadmap.task import StepTask
 
@@ -158,14 +159,10 @@ def _local_gpus() -> int:
 
 def epoch_progress(task: StepTask) -> float:
     """Epochs done by a step, with the fraction of the running epoch (from its progress file)."""
-    done = len(read_json_lines(task.paths.metrics))
-    progress_file = task.paths.folder / "progress.json"
-    try:
-        progress = read_json(progress_file)
-        if progress["epoch"] == done:
-            return done + progress["batch"] / max(1, progress["batches"])
-    except (OSError, ValueError, KeyError):
-        pass
+    done = len(task.paths.read_metrics())
+    progress = task.paths.read_progress()
+    if progress is not None and progress["epoch"] == done:
+        return done + progress["batch"] / max(1, progress["batches"])
     return float(done)
 
 
@@ -223,9 +220,7 @@ def await_claimed(task: StepTask, poll_s: float = 1.0) -> dict[str, Any] | None:
     """Wait until nobody holds the step's claim; its result when the holder finished it, else None."""
     while claim_holder(task.paths) is not None:
         time.sleep(poll_s)
-    if task.paths.completed_key() == task.key:
-        return read_json(task.paths.result)
-    return None
+    return task.paths.finished_result(task.key)
 
 
 def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Path, cluster: ClusterOptions,
@@ -375,7 +370,7 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
     if pending:
         epochs = {row["step"]: row["epochs"] for row in info["rows"]}
         try:
-            results = launch(pending, epochs, kind, plan.run_dir / "submitit", cluster or ClusterOptions(),
+            results = launch(pending, epochs, kind, RunPaths(plan.run_dir).submitit, cluster or ClusterOptions(),
                              options.devices, wait=wait, report=say)
         except LaunchError:
             if new_run:  # SLURM refused everything: leave no run behind that looks started
@@ -385,7 +380,7 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
             return plan, 0
         failed = len(pending) - len(results)
     written = report(plan.run_dir)
-    say(f"report: {plan.run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
+    say(f"report: {RunPaths(plan.run_dir).report} ({len(written)} files: table.csv/.md/.tex and figures)")
     agreement = summary(plan.run_dir)
     if agreement:
         say(agreement)

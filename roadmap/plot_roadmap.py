@@ -8,8 +8,8 @@ place with a zero-width bar and their status written instead of a number.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
+from roadmap.captions import is_set
 from roadmap.complexity import CONVENTION
 from roadmap.plot_style import (
     BAND_COLOUR,
@@ -71,10 +72,6 @@ def _value_limits(values: np.ndarray, zero_based: bool = False) -> tuple[float, 
     return max(0.0, low - max(1.0, 0.6 * span)), high + max(0.5, 0.12 * span)
 
 
-def _is_branch(value: object) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
-
-
 def _numbers(rows: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(rows.get(column, pd.Series(np.nan, index=rows.index)), errors="coerce").to_numpy(float)
 
@@ -97,7 +94,7 @@ def _draw_bars(axis, rows: pd.DataFrame, values: np.ndarray, colours: dict[str, 
     """Bars (hatched for branches), seed std whiskers, the value on each bar or the row's status."""
     positions = np.arange(len(rows))
     groups = [str(group) for group in rows.group]
-    branches = [_is_branch(parent) for parent in rows.get("branch_of", [None] * len(rows))]
+    branches = [is_set(parent) for parent in rows.get("branch_of", [None] * len(rows))]
     bars = axis.barh(positions, np.nan_to_num(values, nan=0.0), height=0.68, color=[colours[g] for g in groups],
                      edgecolor=[colours[g] for g in groups], linewidth=0.8, zorder=2)
     for bar, branch in zip(bars, branches):
@@ -182,6 +179,17 @@ def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
     return handles
 
 
+def _panels(count: int, panels: list[str]) -> tuple[Figure, Any, dict[str, Any]]:
+    """A figure of `count` rows: the stage column, then one axis per panel, all sharing the rows."""
+    ratios = {"bars": 4.0, "changes": 2.2, "paper": 2.2}
+    width = FIGURE_WIDTH + (1.6 if len(panels) > 2 else 0.0)
+    figure = new_figure(height=max(2.4, 0.27 * count + 1.8), width=width)
+    grid = figure.add_gridspec(1, 1 + len(panels), width_ratios=(1.2, *(ratios[panel] for panel in panels)))
+    group_axis = figure.add_subplot(grid[0])
+    axes = {panel: figure.add_subplot(grid[index + 1], sharey=group_axis) for index, panel in enumerate(panels)}
+    return figure, group_axis, axes
+
+
 def roadmap_figure(
     rows: pd.DataFrame,
     caption: str,
@@ -208,12 +216,7 @@ def roadmap_figure(
     has_paper = paper is not None and np.isfinite(paper).any()
     has_changes = np.isfinite(_numbers(rows, "change")).any()
     panels = ["bars"] + (["changes"] if has_changes else []) + (["paper"] if has_paper and not same_scale else [])
-    ratios = {"bars": 4.0, "changes": 2.2, "paper": 2.2}
-    width = FIGURE_WIDTH + (1.6 if len(panels) > 2 else 0.0)
-    figure = new_figure(height=max(2.4, 0.27 * count + 1.8), width=width)
-    grid = figure.add_gridspec(1, 1 + len(panels), width_ratios=(1.2, *(ratios[panel] for panel in panels)))
-    group_axis = figure.add_subplot(grid[0])
-    axes = {panel: figure.add_subplot(grid[index + 1], sharey=group_axis) for index, panel in enumerate(panels)}
+    figure, group_axis, axes = _panels(count, panels)
     axis = axes["bars"]
 
     scale = np.concatenate([values, paper]) if has_paper and same_scale else values

@@ -284,7 +284,7 @@ class Trainer:
                     return None
                 if time.perf_counter() - last_progress > 1.0 and self.distributed.main:
                     last_progress = time.perf_counter()
-                    write_json(self.paths.folder / "progress.json",
+                    write_json(self.paths.progress,
                                {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
         self.scheduler.step(self.epoch + 1)
         elapsed = time.perf_counter() - started - compile_time
@@ -395,5 +395,5 @@ class Trainer:
                                             self.task.cost_settings or default_cost_settings(self.device), self.device))
         if self.distributed.main:
             write_json(self.paths.result, result)
-            (self.paths.folder / "progress.json").unlink(missing_ok=True)
+            self.paths.progress.unlink(missing_ok=True)
         return result

@@ -23,6 +23,7 @@ from PIL import Image
 
 from roadmap.cli import main
 from roadmap.files import StepClaim, StepPaths, check_writable_folder, claim_holder, NotWritable
+from roadmap.run_files import read_json_lines, read_json_object
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "resnet50-tiny-synthetic"
@@ -182,6 +183,66 @@ def test_failed_result_counts_as_unfinished(tmp_path):
     assert paths.completed_key() is None and paths.result_unreadable()
     paths.result.write_text(json.dumps({"status": "done", "key": "k"}))
     assert paths.completed_key() == "k"
+    assert paths.finished_result("k") == {"status": "done", "key": "k"} and paths.finished_result("other") is None
+
+
+@pytest.mark.parametrize("content", [None, b"{", b"\xff\xfe\x00garbage", b'{"status": "do', b"[1, 2]", b'"done"'])
+def test_json_object_reader_answers_none_for_what_it_cannot_trust(tmp_path, content):
+    path = tmp_path / "result.json"
+    if content is not None:
+        path.write_bytes(content)
+    assert read_json_object(path) is None
+    assert StepPaths(tmp_path, "s", 0).read_progress() is None
+
+
+def test_json_lines_reader_stops_at_the_first_untrusted_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    assert read_json_lines(path) == []  # absent
+    path.write_text('{"epoch": 1}\n\n{"epoch": 2}\n{"epoch": 3, "top1"')  # the trainer is mid-write
+    assert read_json_lines(path) == [{"epoch": 1}, {"epoch": 2}]
+    path.write_bytes(b'{"epoch": 1}\n[2]\n{"epoch": 3}\n')  # damage: nothing after it is trusted
+    assert read_json_lines(path) == [{"epoch": 1}]
+    path.write_bytes(b'{"epoch": 1}\n\xff\xfe\n')
+    assert read_json_lines(path) == [{"epoch": 1}]
+    path.unlink()
+    path.mkdir()
+    assert read_json_lines(path) == []
+
+
+def test_progress_of_a_damaged_progress_file(tmp_path):
+    from roadmap.launch import epoch_progress
+
+    task = tiny_task(tmp_path)
+    task.paths.folder.mkdir(parents=True)
+    task.paths.metrics.write_text('{"epoch": 1}\n')
+    task.paths.progress.write_text(json.dumps({"epoch": 1, "batch": 3, "batches": 4}))
+    assert epoch_progress(task) == pytest.approx(1.75)
+    for damage in ('{"epoch": 1, "bat', '{"epoch": 1, "batch": "3", "batches": 4}', "[]"):
+        task.paths.progress.write_text(damage)
+        assert epoch_progress(task) == 1.0
+
+
+def tiny_task(run_dir: Path):
+    from roadmap.task import StepTask
+
+    return StepTask(run_dir=str(run_dir), step="resnet50", seed=0, key="k", spec={}, preset="tiny",
+                    dataset="synthetic", data_path=None, resolution=32, per_device_batch=2, accumulation=1, lr=0.1,
+                    workers=0, gflops=4.1, params=25, synthetic={})
+
+
+def test_task_file_of_a_run_written_before_is_read_then_replaced(tmp_path):
+    """Runs written before hold the task as spec.json: read it; a resumed job writes task.json instead."""
+    from roadmap.job import record_task
+
+    task = tiny_task(tmp_path)
+    paths = task.paths
+    paths.folder.mkdir(parents=True)
+    paths.legacy_task.write_text(json.dumps({"key": "old"}))
+    assert paths.read_task() == {"key": "old"}
+    paths.task.write_text("{")  # task.json caught mid-write: the older file still answers
+    assert paths.read_task() == {"key": "old"}
+    record_task(task)
+    assert paths.read_task()["key"] == "k" and not paths.legacy_task.exists()
 
 
 # -- real runs ----------------------------------------------------------------------------------
@@ -303,9 +364,9 @@ def test_failed_step_says_why_and_shows_failed(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_prints_one_line(tmp_path):
     process = launch(tmp_path, "--upto", "recipe", start_new_session=True)
-    spec = tmp_path / RUN / "resnet50" / "0" / "spec.json"
+    task_file = StepPaths(tmp_path / RUN, "resnet50", 0).task
     deadline = time.time() + 120
-    while not spec.exists() and time.time() < deadline:
+    while not task_file.exists() and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group

@@ -15,7 +15,8 @@ from matplotlib.container import BarContainer
 from roadmap.complexity import CONVENTION
 from roadmap.plots import reference_figure
 from roadmap.reference import paper_table
-from roadmap.results import RunNotFound, aggregate, collect, load_run, report, training_curves
+from roadmap.results import RunNotFound, aggregate, collect, load_run, paper_scale, report, training_curves
+from roadmap.run_files import LEGACY_TASK_FILE, TASK_FILE
 
 RUN = "resnet50-cpu-synthetic"
 STEPS = [
@@ -56,7 +57,7 @@ def write_seed(run_dir: Path, order: int, step: str, seed: int, gflops: float, s
     if status == "missing":
         return
     key = f"{order:016x}"
-    write_json(folder / "spec.json", {"spec": {}, "preset": "cpu", "dataset": "synthetic", "seed": seed, "key": key})
+    write_json(folder / TASK_FILE, {"spec": {}, "preset": "cpu", "dataset": "synthetic", "seed": seed, "key": key})
     final = top1_of(order, seed)
     epochs = 2 if status == "running" else EPOCHS
     lines = []
@@ -181,6 +182,53 @@ def test_stale_results_and_half_written_metrics(tmp_path: Path) -> None:
     frame = collect(run_dir).set_index(["step", "seed"])
     assert frame.status[("resnet50", 0)] == "missing" and bool(frame.stale[("resnet50", 0)])
     assert frame.status[("recipe", 0)] == "running" and frame.epochs_done[("recipe", 0)] == 2
+
+
+def test_run_written_before_task_json_is_still_reported(run_dir: Path, tmp_path: Path) -> None:
+    """Runs written before the task file was named task.json hold spec.json: read alike."""
+    old = tmp_path / RUN
+    shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns("report"))
+    for task_file in old.glob(f"*/*/{TASK_FILE}"):
+        task_file.rename(task_file.with_name(LEGACY_TASK_FILE))
+    # A soft-target recipe is read from the old name too (the loss panels depend on it).
+    write_json(old / "ln" / "0" / LEGACY_TASK_FILE, {"spec": {"recipe": {"mixup": 0.8}}, "key": f"{15:016x}"})
+    assert not list(old.glob(f"*/*/{TASK_FILE}"))
+    frame, before = collect(old), collect(run_dir)
+    assert list(frame.status) == list(before.status) and list(frame.epochs_done) == list(before.epochs_done)
+    assert frame.set_index(["step", "seed"]).status[("ln", 0)] == "running"  # from spec.json alone
+    curves = training_curves(old)
+    assert set(curves[curves.step == "ln"].soft_targets) == {True}
+    paths = report(old)
+    assert "running 1/2, missing 1/2" in paths["table_md"].read_text()
+
+
+@pytest.mark.parametrize("info, shared", [
+    ({"dataset": "folder", "num_classes": 1000, "preset": "paper"}, True),
+    ({"dataset": "folder", "num_classes": 1000, "preset": "fast"}, True),
+    ({"dataset": "folder", "num_classes": 100, "preset": "paper"}, False),  # a --classes subset
+    ({"dataset": "folder", "num_classes": 1000, "preset": "cpu"}, False),  # scaled-down networks
+    ({"dataset": "cifar100", "num_classes": 100, "preset": "paper"}, False),
+    ({"dataset": "synthetic", "num_classes": 16, "preset": "cpu"}, False),
+    ({"dataset": "imagenet", "preset": "paper"}, False),  # no such dataset; older tests assumed one
+    ({}, False),
+])
+def test_paper_scale_only_for_full_size_imagenet(info: dict, shared: bool) -> None:
+    assert paper_scale(info) is shared
+
+
+def test_imagenet_run_shares_the_paper_axis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --dataset folder run of ImageNet-1K at full size draws its top-1 on the paper's axis."""
+    import roadmap.results
+
+    run_dir = write_run(tmp_path, "resnet50-fast-folder", STEPS[:2], "cumulative")
+    info = json.loads((run_dir / "run.json").read_text())
+    info.update(dataset="folder", num_classes=1000, preset="fast")
+    (run_dir / "run.json").write_text(json.dumps(info))
+    write_seed(run_dir, 0, "resnet50", 0, 4.089, "done")
+    seen = {}
+    monkeypatch.setattr(roadmap.results, "write_figures", lambda *args, **kwargs: seen.update(kwargs) or {})
+    report(run_dir)
+    assert seen["same_scale"] is True
 
 
 def test_training_curves(run_dir: Path) -> None:
