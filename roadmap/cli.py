@@ -12,19 +12,26 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+import pandas as pd
 import torch
 
-from roadmap.complexity import CONVENTION, complexity_table
-from roadmap.data import DataError
-from roadmap.files import NotWritable, UnreadableFile, check_writable_folder
+from roadmap.compare import CompareError, check_comparable, compare_runs
+from roadmap.complexity import CONVENTION
+from roadmap.complexity_report import complexity_table
 from roadmap.cost import parse_cost_settings
 from roadmap.cost_study import main as cost_study
+from roadmap.data import DATASETS, DataError
+from roadmap.files import NotWritable, UnreadableFile, check_writable_folder
 from roadmap.launch import EXECUTORS, ClusterOptions, LaunchError, choose_executor, local_cuda, train_roadmap
-from roadmap.precision import PRECISIONS, Numerics, NumericsError
-from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries
+from roadmap.models import MODELS
 from roadmap.plan import plan_table
+from roadmap.precision import PRECISIONS, Numerics, NumericsError
+from roadmap.results import RunNotFound, report, summary
+from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries
+from roadmap.run_files import RunPaths
 from roadmap.runs import RunError, RunOptions, plan_run, rows_for
 from roadmap.spec import SpecError
+from roadmap.training_presets import PRESETS as TRAINING_PRESETS
 from roadmap.training_presets import PresetError
 from steps import REGISTRY, canonical_name
 
@@ -52,13 +59,19 @@ def positive_multiple_of_32(text: str) -> int:
     return value
 
 
+def choices_help(prefix: str, described: dict[str, str]) -> str:
+    """Help text listing a registry's names with their descriptions ('%' escaped for argparse)."""
+    return (prefix + "; ".join(f"{name}: {text}" for name, text in described.items())).replace("%", "%%")
+
+
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--roadmap", default="resnet50", help=f"one of: {', '.join(ROADMAPS)}")
+    parser.add_argument("--roadmap", default="resnet50", help=choices_help(
+        "", {name: roadmap.description for name, roadmap in ROADMAPS.items()}))
     parser.add_argument("--upto", default=None, help="last step to include (names accept - or _)")
     parser.add_argument("--model", default=None, metavar="NAME",
                         help="a model family preset instead of the roadmap (e.g. convnext_small); "
                         "--steps then apply on top of it; --list-models lists them")
-    parser.add_argument("--list-models", action="store_true", help="list the model family presets")
+    parser.add_argument("--list-models", action="store_true", help="list the model families (members for --model)")
     parser.add_argument("--resolution", type=positive_multiple_of_32, default=224,
                         help="input side for complexity counts (default 224)")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
@@ -86,9 +99,10 @@ non_negative_int = bounded_int(0, "an integer >= 0")
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--preset", default="cpu",
-                       help="cpu (default: CPU proxies), tiny (tests), fast (one-node ImageNet proxy) or paper (ImageNet scale)")
-    group.add_argument("--dataset", default="synthetic", help="synthetic (embedded, default), folder, cifar10 or cifar100")
+    group.add_argument("--preset", default="cpu", help=choices_help(
+        "how big a run is: ", {name: preset.description for name, preset in TRAINING_PRESETS.items()}))
+    group.add_argument("--dataset", default="synthetic", help=choices_help(
+        "", DATASETS))
     group.add_argument("--data", default=None, metavar="PATH", help="dataset folder (folder: train/ and val/ with class subfolders)")
     group.add_argument("--branches", action="store_true", help="also train the branch rows (kernel 5/9/11)")
     group.add_argument("--mode", default="cumulative", help="cumulative (default), leave-one-out or single")
@@ -190,8 +204,6 @@ def print_frame(frame, output_format: str, caption: str) -> None:
 
 
 def run_list(roadmap: str, output_format: str) -> None:
-    import pandas as pd
-
     frame = pd.DataFrame.from_records(
         {
             "step": entry.step,
@@ -199,22 +211,18 @@ def run_list(roadmap: str, output_format: str) -> None:
             "branch_of": REGISTRY[entry.step].branch_of or "",
             "description": REGISTRY[entry.step].description,
         }
-        for entry in roadmap_entries(roadmap)
+        for entry in roadmap_entries(roadmap) if not entry.hidden
     )
     print_frame(frame, output_format, f"Roadmap {roadmap}: {len(frame)} rows.")
 
 
 def run_list_models(output_format: str) -> None:
-    import pandas as pd
-
-    from roadmap.presets import PRESETS
-
     frame = pd.DataFrame.from_records(
         {"model": entry.name, "description": entry.description,
          "timm_counterpart": "yes" if entry.weights_family else "no"}
-        for entry in PRESETS.values()
+        for entry in MODELS.values()
     )
-    print_frame(frame, output_format, f"{len(frame)} model presets; use one with --model NAME.")
+    print_frame(frame, output_format, f"{len(frame)} models; use one with --model NAME.")
 
 
 def run_flops_only(args: argparse.Namespace) -> None:
@@ -304,13 +312,10 @@ def run_training(args: argparse.Namespace) -> int:
 
 
 def write_report(run_dir: Path, compare: str | None = None) -> None:
-    from roadmap.compare import check_comparable, compare_runs
-    from roadmap.results import report, summary
-
     if compare is not None:  # both runs must exist and match before anything is written
         check_comparable(run_dir, run_dir.parent / compare)
     written = report(run_dir)
-    print(f"report: {run_dir / 'report'} ({len(written)} files: table.csv/.md/.tex and figures)")
+    print(f"report: {RunPaths(run_dir).report} ({len(written)} files: table.csv/.md/.tex and figures)")
     text = summary(run_dir)
     if text:
         print(text)
@@ -320,13 +325,10 @@ def write_report(run_dir: Path, compare: str | None = None) -> None:
 
 
 def run_report(argv: Sequence[str]) -> int:
-    from roadmap.compare import CompareError
-    from roadmap.results import RunNotFound
-
     args = build_report_parser().parse_args(argv)
     run_dir = Path(args.results) / args.run
     try:
-        if (run_dir / "run.json").is_file():
+        if RunPaths(run_dir).plan.is_file():
             check_writable_folder(run_dir, what="run folder")  # the report goes to run_dir/report
         write_report(run_dir, args.compare)
     except (RunNotFound, CompareError) as error:

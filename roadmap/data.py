@@ -32,7 +32,13 @@ from roadmap.synthetic import SHAPES, SyntheticShapes
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("synthetic", "folder", "cifar10", "cifar100")
+# The datasets of --dataset: name -> what it is (the CLI's help is made from it).
+DATASETS = {
+    "synthetic": "embedded synthetic shapes, no download (default)",
+    "folder": "an image folder with train/ and val/ class subfolders at --data PATH (ImageNet's layout)",
+    "cifar10": "CIFAR-10's python pickles at --data PATH",
+    "cifar100": "CIFAR-100's python pickles at --data PATH",
+}
 
 
 class DataError(ValueError):
