@@ -29,7 +29,8 @@ def check_comparable(run_dir: Path, other_dir: Path) -> tuple[dict, dict]:
         if info.get(key, default) != other.get(key, default):
             raise CompareError(
                 f"runs {run_dir.name} and {other_dir.name} are of different {key}s "
-                f"({info.get(key, default)} vs {other.get(key, default)}); compare two runs of the same roadmap and mode"
+                f"({info.get(key, default)} vs {other.get(key, default)}); "
+                f"compare two runs of the same roadmap and mode"
             )
     return info, other
 

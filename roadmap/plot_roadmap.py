@@ -83,7 +83,8 @@ def _draw_groups(group_axis, axis, groups: list[str], colours: dict[str, str]) -
     for index, (group, first, last) in enumerate(_contiguous_groups(groups)):
         if index % 2 == 0:
             axis.axhspan(first - 0.5, last + 0.5, color=BAND_COLOUR, zorder=0, linewidth=0)
-        group_axis.plot([0.95, 0.95], [first - 0.35, last + 0.35], color=colours[group], linewidth=3, solid_capstyle="butt")
+        group_axis.plot([0.95, 0.95], [first - 0.35, last + 0.35], color=colours[group], linewidth=3,
+                        solid_capstyle="butt")
         group_axis.text(
             0.88, (first + last) / 2, "\n".join(wrap_words(group, 12)),
             ha="right", va="center", fontsize=SMALL_FONT_SIZE, color="#222222", fontweight="bold",
@@ -160,14 +161,16 @@ def _draw_paper(axis, rows: pd.DataFrame, paper: np.ndarray, label: str) -> None
 def _draw_gflops(axis, gflops: np.ndarray) -> None:
     """GFLOPs column right of the bars: x in axes units, y in data units."""
     right = blended_transform_factory(axis.transAxes, axis.transData)
-    axis.text(1.02, -0.5, "GFLOPs", transform=right, ha="left", va="bottom", fontsize=SMALL_FONT_SIZE, fontweight="bold")
+    axis.text(1.02, -0.5, "GFLOPs", transform=right, ha="left", va="bottom", fontsize=SMALL_FONT_SIZE,
+              fontweight="bold")
     for position, value in enumerate(gflops):
         axis.text(1.02, position, f"{value:.2f}" if np.isfinite(value) else "-", transform=right,
                   ha="left", va="center", fontsize=SMALL_FONT_SIZE)
 
 
 def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
-    handles = [Patch(facecolor="white", edgecolor=NEUTRAL, hatch=BRANCH_HATCH, label="branch (not adopted)")] if branches else []
+    branch = Patch(facecolor="white", edgecolor=NEUTRAL, hatch=BRANCH_HATCH, label="branch (not adopted)")
+    handles = [branch] if branches else []
     if paper_markers:
         handles.append(Line2D([], [], marker="D", linestyle="", color=PAPER_COLOUR, label="paper value"))
     if changes:
@@ -254,7 +257,8 @@ def reference_rows(roadmap: str) -> pd.DataFrame:
     if paper.empty:
         raise ValueError(f"no paper table for roadmap {roadmap!r}; choose one of: {', '.join(REFERENCE_TABLES)}")
     rows = paper.reset_index().rename(
-        columns={"paper_label": "label", "paper_top1": "top1_mean", "paper_top1_std": "top1_std", "paper_gflops": "gflops"}
+        columns={"paper_label": "label", "paper_top1": "top1_mean", "paper_top1_std": "top1_std",
+                 "paper_gflops": "gflops"}
     )
     rows["branch_of"] = [REGISTRY[step].branch_of if step in REGISTRY else None for step in rows.step]
     rows["status"] = "done"

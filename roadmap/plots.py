@@ -58,7 +58,8 @@ def _trajectory(axis: Axes, table: pd.DataFrame, gflops: str, top1: str, colour:
     if path.empty and side.empty:
         _empty_note(axis, f"no {name} values yet")
         return
-    axis.plot(path[gflops], path[top1], marker="o", markersize=4, linewidth=1.2, color=colour, label=f"{name}: main path")
+    axis.plot(path[gflops], path[top1], marker="o", markersize=4, linewidth=1.2, color=colour,
+              label=f"{name}: main path")
     if not side.empty:
         axis.scatter(side[gflops], side[top1], marker="o", s=20, facecolor="white", edgecolor=colour,
                      linewidth=1.0, zorder=3, label=f"{name}: branch")

@@ -20,8 +20,18 @@ from roadmap.codesign import write_codesign
 from roadmap.plots import write_figures
 from roadmap.run_files import AGREEMENT_FILE, RunPaths, available_runs, read_json_object  # noqa: F401
 from roadmap.run_seeds import (  # noqa: F401 (re-exported: tests and notebooks import them from here)
-    COLLECT_COLUMNS, COST_FIELDS, FINISHED, RESULT_FIELDS, ROW_FIELDS, SETTING_FIELDS, STATUSES, RunNotFound,
-    collect, load_run, soft_targets, training_curves,
+    COLLECT_COLUMNS,
+    COST_FIELDS,
+    FINISHED,
+    RESULT_FIELDS,
+    ROW_FIELDS,
+    SETTING_FIELDS,
+    STATUSES,
+    RunNotFound,
+    collect,
+    load_run,
+    soft_targets,
+    training_curves,
 )
 from roadmap.run_table import TABLE_COLUMNS, add_noise_columns, aggregate, comparison_rows, status_text  # noqa: F401
 from roadmap.tables import write_tables  # noqa: F401 (re-exported: part of this module's public surface)

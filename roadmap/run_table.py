@@ -19,7 +19,8 @@ from roadmap.statistics import seeds_to_resolve, verdict, welch_interval
 
 TABLE_COLUMNS = (
     "step", "label", "paper_label", "group", "branch_of", "compared_with",
-    "top1_mean", "top1_std", "pretrain_loss", "seeds_done", "seeds", "change", "change_ci_low", "change_ci_high", "verdict",
+    "top1_mean", "top1_std", "pretrain_loss", "seeds_done", "seeds",
+    "change", "change_ci_low", "change_ci_high", "verdict",
     "seeds_to_resolve", "spread_source",
     "gflops", "params", "paper_top1", "paper_top1_std", "paper_change", "paper_gflops",
     "proxy_gflops", "proxy_params", "train_images_per_s", "infer_images_per_s", "device",

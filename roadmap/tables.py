@@ -63,7 +63,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             ],
             "paper change": [_number(value, 2, signed=True) for value in table.paper_change],
             "paper GFLOPs": [_number(value, 2) for value in table.paper_gflops],
-            "proxy MFLOPs": [_number(value * 1000 if not _missing(value) else value, 2) for value in table.proxy_gflops],
+            "proxy MFLOPs": [_number(value if _missing(value) else value * 1000, 2) for value in table.proxy_gflops],
             "proxy train img/s": [_number(value, 0) for value in table.train_images_per_s],
             "proxy infer img/s": [_number(value, 0) for value in table.infer_images_per_s],
             "full train img/s": [_number(value, 1) for value in table.cost_train_images_per_s],

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from roadmap.cli import main
-from roadmap.files import StepClaim, StepPaths, check_writable_folder, claim_holder, NotWritable
+from roadmap.files import NotWritable, StepClaim, StepPaths, check_writable_folder, claim_holder
 from roadmap.run_files import read_json_lines, read_json_object
 
 ROOT = Path(__file__).resolve().parents[1]
