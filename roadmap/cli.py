@@ -101,9 +101,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--preset", default="cpu", help=choices_help(
         "how big a run is: ", {name: preset.description for name, preset in TRAINING_PRESETS.items()}))
-    group.add_argument("--dataset", default="synthetic", help=choices_help(
-        "", DATASETS))
-    group.add_argument("--data", default=None, metavar="PATH", help="dataset folder (folder: train/ and val/ with class subfolders)")
     group.add_argument("--branches", action="store_true", help="also train the branch rows (kernel 5/9/11)")
     group.add_argument("--mode", default="cumulative", help="cumulative (default), leave-one-out or single")
     group.add_argument("--steps", default=None, help="a custom comma-separated sequence of steps, applied cumulatively")
@@ -114,6 +111,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=non_negative_int, default=None, help="data loader worker processes")
     group.add_argument("--measure-cost", action="store_true", default=None,
                         help="after training, time each step's full-size network at 224 px (default: paper preset only)")
+    group.add_argument("--mask-ratio", type=float, default=None, metavar="R",
+                       help="FCMAE rows: fraction of the 32 px patches masked in pre-training (default 0.6, the paper's)")
+    group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
+    group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default="synthetic", help=choices_help("", DATASETS))
+    group.add_argument("--data", default=None, metavar="PATH", help="dataset folder (folder: train/ and val/ with class subfolders)")
     group.add_argument("--shrink", type=positive_int, default=None, metavar="PX",
                        help="opt-in: train on a one-time pre-shrunk copy of a folder dataset (shorter side <= PX, "
                        "e.g. 256; JPEG q95): faster decoding, different pixels, named in results")
@@ -125,10 +132,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--classes", type=positive_int, default=None, metavar="N",
                        help="train on N classes of a folder dataset, drawn with a fixed seed and recorded "
                        "(ImageNet-100 style)")
-    group.add_argument("--mask-ratio", type=float, default=None, metavar="R",
-                       help="FCMAE rows: fraction of the 32 px patches masked in pre-training (default 0.6, the paper's)")
-    group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
-    group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
+
+
+def add_numerics_arguments(parser: argparse.ArgumentParser) -> None:
     numerics = parser.add_argument_group("numerics (recorded in every result)")
     numerics.add_argument("--precision", choices=PRECISIONS, default=None,
                           help="bf16 (default on a GPU), fp16, tf32 (GPU only) or fp32 (default on the CPU)")
@@ -141,6 +147,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     numerics.add_argument("--cost-settings", default=None, metavar="LIST",
                           help="comma-separated settings of --measure-cost (default: paper,bf16-cl,bf16-compiled "
                           "on a GPU, fp32 on the CPU)")
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     launch = parser.add_argument_group("launch (submitit)")
     launch.add_argument("--executor", default="auto", choices=EXECUTORS,
                         help="auto (default: slurm when a controller answers, else local), local, debug, slurm")
@@ -180,6 +189,9 @@ def build_parser() -> OneLineParser:
                         help="print the complexity table of every step without training")
     parser.add_argument("--list", action="store_true", help="list the steps of the roadmap with their labels")
     add_training_arguments(parser)
+    add_data_arguments(parser)
+    add_numerics_arguments(parser)
+    add_launch_arguments(parser)
     return parser
 
 
@@ -278,9 +290,8 @@ def run_plan(args: argparse.Namespace) -> None:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{option} must be a positive number of images per second, got {value}")
     plan = plan_run(run_options(args))
-    if args.images_per_epoch:
-        plan.info["train_images"] = args.images_per_epoch
-    table = plan_table(plan, args.throughput, loader_throughput=args.loader_throughput)
+    table = plan_table(plan, args.throughput, loader_throughput=args.loader_throughput,
+                       images_per_epoch=args.images_per_epoch)
     total = table.device_hours.sum()
     pretraining = bool(table.pretrain_device_hours.any())
     if args.format == "table":

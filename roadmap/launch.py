@@ -223,6 +223,39 @@ def await_claimed(task: StepTask, poll_s: float = 1.0) -> dict[str, Any] | None:
     return task.paths.finished_result(task.key)
 
 
+class _LocalProgress:
+    """The launcher's count of finished step x seeds, its progress bar and the results so far."""
+
+    def __init__(self, total: int, report: Callable[[str], None]) -> None:
+        self.total, self.index, self.report = total, 0, report
+        self.results: list[dict[str, Any]] = []
+        self.bar = tqdm(total=total, desc="roadmap", unit="step", position=0, disable=None)
+
+    def finished(self, task: StepTask, result: dict[str, Any], note: str = "") -> None:
+        self.index += 1
+        self.results.append(result)
+        self.bar.update(1)
+        tqdm.write(summary_line(self.index, self.total, task, result) + note, file=sys.stdout)
+
+    def failed(self, task: StepTask, text: str) -> None:
+        self.index += 1
+        self.report(f"[{self.index}/{self.total}] {task.step} seed {task.seed}: {text}")
+        self.bar.update(1)
+
+
+def _train_locally(executor: Any, kind: str, task: StepTask, epochs: int, progress: _LocalProgress) -> dict | None:
+    """Train one task through the executor; its result, or None when it failed (said in one line)."""
+    # Child processes (submitit's local controller) get no terminal stderr: a Ctrl-C would
+    # otherwise print their tracebacks under the launcher's one line. Jobs log to files.
+    with silenced_stderr():
+        job = executor.submit(StepJob(), task)
+    try:
+        return main_result(job) if kind == "debug" else wait_with_progress(job, task, epochs, progress.bar)
+    except submitit.core.utils.FailedJobError as error:
+        progress.failed(task, failure_text(task, error, job))
+        return None
+
+
 def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Path, cluster: ClusterOptions,
            devices: int, wait: bool, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run (or submit) every task; returns the results of the finished ones.
@@ -232,30 +265,18 @@ def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Pat
     waits for the holder and takes its result (or trains the step itself if the holder gave up).
     """
     executor = make_executor(kind, folder, cluster, devices)
-    results: list[dict[str, Any]] = []
     if kind == "slurm":
         return _launch_array(executor, tasks, epochs, wait, report)
-    total = len(tasks)
-    overall = tqdm(total=total, desc="roadmap", unit="step", position=0, disable=None)
-    index = 0
-
-    def finished(task: StepTask, result: dict[str, Any], note: str = "") -> None:
-        nonlocal index
-        index += 1
-        results.append(result)
-        overall.update(1)
-        tqdm.write(summary_line(index, total, task, result) + note, file=sys.stdout)
-
+    progress = _LocalProgress(len(tasks), report)
     try:
-        queue = list(tasks)
-        held: list[StepTask] = []
+        queue, held = list(tasks), []
         while queue or held:
             if not queue:
                 # Only steps held by other launchers remain: wait for them one by one.
                 task = held.pop(0)
                 result = await_claimed(task)
                 if result is not None:
-                    finished(task, result, " (trained by another launcher)")
+                    progress.finished(task, result, " (trained by another launcher)")
                 else:
                     queue.append(task)  # the holder stopped without a result: train it here
                 continue
@@ -265,25 +286,16 @@ def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Pat
                 report(claimed_line(task, holder))
                 held.append(task)
                 continue
-            # Child processes (submitit's local controller) get no terminal stderr: a Ctrl-C would
-            # otherwise print their tracebacks under the launcher's one line. Jobs log to files.
-            with silenced_stderr():
-                job = executor.submit(StepJob(), task)
-            try:
-                result = main_result(job) if kind == "debug" else wait_with_progress(job, task, epochs[task.step], overall)
-            except submitit.core.utils.FailedJobError as error:
-                index += 1
-                report(f"[{index}/{total}] {task.step} seed {task.seed}: {failure_text(task, error, job)}")
-                overall.update(1)
-                continue
-            if result.get("status") == "claimed":  # another launcher took it between the check and the job
+            result = _train_locally(executor, kind, task, epochs[task.step], progress)
+            if result is not None and result.get("status") == "claimed":
+                # Another launcher took it between the check and the job.
                 report(claimed_line(task, result.get("holder", "another process")))
                 held.append(task)
-                continue
-            finished(task, result)
+            elif result is not None:
+                progress.finished(task, result)
     finally:
-        overall.close()
-    return results
+        progress.bar.close()
+    return progress.results
 
 
 def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: dict[str, int], wait: bool,

@@ -96,16 +96,17 @@ def _say_to_stderr(text: str) -> None:
 
 
 def plan_table(plan: RunPlan, throughput: float | None = None, say: Callable[[str], None] = _say_to_stderr,
-               loader_throughput: float | None = None) -> pd.DataFrame:
+               loader_throughput: float | None = None, images_per_epoch: int | None = None) -> pd.DataFrame:
     """Per row: model and loader rates, the rate the loop will reach, what binds, and device-hours.
 
     `throughput` / `loader_throughput`: the model's / the loader's images/s when known (e.g.
     measured on the target machine, which a laptop planning for a cluster is not); measured here
-    otherwise. An FCMAE row's pre-training phase is timed as well and its hours are part of the row's
+    otherwise. `images_per_epoch`: the real dataset's size where the run plans on a sample of it
+    (default: the run's training images). An FCMAE row's pre-training phase is timed as well and its hours are part of the row's
     (`pretrain_device_hours`); its model rate is the encoder's dense train step at the pre-training
     batch (the one-block decoder adds about 4% of ConvNeXt-T's FLOPs and is not timed)."""
     info = plan.info
-    images, seeds = info["train_images"], len(info["seeds"])
+    images, seeds = images_per_epoch or info["train_images"], len(info["seeds"])
     first_task = {task.step: task for task in reversed(plan.tasks)}
     rates = _Rates(throughput, loader_throughput, say)
     records = []

@@ -17,6 +17,7 @@ from roadmap.data import load_datasets
 from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import read_json, read_json_checked, write_json
 from roadmap.reference import paper_table, reference_note
+from roadmap.run_files import RunPaths
 from roadmap.models import model, model_rows, row_label
 from roadmap.roadmaps import MODES, ModePlan, get_roadmap, mode_plan, specs, starts_from_network
 from roadmap.spec import Spec
@@ -187,30 +188,106 @@ def _fcmae_resolution(preset: TrainingPreset, rows: list[tuple[str, Spec]]) -> t
                     f"{preset.resolution} px: FCMAE masks {FCMAE_PATCH} px patches and needs at least two"]
 
 
-def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
-    """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
+def _check_options(options: RunOptions) -> None:
+    """Counts and names that no plan can use: one line each, before any work."""
     if options.seeds < 1:
         raise RunError(f"--seeds must be a positive integer, got {options.seeds}")
     if options.mode not in MODES:
         raise RunError(f"unknown mode {options.mode!r}; choose one of: {', '.join(MODES)}")
-    preset = get_preset(options.preset)
     if options.epochs is not None and options.epochs < 1:
         raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
     if options.workers is not None and options.workers < 0:
         raise PresetError(f"--workers must be zero or positive, got {options.workers}")
     _check_selection(options)
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """What every row of one plan shares: the options, the run's preset, data and numerics."""
+
+    options: RunOptions
+    preset: TrainingPreset
+    data: Any  # roadmap.data.DatasetPair
+    synthetic: dict[str, Any]
+    numerics: Numerics
+    measure_cost: bool
+    run_dir: Path
+    launcher_pid: int | None
+
+
+def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, Any]:
+    """What besides the spec makes a row's key: another value is another experiment."""
+    options, preset = planning.options, planning.preset
+    settings = {"preset": preset.name, "dataset": options.dataset, "data": planning.data.description,
+                "resolution": preset.resolution, "batch": plan.effective, "per_device": plan.per_device, "lr": plan.lr}
+    schedule = resolution_schedule(preset, trained.recipe.epochs)
+    if len(schedule) > 1 or preset.eval_resolution:
+        # Progressive and test resolutions are part of the experiment; single-resolution presets
+        # keep the keys they always had.
+        settings["resolution_schedule"] = [list(pair) for pair in schedule]
+        settings["eval_resolution"] = preset.eval_resolution
+    if options.shrink is not None:
+        # Other pixels are another experiment; the original files keep the keys they always had.
+        settings["pixels"] = describe_pixels(options.shrink, options.shrink_format)
+    return settings
+
+
+def _pretrain_plan(planning: _Planning, trained: Spec) -> tuple[dict[str, Any], str | None]:
+    """An FCMAE row's pre-training batch ({} without one) and the sentence that describes it."""
+    if trained.pretrain is None:
+        return {}, None
+    options = planning.options
+    plan = batch_plan(trained.pretrain, planning.preset, options.devices, options.batch_size, options.accumulation)
+    description = (f"FCMAE pre-training before fine-tuning: {trained.pretrain.epochs} epochs, mask ratio "
+                   f"{trained.pretrain.mask_ratio:g} of {FCMAE_PATCH} px patches, {plan.describe(trained.pretrain)}")
+    return {"per_device": plan.per_device, "accumulation": plan.accumulation, "lr": plan.lr}, description
+
+
+def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[dict[str, Any], list[StepTask]]:
+    """run.json's record of one row, and its tasks (one per seed)."""
+    options, preset, data = planning.options, planning.preset, planning.data
+    trained = resolve(spec, preset, data.num_classes, options.epochs)
+    plan = batch_plan(trained.recipe, preset, options.devices, options.batch_size, options.accumulation)
+    _check_batches(name, trained.recipe, plan, len(data.train), options.accumulation is not None)
+    full = complexity(spec, 224)
+    settings = _row_settings(planning, trained, plan)
+    pretrain_batch, pretraining = _pretrain_plan(planning, trained)
+    if pretrain_batch:
+        settings["pretrain_batch"] = pretrain_batch["per_device"] * options.devices * pretrain_batch["accumulation"]
+    step = REGISTRY.get(name)
+    seed_keys = {str(seed): trained.content_hash({**settings, "seed": seed}) for seed in range(options.seeds)}
+    row = {
+        "step": name, "label": row_label(name), "group": row_group(options.roadmap, name),
+        "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
+        "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
+        "pretrain": pretraining, "pretrain_epochs": trained.pretrain.epochs if trained.pretrain else 0,
+        "key": trained.content_hash(settings), "seed_keys": seed_keys,
+    }
+    schedule = resolution_schedule(preset, trained.recipe.epochs)
+    tasks = [StepTask(
+        run_dir=str(planning.run_dir), step=name, seed=seed, key=seed_keys[str(seed)], spec=trained.to_dict(),
+        preset=preset.name, dataset=options.dataset, data_path=options.data_path, resolution=preset.resolution,
+        per_device_batch=plan.per_device, accumulation=plan.accumulation, lr=plan.lr,
+        workers=preset.workers if options.workers is None else options.workers, gflops=full.gflops,
+        params=full.params, synthetic=planning.synthetic, launcher_pid=planning.launcher_pid,
+        cost_spec=spec.to_dict() if planning.measure_cost else None, cost_settings=options.cost_settings,
+        numerics=planning.numerics.to_dict(), shrink=options.shrink, shrink_format=options.shrink_format,
+        cache_dir=options.cache_dir, classes=options.classes,
+        resolution_schedule=schedule if len(schedule) > 1 else (), eval_resolution=preset.eval_resolution,
+        pretrain_batch=pretrain_batch,
+    ) for seed in range(options.seeds)]
+    return row, tasks
+
+
+def _planning(options: RunOptions, preset: TrainingPreset, launcher_pid: int | None) -> _Planning:
+    """Load the dataset and settle the numerics and where the run lives; refuse what cannot train."""
     numerics = options.numerics
     if numerics.compile is None and not preset.compile_by_default:
         numerics = replace(numerics, compile=False)
-    selection = rows_for(options)
-    rows = _with_mask_ratio(selection.rows, options.mask_ratio)
-    preset, notes = _fcmae_resolution(preset, rows)
-    measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
     synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
                  "synthetic_classes": preset.synthetic_classes,
                  # Drawn shapes carry no detail beyond 64 px; larger inputs are upsampled by the transforms.
-                 "synthetic_size": min(preset.resolution, 64),
-                 "seed": preset.synthetic_seed}
+                 "synthetic_size": min(preset.resolution, 64), "seed": preset.synthetic_seed}
     data = load_datasets(options.dataset, options.data_path, shrink=options.shrink, shrink_format=options.shrink_format,
                          cache_dir=options.cache_dir, classes=options.classes, **synthetic)
     if data.num_classes < 2:
@@ -218,67 +295,34 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                        f"needs at least two (one class subfolder per class under train/ and val/)")
     run_dir = Path(options.results) / options.run_name()
     _check_results_path(Path(options.results), run_dir)
-    if (run_dir / "run.json").is_file():
-        read_json_checked(run_dir / "run.json", "delete it (the next command writes it again from the options)")
+    if RunPaths(run_dir).plan.is_file():
+        read_json_checked(RunPaths(run_dir).plan, "delete it (the next command writes it again from the options)")
+    measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
+    return _Planning(options, preset, data, synthetic, numerics, measure_cost, run_dir, launcher_pid)
+
+
+def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
+    """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
+    _check_options(options)
+    selection = rows_for(options)
+    rows = _with_mask_ratio(selection.rows, options.mask_ratio)
+    preset, notes = _fcmae_resolution(get_preset(options.preset), rows)
+    planning = _planning(options, preset, launcher_pid)
+    data = planning.data
     info: dict[str, Any] = {
         "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": options.effective_mode,
         "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
         "dataset_description": data.description, "num_classes": data.num_classes,
         "train_images": len(data.train), "val_images": len(data.val), "pixels": data.pixels,
-        "seeds": list(range(options.seeds)), "resolution": describe_resolution(preset),
-        "rows": [],
+        "seeds": list(range(options.seeds)), "resolution": describe_resolution(preset), "rows": [],
         "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
         "notes": notes, "reference_note": reference_note(options.roadmap) if not options.steps else None,
     }
-    tasks = []
+    tasks: list[StepTask] = []
     for name, spec in rows:
-        trained = resolve(spec, preset, data.num_classes, options.epochs)
-        plan = batch_plan(trained.recipe, preset, options.devices, options.batch_size, options.accumulation)
-        _check_batches(name, trained.recipe, plan, len(data.train), options.accumulation is not None)
-        full = complexity(spec, 224)
-        settings = {"preset": preset.name, "dataset": options.dataset, "data": data.description,
-                    "resolution": preset.resolution, "batch": plan.effective, "per_device": plan.per_device,
-                    "lr": plan.lr}
-        schedule = resolution_schedule(preset, trained.recipe.epochs)
-        if len(schedule) > 1 or preset.eval_resolution:
-            # Progressive and test resolutions are part of the experiment; single-resolution presets
-            # keep the keys they always had.
-            settings["resolution_schedule"] = [list(pair) for pair in schedule]
-            settings["eval_resolution"] = preset.eval_resolution
-        if options.shrink is not None:
-            # Other pixels are another experiment; the original files keep the keys they always had.
-            settings["pixels"] = describe_pixels(options.shrink, options.shrink_format)
-        pretrain_batch: dict[str, Any] = {}
-        pretraining = None
-        if trained.pretrain is not None:
-            pre = batch_plan(trained.pretrain, preset, options.devices, options.batch_size, options.accumulation)
-            pretrain_batch = {"per_device": pre.per_device, "accumulation": pre.accumulation, "lr": pre.lr}
-            settings["pretrain_batch"] = pre.effective
-            pretraining = (f"FCMAE pre-training before fine-tuning: {trained.pretrain.epochs} epochs, mask ratio "
-                           f"{trained.pretrain.mask_ratio:g} of {FCMAE_PATCH} px patches, "
-                           f"{pre.describe(trained.pretrain)}")
-        step = REGISTRY.get(name)
-        info["rows"].append({
-            "step": name, "label": row_label(name), "group": row_group(options.roadmap, name),
-            "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
-            "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
-            "pretrain": pretraining, "pretrain_epochs": trained.pretrain.epochs if trained.pretrain else 0,
-            "key": trained.content_hash(settings),
-            "seed_keys": {str(seed): trained.content_hash({**settings, "seed": seed}) for seed in range(options.seeds)},
-        })
-        for seed in range(options.seeds):
-            tasks.append(StepTask(
-                run_dir=str(run_dir), step=name, seed=seed, key=info["rows"][-1]["seed_keys"][str(seed)],
-                spec=trained.to_dict(), preset=preset.name, dataset=options.dataset, data_path=options.data_path,
-                resolution=preset.resolution, per_device_batch=plan.per_device, accumulation=plan.accumulation,
-                lr=plan.lr, workers=preset.workers if options.workers is None else options.workers,
-                gflops=full.gflops, params=full.params, synthetic=synthetic, launcher_pid=launcher_pid,
-                cost_spec=spec.to_dict() if measure_cost else None, cost_settings=options.cost_settings,
-                numerics=numerics.to_dict(), shrink=options.shrink, shrink_format=options.shrink_format,
-                cache_dir=options.cache_dir, classes=options.classes,
-                resolution_schedule=schedule if len(schedule) > 1 else (), eval_resolution=preset.eval_resolution,
-                pretrain_batch=pretrain_batch,
-            ))
+        row, row_tasks = _plan_row(planning, name, spec)
+        info["rows"].append(row)
+        tasks += row_tasks
     for task in tasks:
         finished = task.paths.completed_key()
         if finished is not None and finished != task.key:
@@ -287,12 +331,12 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 f"other settings; choose another --run NAME or delete {task.paths.folder}"
             )
     info["epochs"] = "/".join(str(value) for value in dict.fromkeys(row["epochs"] for row in info["rows"]))
-    return RunPlan(run_dir, info, tasks)
+    return RunPlan(planning.run_dir, info, tasks)
 
 
 def write_plan(plan: RunPlan) -> None:
     """Record the plan (run.json); rows planned by earlier commands with other limits are kept."""
-    path = plan.run_dir / "run.json"
+    path = RunPaths(plan.run_dir).plan
     if path.exists():
         earlier = read_json(path)
         names = {row["step"] for row in plan.info["rows"]}
