@@ -23,8 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def timed_run(results: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "run_roadmap.py", "--upto", "ln", "--results", str(results)], cwd=ROOT,
-                   check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "run_roadmap.py", "--upto", "ln", "--results", str(results)],
+        cwd=ROOT,
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -44,7 +48,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPU cores")
     print(f"first run: {len(rows)} rows trained in {first / 60:.1f} min ({first:.0f} s)")
     print(f"second run: {second:.1f} s (nothing trained)")
-    print(f"data wait: {100 * wait:.1f}% of step time overall, worst row {worst['step']} {100 * worst['data_wait_fraction']:.1f}%")
+    print(
+        f"data wait: {100 * wait:.1f}% of step time overall, "
+        f"worst row {worst['step']} {100 * worst['data_wait_fraction']:.1f}%"
+    )
     print("top-1 (CPU proxy, synthetic shapes): " + ", ".join(f"{r['step']} {r['top1']:.1f}" for r in outcomes))
     if args.docs:
         target = ROOT / "docs" / "default-run"

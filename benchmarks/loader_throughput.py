@@ -38,10 +38,11 @@ from torchvision.datasets import ImageFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from roadmap.data import DataError, Transformed, build_transforms, image_folder  # noqa: E402
+from roadmap.data import DataError, image_folder  # noqa: E402
 from roadmap.loaders import EpochSeeded, train_loader, uint8_collate  # noqa: E402
 from roadmap.recipes import LEGACY, MODERN  # noqa: E402
 from roadmap.shrink import ShrinkError, shrunk_copy  # noqa: E402
+from roadmap.transforms import Transformed, build_transforms  # noqa: E402
 
 
 def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) -> Path:
@@ -63,9 +64,16 @@ def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) ->
 
 
 def reference_dataset(root: Path, recipe, resolution: int):
-    transform = create_transform(resolution, is_training=True, color_jitter=recipe.color_jitter or 0.0,
-                                 auto_augment=recipe.auto_augment, interpolation=recipe.interpolation,
-                                 re_prob=recipe.random_erasing, re_mode=recipe.random_erasing_mode, re_count=1)
+    transform = create_transform(
+        resolution,
+        is_training=True,
+        color_jitter=recipe.color_jitter or 0.0,
+        auto_augment=recipe.auto_augment,
+        interpolation=recipe.interpolation,
+        re_prob=recipe.random_erasing,
+        re_mode=recipe.random_erasing_mode,
+        re_count=1,
+    )
     return ImageFolder(str(root / "train"), transform=transform)
 
 
@@ -86,7 +94,7 @@ class WorkerJob(Dataset):
     def __getitem__(self, _) -> float:
         started = time.perf_counter()
         for first in range(0, len(self.keys) - self.batch + 1, self.batch):
-            self.collate([self.dataset[key] for key in self.keys[first:first + self.batch]])
+            self.collate([self.dataset[key] for key in self.keys[first : first + self.batch]])
         return (len(self.keys) // self.batch * self.batch) / (time.perf_counter() - started)
 
 
@@ -99,8 +107,14 @@ def per_worker_rate(dataset, keys, collate, batch: int) -> float:
 def loader_rate(kind: str, dataset, batch: int, workers: int, device: torch.device, recipe) -> float:
     """Images/s of the whole DataLoader with `workers` workers, batches consumed on `device`."""
     if kind == "reference":
-        loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=True, drop_last=True,
-                            pin_memory=device.type == "cuda")
+        loader = DataLoader(
+            dataset,
+            batch_size=batch,
+            num_workers=workers,
+            shuffle=True,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+        )
     else:
         sampler = EpochSeeded(DistributedSampler(dataset, 1, 0, shuffle=True, seed=0, drop_last=True))
         loader = train_loader(dataset, sampler, batch, workers, device, recipe, torch.Generator())
@@ -121,32 +135,46 @@ def measure(arguments) -> list[dict]:
     copies = {}
     for storage in ("jpeg", "ppm") if arguments.shrink else ():
         copies[f"ours + shrink {arguments.shrink} {storage}"] = shrunk_copy(
-            root, arguments.shrink, Path(arguments.cache_dir), storage=storage)
+            root, arguments.shrink, Path(arguments.cache_dir), storage=storage
+        )
     device = torch.device(arguments.device)
     rows = []
     for recipe in (LEGACY, MODERN):
-        pipelines = {"reference": (reference_dataset(root, recipe, arguments.resolution), default_collate),
-                     "ours": (our_dataset(root, recipe, arguments.resolution), uint8_collate)}
+        pipelines = {
+            "reference": (reference_dataset(root, recipe, arguments.resolution), default_collate),
+            "ours": (our_dataset(root, recipe, arguments.resolution), uint8_collate),
+        }
         for name, copy in copies.items():
             pipelines[name] = (our_dataset(copy, recipe, arguments.resolution), uint8_collate)
         rates: dict[str, list[float]] = {name: [] for name in pipelines}
         for round_index in range(arguments.rounds):
             for name, (dataset, collate) in pipelines.items():
                 torch.manual_seed(round_index)
-                keys = list(range(len(dataset))) if name == "reference" else \
-                    [(round_index, index) for index in range(len(dataset))]
+                keys = (
+                    list(range(len(dataset)))
+                    if name == "reference"
+                    else [(round_index, index) for index in range(len(dataset))]
+                )
                 rates[name].append(per_worker_rate(dataset, keys, collate, arguments.batch))
-                print(f"  {recipe.name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {recipe.name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         reference = statistics.median(rates["reference"])
         for name, (dataset, _) in pipelines.items():
             per_worker = statistics.median(rates[name])
-            row = {"transforms": recipe.name, "pipeline": name, "per_worker_images_per_s": round(per_worker, 1),
-                   "vs_reference": round(per_worker / reference, 2)}
+            row = {
+                "transforms": recipe.name,
+                "pipeline": name,
+                "per_worker_images_per_s": round(per_worker, 1),
+                "vs_reference": round(per_worker / reference, 2),
+            }
             if arguments.workers:
                 kind = "reference" if name == "reference" else "ours"
                 row[f"loader_{arguments.workers}_workers_images_per_s"] = round(
-                    loader_rate(kind, dataset, arguments.batch, arguments.workers, device, recipe), 1)
+                    loader_rate(kind, dataset, arguments.batch, arguments.workers, device, recipe), 1
+                )
             rows.append(row)
     return rows
 
@@ -154,8 +182,9 @@ def measure(arguments) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="an ImageNet-style folder (train/<class>/*); default: generated")
-    parser.add_argument("--generated", default=None,
-                        help="where the generated folder goes (default /tmp/roadmap-loader-bench-IMAGES)")
+    parser.add_argument(
+        "--generated", default=None, help="where the generated folder goes (default /tmp/roadmap-loader-bench-IMAGES)"
+    )
     parser.add_argument("--images", type=int, default=256, help="images to generate")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=224)
@@ -166,10 +195,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     arguments = parser.parse_args()
-    if min(arguments.images, arguments.batch, arguments.rounds, arguments.resolution) < 1 or \
-            arguments.images < arguments.batch:
-        parser.exit(2, "loader_throughput: --images, --batch, --rounds and --resolution must be positive, "
-                       "and --images at least --batch\n")
+    if (
+        min(arguments.images, arguments.batch, arguments.rounds, arguments.resolution) < 1
+        or arguments.images < arguments.batch
+    ):
+        parser.exit(
+            2,
+            "loader_throughput: --images, --batch, --rounds and --resolution must be positive, "
+            "and --images at least --batch\n",
+        )
     torch.set_num_threads(1)  # one worker's worth of compute
     try:
         rows = measure(arguments)

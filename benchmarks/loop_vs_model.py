@@ -26,10 +26,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def roadmap_command(arguments, *extra: str) -> list[str]:
-    command = [sys.executable, str(ROOT / "run_roadmap.py"), "--preset", arguments.preset, "--dataset", "folder",
-               "--data", arguments.data, "--upto", arguments.upto,
-               "--epochs", str(arguments.epochs), "--batch-size", str(arguments.batch_size), "--accumulation", "1",
-               "--workers", str(arguments.workers), "--executor", "local", "--results", arguments.results]
+    command = [
+        sys.executable,
+        str(ROOT / "run_roadmap.py"),
+        "--preset",
+        arguments.preset,
+        "--dataset",
+        "folder",
+        "--data",
+        arguments.data,
+        "--upto",
+        arguments.upto,
+        "--epochs",
+        str(arguments.epochs),
+        "--batch-size",
+        str(arguments.batch_size),
+        "--accumulation",
+        "1",
+        "--workers",
+        str(arguments.workers),
+        "--executor",
+        "local",
+        "--results",
+        arguments.results,
+    ]
     if arguments.compile is not None:
         command.append("--compile" if arguments.compile else "--no-compile")
     if arguments.shrink:
@@ -67,18 +87,27 @@ def main() -> None:
                 continue
             result = json.loads(result_path.read_text())
             loop, model = result["train_images_per_s"], result["cost_train_images_per_s"]
-            rows.append({
-                "step": step, "device": result["device"], "numerics": f"{result['precision']}, "
-                f"{'channels-last' if result['channels_last'] else 'NCHW'}, {'compiled' if result['compiled'] else 'eager'}",
-                "pixels": result["pixels"], "loop_images_per_s": round(loop, 1), "model_images_per_s": round(model, 1),
-                "loop_over_model": round(loop / model, 3), "data_wait": round(result["data_wait_fraction"], 3),
-                "eval_images_per_s": round(result["infer_images_per_s"], 1),
-                "model_infer_images_per_s": round(result["cost_infer_images_per_s"], 1),
-                "eval_over_infer": round(result["infer_images_per_s"] / result["cost_infer_images_per_s"], 3),
-                "plan_images_per_s": planned["images_per_s"], "plan_bound": planned["bound"],
-                "plan_over_loop": round(planned["images_per_s"] / loop, 3),
-                "recompiles_after_first_epoch": result["recompiles_after_first_epoch"],
-            })
+            rows.append(
+                {
+                    "step": step,
+                    "device": result["device"],
+                    "numerics": f"{result['precision']}, "
+                    f"{'channels-last' if result['channels_last'] else 'NCHW'}, "
+                    f"{'compiled' if result['compiled'] else 'eager'}",
+                    "pixels": result["pixels"],
+                    "loop_images_per_s": round(loop, 1),
+                    "model_images_per_s": round(model, 1),
+                    "loop_over_model": round(loop / model, 3),
+                    "data_wait": round(result["data_wait_fraction"], 3),
+                    "eval_images_per_s": round(result["infer_images_per_s"], 1),
+                    "model_infer_images_per_s": round(result["cost_infer_images_per_s"], 1),
+                    "eval_over_infer": round(result["infer_images_per_s"] / result["cost_infer_images_per_s"], 3),
+                    "plan_images_per_s": planned["images_per_s"],
+                    "plan_bound": planned["bound"],
+                    "plan_over_loop": round(planned["images_per_s"] / loop, 3),
+                    "recompiles_after_first_epoch": result["recompiles_after_first_epoch"],
+                }
+            )
     for row in rows:
         print("  ".join(f"{key}={value}" for key, value in row.items()))
     Path(arguments.out).mkdir(parents=True, exist_ok=True)

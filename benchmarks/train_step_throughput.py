@@ -24,13 +24,17 @@ import timm
 import torch
 
 from roadmap import build
-from roadmap.models import model as model_spec
 from roadmap.cost import default_steps, prepare, timed, train_step
+from roadmap.models import model as model_spec
 from roadmap.precision import PRECISIONS, Numerics, describe_device
 
 MODELS = ("resnet50", "convnext_tiny", "inception_next_tiny", "convnextv2_tiny")
-LABELS = {"resnet50": "ResNet-50", "convnext_tiny": "ConvNeXt-T", "inception_next_tiny": "InceptionNeXt-T",
-          "convnextv2_tiny": "ConvNeXt V2-T"}
+LABELS = {
+    "resnet50": "ResNet-50",
+    "convnext_tiny": "ConvNeXt-T",
+    "inception_next_tiny": "InceptionNeXt-T",
+    "convnextv2_tiny": "ConvNeXt V2-T",
+}
 
 
 def _arguments() -> argparse.Namespace:
@@ -38,8 +42,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true", help="also time compiled networks (compiled vs eager)")
     parser.add_argument("--precision", choices=PRECISIONS, help="default: bf16 on CUDA, fp32 on the CPU")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                        help="default: on with CUDA, off on the CPU")
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: on with CUDA, off on the CPU",
+    )
     parser.add_argument("--batch", type=int, help="default 128 on CUDA, 32 on the CPU")
     parser.add_argument("--resolution", type=int, help="default 224 on CUDA, 64 on the CPU")
     parser.add_argument("--rounds", type=int, default=11)
@@ -59,12 +67,17 @@ def _arguments() -> argparse.Namespace:
     return args
 
 
-def _steps(name: str, numerics: Numerics, device: torch.device, images: torch.Tensor, labels: torch.Tensor,
-           modes: tuple[bool, ...]) -> dict[tuple[str, bool], Callable[[], None]]:
+def _steps(
+    name: str,
+    numerics: Numerics,
+    device: torch.device,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    modes: tuple[bool, ...],
+) -> dict[tuple[str, bool], Callable[[], None]]:
     """{(implementation, compiled): train step} of our and timm's `name`, on the same input."""
     spec = model_spec(name)
-    models = {"ours": build(spec),
-              "timm": timm.create_model(name, drop_path_rate=spec.recipe.drop_path_rate)}
+    models = {"ours": build(spec), "timm": timm.create_model(name, drop_path_rate=spec.recipe.drop_path_rate)}
     steps = {}
     for implementation, model in models.items():
         model = prepare(model.train(), numerics, device)  # numerics are eager: compiled below
@@ -97,18 +110,26 @@ def main() -> None:
     images = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
     images = images.contiguous(memory_format=numerics.memory_format)
     labels = torch.randint(0, 1000, (args.batch,), device=device)
-    print(f"{describe_device(device)}, {numerics.describe().replace(', eager', '')}, batch {args.batch}, "
-          f"{args.resolution}x{args.resolution}, warm-up {args.warmup}, {args.rounds} rounds x {args.steps} steps, "
-          f"torch {torch.__version__}, timm {timm.__version__}")
+    print(
+        f"{describe_device(device)}, {numerics.describe().replace(', eager', '')}, batch {args.batch}, "
+        f"{args.resolution}x{args.resolution}, warm-up {args.warmup}, {args.rounds} rounds x {args.steps} steps, "
+        f"torch {torch.__version__}, timm {timm.__version__}"
+    )
     for name in args.models:
         rates = _rates(_steps(name, numerics, device, images, labels, modes), args, device)
         for compiled in modes:
             ours, reference = rates[("ours", compiled)], rates[("timm", compiled)]
-            print(f"{LABELS[name]:>15} {'compiled' if compiled else 'eager':>8}: ours {ours:8.1f} img/s, "
-                  f"timm {reference:8.1f} img/s, ours / timm {ours / reference:.3f}", flush=True)
+            print(
+                f"{LABELS[name]:>15} {'compiled' if compiled else 'eager':>8}: ours {ours:8.1f} img/s, "
+                f"timm {reference:8.1f} img/s, ours / timm {ours / reference:.3f}",
+                flush=True,
+            )
         if args.compile:
-            print(f"{LABELS[name]:>15} ours compiled / eager: {rates[('ours', True)] / rates[('ours', False)]:.2f}x; "
-                  f"timm: {rates[('timm', True)] / rates[('timm', False)]:.2f}x", flush=True)
+            print(
+                f"{LABELS[name]:>15} ours compiled / eager: {rates[('ours', True)] / rates[('ours', False)]:.2f}x; "
+                f"timm: {rates[('timm', True)] / rates[('timm', False)]:.2f}x",
+                flush=True,
+            )
         torch.compiler.reset()
         if device.type == "cuda":
             torch.cuda.empty_cache()

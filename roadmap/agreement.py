@@ -18,11 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roadmap.reference import REFERENCE_TABLES, paper_table
+from roadmap.reference import REFERENCE_TABLES, paper_name, paper_table
 from roadmap.statistics import LEVEL, WITHIN_NOISE, flipped_pairs, kendall_tau
-
-PAPER_TABLES = {"resnet50": "paper Table 10", "resnet200": "paper Table 11",
-                "convnext_v2_codesign": "ConvNeXt V2 co-design (ConvNeXt-B)"}
 
 
 @dataclasses.dataclass
@@ -45,25 +42,40 @@ def _finite(value: Any) -> bool:
 
 def paper_reference(table: pd.DataFrame, roadmap: str) -> Reference:
     """The paper's values already merged into the run table (same comparison rule as the run's)."""
-    values = pd.DataFrame({"top1": table.paper_top1.to_numpy(float), "std": table.paper_top1_std.to_numpy(float),
-                           "change": table.paper_change.to_numpy(float)}, index=table.step)
+    values = pd.DataFrame(
+        {
+            "top1": table.paper_top1.to_numpy(float),
+            "std": table.paper_top1_std.to_numpy(float),
+            "change": table.paper_change.to_numpy(float),
+        },
+        index=table.step,
+    )
     # Table 11 (ResNet-200) rows are single runs: the paper's seed std of the same recipe in the
     # ResNet-50 regime (Table 10, 3 seeds) is the paper's own measure of its noise.
     stds = pd.concat([paper_table(name).paper_top1_std for name in REFERENCE_TABLES]).dropna()
     fallback = float(stds.mean()) if len(stds) else 0.0
-    rule = (f"|paper change| > the paper's std for the row (rows without one: the mean std of Table 10, "
-            f"{fallback:.2f} points)")
-    return Reference(PAPER_TABLES.get(roadmap, "paper"), values, fallback, rule)
+    rule = (
+        f"|paper change| > the paper's std for the row (rows without one: the mean std of Table 10, "
+        f"{fallback:.2f} points)"
+    )
+    return Reference(paper_name(roadmap), values, fallback, rule)
 
 
 def run_reference(table: pd.DataFrame, name: str) -> Reference:
     """Another run's table as the reference (e.g. a full run against which a proxy is checked)."""
-    values = pd.DataFrame({"top1": table.top1_mean.to_numpy(float), "std": table.top1_std.to_numpy(float),
-                           "change": table.change.to_numpy(float)}, index=table.step)
+    values = pd.DataFrame(
+        {
+            "top1": table.top1_mean.to_numpy(float),
+            "std": table.top1_std.to_numpy(float),
+            "change": table.change.to_numpy(float),
+        },
+        index=table.step,
+    )
     stds = values["std"].dropna()
     fallback = float(stds.mean()) if len(stds) else 0.0
-    rule = (f"|change in run {name}| > its seed std for the row (rows without one: "
-            + (f"the mean std of that run, {fallback:.2f} points)" if len(stds) else "any change counts, one seed)"))
+    rule = f"|change in run {name}| > its seed std for the row (rows without one: " + (
+        f"the mean std of that run, {fallback:.2f} points)" if len(stds) else "any change counts, one seed)"
+    )
     return Reference(f"run {name}", values, fallback, rule)
 
 
@@ -85,19 +97,22 @@ def step_records(table: pd.DataFrame, reference: Reference) -> list[dict[str, An
         reference_std = _lookup(reference, row.step, "std")
         threshold = reference_std if math.isfinite(reference_std) else reference.fallback_std
         compared = _finite(row.change) and math.isfinite(reference_change) and abs(reference_change) > threshold
-        records.append({
-            "step": row.step, "compared_with": row.compared_with,
-            "branch_of": row.branch_of if isinstance(row.branch_of, str) else None,
-            "change": float(row.change) if _finite(row.change) else None,
-            "change_ci_low": float(row.change_ci_low) if _finite(row.change_ci_low) else None,
-            "change_ci_high": float(row.change_ci_high) if _finite(row.change_ci_high) else None,
-            "verdict": row.verdict if isinstance(row.verdict, str) else None,
-            "seeds_done": int(row.seeds_done),
-            "reference_change": reference_change if math.isfinite(reference_change) else None,
-            "reference_std": threshold,
-            "compared": bool(compared),
-            "agrees": bool(np.sign(row.change) == np.sign(reference_change)) if compared else None,
-        })
+        records.append(
+            {
+                "step": row.step,
+                "compared_with": row.compared_with,
+                "branch_of": row.branch_of if isinstance(row.branch_of, str) else None,
+                "change": float(row.change) if _finite(row.change) else None,
+                "change_ci_low": float(row.change_ci_low) if _finite(row.change_ci_low) else None,
+                "change_ci_high": float(row.change_ci_high) if _finite(row.change_ci_high) else None,
+                "verdict": row.verdict if isinstance(row.verdict, str) else None,
+                "seeds_done": int(row.seeds_done),
+                "reference_change": reference_change if math.isfinite(reference_change) else None,
+                "reference_std": threshold,
+                "compared": bool(compared),
+                "agrees": bool(np.sign(row.change) == np.sign(reference_change)) if compared else None,
+            }
+        )
     return records
 
 
@@ -122,8 +137,9 @@ def agreement(table: pd.DataFrame, reference: Reference, run: str) -> dict[str, 
         "steps_disagreeing": [record["step"] for record in compared if not record["agrees"]],
         "flipped_pairs": flipped_pairs(list(main.step), run_top1, reference_top1),
         "within_noise": [record["step"] for record in records if record["verdict"] == WITHIN_NOISE],
-        "without_verdict": [record["step"] for record in records
-                            if record["verdict"] is None and record["change"] is not None],
+        "without_verdict": [
+            record["step"] for record in records if record["verdict"] is None and record["change"] is not None
+        ],
         "noise_rule": reference.noise_rule,
         "steps": records,
     }
@@ -136,23 +152,29 @@ def _number(value: float | None, digits: int = 2) -> str:
 def summary_text(result: dict[str, Any]) -> str:
     """A few lines for a terminal or under the table."""
     compared = result["steps_compared"]
-    sign = (f"{len(result['steps_agreeing'])}/{len(compared)} steps"
-            + (f" (disagree: {', '.join(result['steps_disagreeing'])})" if result["steps_disagreeing"] else "")
-            if compared else "no step (no reference change exceeds its noise, or no run change yet)")
+    sign = (
+        f"{len(result['steps_agreeing'])}/{len(compared)} steps"
+        + (f" (disagree: {', '.join(result['steps_disagreeing'])})" if result["steps_disagreeing"] else "")
+        if compared
+        else "no step (no reference change exceeds its noise, or no run change yet)"
+    )
     flips = result["flipped_pairs"]
     lines = [
         f"Agreement of run {result['run']} with {result['reference']}:",
         f"  sign of the change agrees on {sign}; counted: {result['noise_rule']}.",
         f"  Kendall tau {_number(result['kendall_tau'])} over {result['kendall_rows']} main-path rows.",
         "  adjacent pairs in the reference's ranking whose order flips here (reference's higher row first): "
-        + (", ".join(f"{flip['higher']}/{flip['lower']}" for flip in flips) if flips else "none") + ".",
+        + (", ".join(f"{flip['higher']}/{flip['lower']}" for flip in flips) if flips else "none")
+        + ".",
     ]
     if result["within_noise"]:
         lines.append(f"  changes within noise (95% interval includes 0): {', '.join(result['within_noise'])}.")
     with_verdict = [record for record in result["steps"] if record["verdict"] is not None]
     if result["without_verdict"] and not with_verdict:
-        lines.append("  one done seed per row: no verdicts (the table caption gives the seeds per row that would "
-                     "resolve each change).")
+        lines.append(
+            "  one done seed per row: no verdicts (the table caption gives the seeds per row that would "
+            "resolve each change)."
+        )
     elif result["without_verdict"]:
         lines.append(f"  no verdict with fewer than 2 done seeds: {', '.join(result['without_verdict'])}.")
     return "\n".join(lines)

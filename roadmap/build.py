@@ -59,9 +59,7 @@ class PartialConv(nn.Module):
         super().__init__()
         convolved = max(1, int(channels * ratio))
         self.split = (channels - convolved, convolved)
-        self.conv = nn.Conv2d(
-            convolved, convolved, kernel_size, padding=kernel_size // 2, groups=convolved, bias=bias
-        )
+        self.conv = nn.Conv2d(convolved, convolved, kernel_size, padding=kernel_size // 2, groups=convolved, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity, convolved = torch.split(x, self.split, dim=1)
@@ -77,18 +75,13 @@ class InceptionMixer(nn.Module):
         # Identity first, then square, horizontal, vertical: the order timm and the official code use.
         self.split = (channels - 3 * branch, branch, branch, branch)
         self.square = nn.Conv2d(branch, branch, square, padding=square // 2, groups=branch, bias=bias)
-        self.band_width = nn.Conv2d(
-            branch, branch, (1, band), padding=(0, band // 2), groups=branch, bias=bias
-        )
-        self.band_height = nn.Conv2d(
-            branch, branch, (band, 1), padding=(band // 2, 0), groups=branch, bias=bias
-        )
+        self.band_width = nn.Conv2d(branch, branch, (1, band), padding=(0, band // 2), groups=branch, bias=bias)
+        self.band_height = nn.Conv2d(branch, branch, (band, 1), padding=(band // 2, 0), groups=branch, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity, square, horizontal, vertical = torch.split(x, self.split, dim=1)
         return torch.cat(
-            (identity, self.square(square), self.band_width(horizontal), self.band_height(vertical)),
-            dim=1,
+            (identity, self.square(square), self.band_width(horizontal), self.band_height(vertical)), dim=1
         )
 
 
@@ -97,11 +90,7 @@ def spatial_layer(network: Network, channels: int, stride: int) -> nn.Module:
     bias = has_bias(network, "spatial" in network.norm_sites)
     if network.mixer == "inception":
         return InceptionMixer(
-            channels,
-            network.kernel_size,
-            network.inception_band_kernel,
-            network.inception_branch_ratio,
-            bias,
+            channels, network.kernel_size, network.inception_band_kernel, network.inception_branch_ratio, bias
         )
     if network.conv_ratio < 1.0:
         return PartialConv(channels, network.kernel_size, network.conv_ratio, bias)
@@ -149,16 +138,10 @@ class ResidualBlock(nn.Module):
         self.pointwise1 = self._pointwise(network, pointwise1_in, hidden_width, "pointwise1")
         self.pointwise1_norm = self._norm(network, "pointwise1", hidden_width)
         self.pointwise1_act = self._act(network, "pointwise1")
-        self.grn = (
-            GlobalResponseNorm(hidden_width, channels_last=self.channels_last)
-            if network.grn
-            else nn.Identity()
-        )
+        self.grn = GlobalResponseNorm(hidden_width, channels_last=self.channels_last) if network.grn else nn.Identity()
         self.pointwise2 = self._pointwise(network, hidden_width, out_width, "pointwise2")
         self.pointwise2_norm = self._norm(network, "pointwise2", out_width)
-        self.layer_scale = (
-            LayerScale2d(out_width, layer_scale_init) if network.layer_scale else nn.Identity()
-        )
+        self.layer_scale = LayerScale2d(out_width, layer_scale_init) if network.layer_scale else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.shortcut = self._shortcut(network, in_width, out_width, stride)
         self.residual_act = self._act(network, "residual")
@@ -184,9 +167,7 @@ class ResidualBlock(nn.Module):
             return nn.Identity()
         return nn.Sequential(
             OrderedDict(
-                conv=nn.Conv2d(
-                    in_width, out_width, 1, stride=stride, bias=has_bias(network, True)
-                ),
+                conv=nn.Conv2d(in_width, out_width, 1, stride=stride, bias=has_bias(network, True)),
                 norm=norm_layer(network, out_width),
             )
         )
@@ -265,11 +246,7 @@ class Head(nn.Module):
         elif network.head == "mlp":
             hidden = int(width * network.head_hidden_ratio)
             self.hidden = nn.Sequential(
-                OrderedDict(
-                    fc=nn.Linear(width, hidden),
-                    act=create_act_layer("gelu"),
-                    norm=LayerNorm(hidden, eps=1e-6),
-                )
+                OrderedDict(fc=nn.Linear(width, hidden), act=create_act_layer("gelu"), norm=LayerNorm(hidden, eps=1e-6))
             )
             width = hidden
         self.fc = nn.Linear(width, network.num_classes)

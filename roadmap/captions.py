@@ -17,8 +17,13 @@ from roadmap.complexity import CONVENTION
 # custom orders) may reuse step names for different networks, so they get no paper values.
 PAPER_MODE = "cumulative"
 SYNTHETIC_NOTE = "CPU proxy on the embedded synthetic dataset, not ImageNet."
-SETTING_NAMES = {"precision": "precision", "channels_last": "channels-last", "compiled": "compiled",
-                 "deterministic": "deterministic", "pixels": "pixels"}
+SETTING_NAMES = {
+    "precision": "precision",
+    "channels_last": "channels-last",
+    "compiled": "compiled",
+    "deterministic": "deterministic",
+    "pixels": "pixels",
+}
 ENVIRONMENT_KEYS = ("torch", "timm", "cuda", "cudnn", "roadmap", "git_commit", "device")
 
 
@@ -85,20 +90,27 @@ def noise_line(table: pd.DataFrame) -> str:
         return ""
     lines = []
     if table.verdict.notna().any():
-        lines.append("Change interval: 95% Welch confidence interval over done seeds; verdict gain/loss when it "
-                     "excludes zero, else within noise.")
+        lines.append(
+            "Change interval: 95% Welch confidence interval over done seeds; verdict gain/loss when it "
+            "excludes zero, else within noise."
+        )
     unresolved = table[table.verdict.isna() & table.change.notna()]
     if unresolved.empty:
         return " ".join(lines)
-    entries = [f"{step} {'>100' if pd.isna(seeds) else int(seeds)}"
-               for step, seeds in zip(unresolved.step, unresolved.seeds_to_resolve)]
+    entries = [
+        f"{step} {'>100' if pd.isna(seeds) else int(seeds)}"
+        for step, seeds in zip(unresolved.step, unresolved.seeds_to_resolve)
+    ]
     sources = set(unresolved.spread_source.dropna())
     spread = {frozenset({"run"}): "this run's seed std", frozenset({"paper"}): "the paper's std for the row"}.get(
-        frozenset(sources), "this run's seed std where it has one, else the paper's std for the row")
+        frozenset(sources), "this run's seed std where it has one, else the paper's std for the row"
+    )
     if not sources:
         return " ".join(lines + ["One seed per row: no verdicts, and no spread known to size more seeds."])
-    lines.append(f"One seed: no verdict. Seeds per row that would resolve each observed change at 95% "
-                 f"(spread: {spread}): {', '.join(entries)}.")
+    lines.append(
+        f"One seed: no verdict. Seeds per row that would resolve each observed change at 95% "
+        f"(spread: {spread}): {', '.join(entries)}."
+    )
     return " ".join(lines)
 
 

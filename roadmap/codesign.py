@@ -48,8 +48,10 @@ def _markdown(frame: pd.DataFrame) -> str:
     for column in shown.columns[1:]:
         digits = 4 if column == "pre-training loss" else 2
         signed = "gain" in column
-        shown[column] = ["-" if pd.isna(value) else (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
-                         for value in shown[column]]
+        shown[column] = [
+            "-" if pd.isna(value) else (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
+            for value in shown[column]
+        ]
     return shown.to_markdown(index=False, disable_numparse=True)
 
 

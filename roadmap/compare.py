@@ -48,7 +48,11 @@ def compare_runs(run_dir: str | Path, other_dir: str | Path) -> tuple[dict[str, 
     out_dir = RunPaths(run_dir).comparison(other_dir.name)
     paths = {"agreement_json": write_agreement(result, out_dir / AGREEMENT_FILE)}
     caption = f"{figure_caption(info)} Reference: {figure_caption(other)}"
-    figure = changes_figure(result["steps"], caption, result["reference"],
-                            title=f"{info.get('roadmap', '')} roadmap: run {result['run']} against run {name}")
+    figure = changes_figure(
+        result["steps"],
+        caption,
+        result["reference"],
+        title=f"{info.get('roadmap', '')} roadmap: run {result['run']} against run {name}",
+    )
     paths.update({f"changes_{extension}": path for extension, path in save_figure(figure, out_dir / "changes").items()})
     return paths, summary_text(result)

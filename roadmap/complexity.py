@@ -24,9 +24,7 @@ from roadmap.spec import Spec
 # fvcore operator names that are matrix multiplies: the paper convention counts these only.
 MATMUL_OPERATORS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 
-CONVENTION = (
-    "GFLOPs = multiply-adds of conv and linear layers (fvcore, 1 MAC = 1 FLOP), one image, eval mode"
-)
+CONVENTION = "GFLOPs = multiply-adds of conv and linear layers (fvcore, 1 MAC = 1 FLOP), one image, eval mode"
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,7 @@ def _complexity_cached(spec_json: str, resolution: int) -> Complexity:
         outputs.setdefault(id(module), math.prod(int(size) for size in output.shape))
 
     hooks = [
-        module.register_forward_hook(record)
-        for module in model.modules()
-        if isinstance(module, (nn.Conv2d, nn.Linear))
+        module.register_forward_hook(record) for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))
     ]
     flops = _flop_analysis(model, spec, resolution)
     by_operator = flops.by_operator()
@@ -105,9 +101,13 @@ def layer_table(spec: Spec, resolution: int = 224, depth: int = 2) -> pd.DataFra
         if level > depth:
             continue
         counted = sum(per_module.get(name, {}).get(operator, 0) for operator in MATMUL_OPERATORS)
-        records.append({
-            "module": name or "(network)", "type": type(module).__name__,
-            "params": sum(parameter.numel() for parameter in module.parameters()),
-            "gflops": counted / 1e9, "share_%": 100 * counted / total if total else 0.0,
-        })
+        records.append(
+            {
+                "module": name or "(network)",
+                "type": type(module).__name__,
+                "params": sum(parameter.numel() for parameter in module.parameters()),
+                "gflops": counted / 1e9,
+                "share_%": 100 * counted / total if total else 0.0,
+            }
+        )
     return pd.DataFrame.from_records(records)

@@ -20,7 +20,7 @@ import gc
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from roadmap.build import build
+from roadmap.cost_settings import COST_SETTINGS, DEFAULT_BATCH, setting_key
 from roadmap.precision import AUTOCAST_DTYPES, Numerics, NumericsError, describe_device
 from roadmap.spec import Spec
 
@@ -73,14 +74,23 @@ def _peak_resident_mb() -> float:
 @contextlib.contextmanager
 def _restored_backend_flags() -> Iterator[None]:
     """`Numerics.apply` sets process-wide flags; a measurement must leave the caller's as they were."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
-             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     try:
         yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = saved[:4]
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic,
+        ) = saved[:4]
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
 
 
@@ -89,8 +99,9 @@ def default_steps(device: torch.device) -> tuple[int, int]:
     return CUDA_STEPS if device.type == "cuda" else CPU_STEPS
 
 
-def train_step(model: nn.Module, numerics: Numerics, device: torch.device, images: torch.Tensor,
-               labels: torch.Tensor) -> Callable[[], None]:
+def train_step(
+    model: nn.Module, numerics: Numerics, device: torch.device, images: torch.Tensor, labels: torch.Tensor
+) -> Callable[[], None]:
     """One train step as a closure: forward under autocast, cross-entropy, backward, AdamW update."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = numerics.grad_scaler(device)
@@ -143,9 +154,36 @@ def _resolve(numerics: Numerics | None, device: torch.device) -> Numerics:
     return (numerics or Numerics(compile=False)).for_device(device)
 
 
-def measure(spec: Spec, batch: int = 32, resolution: int = 224, warmup: int | None = None,
-            iterations: int | None = None, device: str | torch.device | None = None,
-            numerics: Numerics | None = None) -> Cost:
+def _train_and_infer_rates(
+    spec: Spec, batch: int, resolution: int, warmup: int, iterations: int, device: torch.device, numerics: Numerics
+) -> tuple[list[float], float]:
+    """Images/s of a train step and of an inference step of `spec`'s network (random input), and
+    the seconds both warm-ups took."""
+    model = prepare(build(spec), numerics, device)
+    shape = (batch, spec.network.in_channels, resolution, resolution)
+    images = torch.randn(shape, device=device).contiguous(memory_format=numerics.memory_format)
+    labels = torch.randint(0, spec.network.num_classes, (batch,), device=device)
+    rates, warm_seconds = [], 0.0
+    for training, step in (
+        (True, train_step(model, numerics, device, images, labels)),
+        (False, infer_step(model, numerics, device, images)),
+    ):
+        model.train(training)
+        warm, seconds = timed(step, warmup, iterations, device)
+        rates.append(iterations * batch / seconds)
+        warm_seconds += warm
+    return rates, warm_seconds
+
+
+def measure(
+    spec: Spec,
+    batch: int = 32,
+    resolution: int = 224,
+    warmup: int | None = None,
+    iterations: int | None = None,
+    device: str | torch.device | None = None,
+    numerics: Numerics | None = None,
+) -> Cost:
     """Time train and inference steps of `spec`'s network under `numerics` on `device`.
 
     `numerics` None: the device's default precision and memory format (bf16 + channels-last on a
@@ -170,110 +208,27 @@ def measure(spec: Spec, batch: int = 32, resolution: int = 224, warmup: int | No
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        model = prepare(build(spec), numerics, device)
-        shape = (batch, spec.network.in_channels, resolution, resolution)
-        images = torch.randn(shape, device=device).contiguous(memory_format=numerics.memory_format)
-        labels = torch.randint(0, spec.network.num_classes, (batch,), device=device)
-        rates, warm_seconds = [], 0.0
-        for training, step in ((True, train_step(model, numerics, device, images, labels)),
-                               (False, infer_step(model, numerics, device, images))):
-            model.train(training)
-            warm, seconds = timed(step, warmup, iterations, device)
-            rates.append(iterations * batch / seconds)
-            warm_seconds += warm
+        rates, warm_seconds = _train_and_infer_rates(spec, batch, resolution, warmup, iterations, device, numerics)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_resident_mb() - baseline
-    del model, step
     if numerics.compile:
         torch.compiler.reset()
     dtype = AUTOCAST_DTYPES.get(numerics.precision, torch.float32)
-    return Cost(rates[0], rates[1], peak, describe_device(device), str(dtype).removeprefix("torch."), batch,
-                resolution, "channels_last" if numerics.channels_last else "contiguous", numerics.precision,
-                bool(numerics.channels_last), bool(numerics.compile), warmup, iterations, warm_seconds)
-
-
-# ---------------------------------------------------------------------------------------------
-# Cost settings: named numerics of the cost study.
-
-DEFAULT_BATCH = {"cuda": 128, "cpu": 32}
-
-
-@dataclass(frozen=True)
-class CostSetting:
-    name: str
-    description: str
-    precision: str
-    # None: measure NCHW and channels-last and keep the better figure of each (InceptionNeXt's protocol).
-    channels_last: bool | None = False
-    compile: bool = False
-    batch: int | None = None  # None: DEFAULT_BATCH of the device
-    on_cpu: CostSetting | None = None  # what the setting means on the CPU; None: the same
-
-    def numerics(self) -> tuple[Numerics, ...]:
-        layouts = (False, True) if self.channels_last is None else (self.channels_last,)
-        return tuple(Numerics(precision=self.precision, channels_last=layout, compile=self.compile)
-                     for layout in layouts)
-
-    def for_device(self, device: torch.device) -> CostSetting:
-        """The setting as run on `device`; NumericsError when the device cannot run it."""
-        setting = self.on_cpu if device.type != "cuda" and self.on_cpu is not None else self
-        for numerics in setting.numerics():
-            numerics.for_device(device)
-        return setting
-
-
-def _settings(*settings: CostSetting) -> dict[str, CostSetting]:
-    return {setting.name: setting for setting in settings}
-
-
-COST_SETTINGS: Mapping[str, CostSetting] = _settings(
-    CostSetting("paper", "InceptionNeXt's protocol (Tables 1, 4): fp32 with TF32, batch 128, the better of "
-                "NCHW and channels-last, eager; on the CPU fp32, NCHW, batch 32", "tf32", None, batch=128,
-                on_cpu=CostSetting("paper", "InceptionNeXt's protocol on the CPU: fp32, NCHW, batch 32", "fp32",
-                                   False, batch=32)),
-    CostSetting("fp32", "float32 without TF32, NCHW, eager", "fp32"),
-    CostSetting("fp32-cl", "float32 without TF32, channels-last, eager", "fp32", True),
-    CostSetting("tf32", "float32 with TF32 tensor cores, NCHW, eager (CUDA only)", "tf32"),
-    CostSetting("tf32-cl", "float32 with TF32 tensor cores, channels-last, eager (CUDA only)", "tf32", True),
-    CostSetting("bf16", "bf16 autocast, NCHW, eager", "bf16"),
-    CostSetting("bf16-cl", "bf16 autocast, channels-last, eager (this project's training numerics before compile)",
-                "bf16", True),
-    CostSetting("bf16-compiled", "bf16 autocast, channels-last, torch.compile (this project's GPU default)",
-                "bf16", True, compile=True),
-    CostSetting("fp16-cl", "fp16 autocast with loss scaling, channels-last, eager", "fp16", True),
-)
-
-
-def default_cost_settings(device: torch.device | str) -> tuple[str, ...]:
-    """The study's default: the paper's protocol and this project's settings on a GPU, fp32 on the CPU."""
-    return ("paper", "bf16-cl", "bf16-compiled") if torch.device(device).type == "cuda" else ("fp32",)
-
-
-def parse_cost_settings(text: str) -> tuple[str, ...]:
-    """Comma-separated setting names (`_` or `-`, any case), in order, without repeats."""
-    names = [part.strip().lower().replace("_", "-") for part in text.split(",") if part.strip()]
-    valid = ", ".join(COST_SETTINGS)
-    if not names:
-        raise ValueError(f"no cost setting given; choose from: {valid}")
-    for name in names:
-        if name not in COST_SETTINGS:
-            raise ValueError(f"unknown cost setting {name!r}; choose from: {valid}")
-    return tuple(dict.fromkeys(names))
-
-
-def setting_key(name: str) -> str:
-    """The setting's part of a result.json key: `bf16-cl` -> `bf16_cl` (cost_bf16_cl_train_images_per_s)."""
-    return name.replace("-", "_")
-
-
-def unavailable_settings(settings: Sequence[str], device: torch.device | str) -> dict[str, str]:
-    """{setting: reason} for each setting `device` cannot run (e.g. TF32 on the CPU)."""
-    reasons = {}
-    for name in settings:
-        try:
-            COST_SETTINGS[name].for_device(torch.device(device))
-        except NumericsError as error:
-            reasons[name] = f"setting {name}: {error}"
-    return reasons
+    return Cost(
+        rates[0],
+        rates[1],
+        peak,
+        describe_device(device),
+        str(dtype).removeprefix("torch."),
+        batch,
+        resolution,
+        "channels_last" if numerics.channels_last else "contiguous",
+        numerics.precision,
+        bool(numerics.channels_last),
+        bool(numerics.compile),
+        warmup,
+        iterations,
+        warm_seconds,
+    )
 
 
 def _fitting(spec: Spec, batch: int, numerics: Numerics, device: torch.device, **options: Any) -> Cost:
@@ -295,27 +250,46 @@ def best_of(costs: Sequence[Cost]) -> Cost:
     """The best train and the best inference figure of several layouts, with the conditions of each."""
     train = max(costs, key=lambda cost: cost.train_images_per_s)
     infer = max(costs, key=lambda cost: cost.infer_images_per_s)
-    layout = train.memory_format if train is infer else \
-        f"{train.memory_format} (train), {infer.memory_format} (infer)"
-    return replace(train, infer_images_per_s=infer.infer_images_per_s, memory_format=layout,
-                   peak_memory_mb=max(cost.peak_memory_mb for cost in costs),
-                   warmup_s=sum(cost.warmup_s for cost in costs))
+    layout = train.memory_format if train is infer else f"{train.memory_format} (train), {infer.memory_format} (infer)"
+    return replace(
+        train,
+        infer_images_per_s=infer.infer_images_per_s,
+        memory_format=layout,
+        peak_memory_mb=max(cost.peak_memory_mb for cost in costs),
+        warmup_s=sum(cost.warmup_s for cost in costs),
+    )
 
 
-def measure_setting(spec: Spec, name: str, device: torch.device | str, batch: int | None = None,
-                    resolution: int = 224, warmup: int | None = None, iterations: int | None = None) -> Cost:
+def measure_setting(
+    spec: Spec,
+    name: str,
+    device: torch.device | str,
+    batch: int | None = None,
+    resolution: int = 224,
+    warmup: int | None = None,
+    iterations: int | None = None,
+) -> Cost:
     """Measure `spec` under the named setting; `batch` overrides the setting's own. NumericsError
     when the device cannot run the setting."""
     device = torch.device(device)
     setting = COST_SETTINGS[name].for_device(device)
     batch = batch or setting.batch or DEFAULT_BATCH["cuda" if device.type == "cuda" else "cpu"]
-    costs = [_fitting(spec, batch, numerics, device, resolution=resolution, warmup=warmup, iterations=iterations)
-             for numerics in setting.numerics()]
+    costs = [
+        _fitting(spec, batch, numerics, device, resolution=resolution, warmup=warmup, iterations=iterations)
+        for numerics in setting.numerics()
+    ]
     return best_of(costs) if len(costs) > 1 else costs[0]
 
 
-def measure_settings(spec: Spec, settings: Sequence[str], device: torch.device | str, batch: int | None = None,
-                     resolution: int = 224, warmup: int | None = None, iterations: int | None = None) -> dict:
+def measure_settings(
+    spec: Spec,
+    settings: Sequence[str],
+    device: torch.device | str,
+    batch: int | None = None,
+    resolution: int = 224,
+    warmup: int | None = None,
+    iterations: int | None = None,
+) -> dict:
     """Flat result.json keys of `spec`'s cost under each setting.
 
     Per setting s (key `setting_key(s)`): `cost_<s>_<field>` for every `Cost` field (train and
@@ -343,5 +317,10 @@ def measure_settings(spec: Spec, settings: Sequence[str], device: torch.device |
 
 def median_cost(costs: Sequence[Cost]) -> Cost:
     """Median figures of repeated measurements under the same conditions (the first one's)."""
-    return replace(costs[0], **{field: statistics.median(getattr(cost, field) for cost in costs)
-                                for field in ("train_images_per_s", "infer_images_per_s", "peak_memory_mb")})
+    return replace(
+        costs[0],
+        **{
+            field: statistics.median(getattr(cost, field) for cost in costs)
+            for field in ("train_images_per_s", "infer_images_per_s", "peak_memory_mb")
+        },
+    )

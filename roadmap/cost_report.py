@@ -19,13 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
-from roadmap.plot_style import (
-    GRID_COLOUR,
-    SMALL_FONT_SIZE,
-    apply_style,
-    group_colours,
-    new_figure,
-)
+from roadmap.plot_style import GRID_COLOUR, SMALL_FONT_SIZE, apply_style, group_colours, new_figure
 from roadmap.reference import REFERENCE_DIR
 
 PAPER_SPEED_FILE = REFERENCE_DIR / "inceptionnext_speed.csv"
@@ -50,8 +44,10 @@ RATIOS = (
     Ratio("InceptionNeXt-T / ConvNeXt-T", "inception", "sep_ds", "Table 4"),
     Ratio("dw 5x5 / dw 7x7 (ConvNeXt-T)", "k5", "sep_ds", "Table 1"),
     Ratio("dw 3x3 / dw 7x7 (ConvNeXt-T)", "k3", "sep_ds", "Table 1"),
-    *(Ratio(f"3x3 on {fraction} / on all channels", f"k3_par{fraction.replace('/', '_')}", "k3", "Table 1")
-      for fraction in ("1/2", "3/8", "1/4", "1/8", "1/16")),
+    *(
+        Ratio(f"3x3 on {fraction} / on all channels", f"k3_par{fraction.replace('/', '_')}", "k3", "Table 1")
+        for fraction in ("1/2", "3/8", "1/4", "1/8", "1/16")
+    ),
 )
 
 
@@ -105,12 +101,32 @@ def ratio_table(measured: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd
                 value = float(rates[ratio.numerator] / rates[ratio.denominator])
                 if math.isnan(value):
                     continue
-                records.append({"ratio": ratio.name, "source": ratio.source, "numerator": ratio.numerator,
-                                "denominator": ratio.denominator, "metric": metric, "setting": setting,
-                                "measured": value, **{f"paper_{card}": papers[card] for card in CARDS},
-                                "claim": claimed, "holds": holds(claimed, value)})
-    columns = ["ratio", "source", "numerator", "denominator", "metric", "setting", "measured",
-               *(f"paper_{card}" for card in CARDS), "claim", "holds"]
+                records.append(
+                    {
+                        "ratio": ratio.name,
+                        "source": ratio.source,
+                        "numerator": ratio.numerator,
+                        "denominator": ratio.denominator,
+                        "metric": metric,
+                        "setting": setting,
+                        "measured": value,
+                        **{f"paper_{card}": papers[card] for card in CARDS},
+                        "claim": claimed,
+                        "holds": holds(claimed, value),
+                    }
+                )
+    columns = [
+        "ratio",
+        "source",
+        "numerator",
+        "denominator",
+        "metric",
+        "setting",
+        "measured",
+        *(f"paper_{card}" for card in CARDS),
+        "claim",
+        "holds",
+    ]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -137,11 +153,13 @@ def ratio_markdown(table: pd.DataFrame, conditions: str = "") -> str:
             else:
                 cells.append("–")
         lines.append("| " + " | ".join(cells) + " |")
-    legend = (f"A ratio is images/s of the first row over the second. Claim: the direction of the paper's A100 "
-              f"figure (faster > {1 + SIMILAR_WITHIN:.2f} > similar > {1 - SIMILAR_WITHIN:.2f} > slower); "
-              "a setting holds the claim when its ratio lies on the same side of 1 (or within the band). "
-              "Paper: InceptionNeXt (arXiv 2303.16900) Table 1 (A100 only) and Table 4; A100 TF32, "
-              "RTX 2080Ti FP32, batch 128, the better of NCHW and channels-last, SGD train step.")
+    legend = (
+        f"A ratio is images/s of the first row over the second. Claim: the direction of the paper's A100 "
+        f"figure (faster > {1 + SIMILAR_WITHIN:.2f} > similar > {1 - SIMILAR_WITHIN:.2f} > slower); "
+        "a setting holds the claim when its ratio lies on the same side of 1 (or within the band). "
+        "Paper: InceptionNeXt (arXiv 2303.16900) Table 1 (A100 only) and Table 4; A100 TF32, "
+        "RTX 2080Ti FP32, batch 128, the better of NCHW and channels-last, SGD train step."
+    )
     text = "\n".join(lines) + "\n\n" + legend + "\n"
     return (conditions.strip() + "\n\n" + text) if conditions else text
 
@@ -168,12 +186,20 @@ def speed_figure(measured: pd.DataFrame, caption: str = "") -> Figure:
     points = measured[measured.train_images_per_s.notna()]
     for index, setting in enumerate(settings):
         series = points[points.setting == setting]
-        axis.scatter(series.gflops, series.train_images_per_s, color=colours[setting], marker=markers[index % 8],
-                     s=24, label=setting, zorder=3)
+        axis.scatter(
+            series.gflops,
+            series.train_images_per_s,
+            color=colours[setting],
+            marker=markers[index % 8],
+            s=24,
+            label=setting,
+            zorder=3,
+        )
     for row, x, y in zip(points.row, points.gflops, points.train_images_per_s):
         if y == points.train_images_per_s[points.row == row].max():  # each row once, at its fastest point
-            axis.annotate(row, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=SMALL_FONT_SIZE - 1,
-                          color="#333333")
+            axis.annotate(
+                row, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=SMALL_FONT_SIZE - 1, color="#333333"
+            )
     rates = points.train_images_per_s
     if len(rates) and rates.min() > 0 and rates.max() / rates.min() > 10:
         axis.set_yscale("log")

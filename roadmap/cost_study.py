@@ -26,27 +26,29 @@ import pandas as pd
 import torch
 
 from roadmap.complexity import complexity
-from roadmap.cost import (
-    COST_SETTINGS,
-    Cost,
-    default_cost_settings,
-    default_steps,
-    measure_setting,
-    median_cost,
-    parse_cost_settings,
-    unavailable_settings,
-)
+from roadmap.cost import Cost, default_steps, measure_setting, median_cost
 from roadmap.cost_report import cost_table, ratio_markdown, ratio_table, speed_figure
+from roadmap.cost_settings import COST_SETTINGS, default_cost_settings, parse_cost_settings, unavailable_settings
+from roadmap.models import row_label
 from roadmap.plot_style import save_figure
 from roadmap.precision import describe_device, environment
-from roadmap.models import row_label
 from roadmap.roadmaps import specs
 from roadmap.spec import Spec
 
 PROGRAM = "run_roadmap.py cost"
 # InceptionNeXt's Table 4 rows and the Table 1 variants of ConvNeXt-T.
-DEFAULT_ROWS = ("resnet50", "sep_ds", "inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4",
-                "k3_par1_8", "k3_par1_16")
+DEFAULT_ROWS = (
+    "resnet50",
+    "sep_ds",
+    "inception",
+    "k5",
+    "k3",
+    "k3_par1_2",
+    "k3_par3_8",
+    "k3_par1_4",
+    "k3_par1_8",
+    "k3_par1_16",
+)
 DEFAULT_BATCH = {"cuda": 128, "cpu": 16}
 CPU_STEPS = (1, 3)  # the study's CPU default: one full-size step at 224 takes seconds
 
@@ -83,11 +85,16 @@ def _count(text: str) -> int:
 
 
 def _parser() -> _Parser:
-    parser = _Parser(prog=PROGRAM, description=__doc__.splitlines()[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog="settings: " + "; ".join(f"{s.name} = {s.description}" for s in COST_SETTINGS.values()))
-    parser.add_argument("--settings", help="comma-separated cost settings (default on CUDA: "
-                        "paper,bf16-cl,bf16-compiled; on the CPU: fp32)")
+    parser = _Parser(
+        prog=PROGRAM,
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings: " + "; ".join(f"{s.name} = {s.description}" for s in COST_SETTINGS.values()),
+    )
+    parser.add_argument(
+        "--settings",
+        help="comma-separated cost settings (default on CUDA: paper,bf16-cl,bf16-compiled; on the CPU: fp32)",
+    )
     parser.add_argument("--rows", help=f"comma-separated rows, or 'all' (default: {','.join(DEFAULT_ROWS)})")
     parser.add_argument("--batch", type=_positive, help="images per step (default 128 on CUDA, 16 on the CPU)")
     parser.add_argument("--resolution", type=_positive, default=224)
@@ -132,8 +139,10 @@ def _rows(text: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [name for name in names if name not in valid]
     if unknown or not names:
-        raise StudyError(f"argument --rows: unknown row {', '.join(map(repr, unknown)) or 'list (empty)'}; "
-                         f"choose from: {', '.join(valid)} (or all)")
+        raise StudyError(
+            f"argument --rows: unknown row {', '.join(map(repr, unknown)) or 'list (empty)'}; "
+            f"choose from: {', '.join(valid)} (or all)"
+        )
     return names
 
 
@@ -150,33 +159,47 @@ def measure_rows(args: argparse.Namespace) -> pd.DataFrame:
     for round_index in range(args.rounds):
         for row, setting in pairs if round_index % 2 == 0 else reversed(pairs):
             started = time.perf_counter()
-            cost = measure_setting(rows[row], setting, args.device, args.batch, args.resolution, args.warmup,
-                                   args.iterations)
+            cost = measure_setting(
+                rows[row], setting, args.device, args.batch, args.resolution, args.warmup, args.iterations
+            )
             costs[(row, setting)].append(cost)
             done += 1
-            _progress(f"[{done}/{total}] {row} under {setting}: train {cost.train_images_per_s:.1f}, infer "
-                      f"{cost.infer_images_per_s:.1f} images/s, batch {cost.batch} "
-                      f"({time.perf_counter() - started:.0f} s)")
+            _progress(
+                f"[{done}/{total}] {row} under {setting}: train {cost.train_images_per_s:.1f}, infer "
+                f"{cost.infer_images_per_s:.1f} images/s, batch {cost.batch} "
+                f"({time.perf_counter() - started:.0f} s)"
+            )
     records = []
     for (row, setting), measured in costs.items():
         counts = complexity(rows[row], args.resolution)
         cost = median_cost(measured)
-        records.append({"row": row, "label": row_label(row), "gflops": round(counts.gflops, 3),
-                        "params_m": round(counts.params / 1e6, 2), "setting": setting,
-                        "rounds": len(measured), **cost.to_dict()})
+        records.append(
+            {
+                "row": row,
+                "label": row_label(row),
+                "gflops": round(counts.gflops, 3),
+                "params_m": round(counts.params / 1e6, 2),
+                "setting": setting,
+                "rounds": len(measured),
+                **cost.to_dict(),
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
 def conditions(args: argparse.Namespace) -> str:
     """What the figures depend on, in one paragraph."""
     env = environment(args.device)
-    versions = ", ".join(f"{name} {env[name]}" for name in ("torch", "timm", "cuda", "cudnn", "git_commit")
-                         if env.get(name))
-    return (f"Measured on {describe_device(args.device)} ({versions}): full-size networks at "
-            f"{args.resolution}x{args.resolution}, batch {args.batch} "
-            f"(reduced on out-of-memory), {args.warmup} untimed warm-up + {args.iterations} timed steps per "
-            f"phase, median of {args.rounds} round(s). Train step: forward, cross-entropy, backward, AdamW. "
-            f"Settings: " + "; ".join(f"{name} = {COST_SETTINGS[name].description}" for name in args.settings) + ".")
+    versions = ", ".join(
+        f"{name} {env[name]}" for name in ("torch", "timm", "cuda", "cudnn", "git_commit") if env.get(name)
+    )
+    return (
+        f"Measured on {describe_device(args.device)} ({versions}): full-size networks at "
+        f"{args.resolution}x{args.resolution}, batch {args.batch} "
+        f"(reduced on out-of-memory), {args.warmup} untimed warm-up + {args.iterations} timed steps per "
+        f"phase, median of {args.rounds} round(s). Train step: forward, cross-entropy, backward, AdamW. "
+        f"Settings: " + "; ".join(f"{name} = {COST_SETTINGS[name].description}" for name in args.settings) + "."
+    )
 
 
 def write_outputs(measured: pd.DataFrame, ratios: pd.DataFrame, text: str, caption: str, out: Path) -> None:
@@ -196,8 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
-    _progress(f"cost study: {len(args.rows)} rows x {len(args.settings)} settings on "
-              f"{describe_device(args.device)}, batch {args.batch}, {args.resolution} px")
+    _progress(
+        f"cost study: {len(args.rows)} rows x {len(args.settings)} settings on "
+        f"{describe_device(args.device)}, batch {args.batch}, {args.resolution} px"
+    )
     measured = measure_rows(args)
     ratios = ratio_table(measured)
     about = conditions(args)

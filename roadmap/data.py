@@ -14,20 +14,15 @@ import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
-from timm.data.transforms import MaybePILToTensor
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
-from torchvision import transforms
 
 from roadmap.shrink import ShrinkError, shrunk_copy
 from roadmap.shrink import describe as describe_pixels
-from roadmap.spec import Recipe
 from roadmap.synthetic import SHAPES, SyntheticShapes
 
 log = logging.getLogger(__name__)
@@ -58,6 +53,7 @@ class DatasetPair:
 # ---------------------------------------------------------------------------------------------
 # ImageNet-style folders and local CIFAR.
 # ---------------------------------------------------------------------------------------------
+
 
 def readable_image(path: str) -> bool:
     """True when PIL can identify and verify the file (header and, for PNG, checksums)."""
@@ -113,7 +109,14 @@ class LocalCIFAR(Dataset):
     """CIFAR-10/100 read from a local copy in torchvision's python format (no download)."""
 
     LAYOUT = {
-        "cifar10": ("cifar-10-batches-py", [f"data_batch_{index}" for index in range(1, 6)], "test_batch", "batches.meta", "label_names", "labels"),
+        "cifar10": (
+            "cifar-10-batches-py",
+            [f"data_batch_{index}" for index in range(1, 6)],
+            "test_batch",
+            "batches.meta",
+            "label_names",
+            "labels",
+        ),
         "cifar100": ("cifar-100-python", ["train"], "test", "meta", "fine_label_names", "fine_labels"),
     }
 
@@ -162,8 +165,10 @@ class LocalCIFAR(Dataset):
     @staticmethod
     def _not_cifar(path: Path, name: str, folder: str, error: BaseException) -> DataError:
         detail = " ".join(str(error).split())[:120] or type(error).__name__
-        return DataError(f"{name}: {path} is not a readable CIFAR pickle ({type(error).__name__}: {detail}); "
-                         f"replace it with the file from the official '{folder}' python release")
+        return DataError(
+            f"{name}: {path} is not a readable CIFAR pickle ({type(error).__name__}: {detail}); "
+            f"replace it with the file from the official '{folder}' python release"
+        )
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -172,10 +177,19 @@ class LocalCIFAR(Dataset):
         return Image.fromarray(self.images[index]), self.targets[index]
 
 
-def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthetic_train: int = 4000,
-                  synthetic_val: int = 1000, synthetic_classes: int = 16, synthetic_size: int = 32,
-                  seed: int = 0, shrink: int | None = None, cache_dir: str | os.PathLike | None = None,
-                  classes: int | None = None, shrink_format: str = "jpeg") -> DatasetPair:
+def load_datasets(
+    name: str,
+    data_path: str | os.PathLike | None = None,
+    synthetic_train: int = 4000,
+    synthetic_val: int = 1000,
+    synthetic_classes: int = 16,
+    synthetic_size: int = 32,
+    seed: int = 0,
+    shrink: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    classes: int | None = None,
+    shrink_format: str = "jpeg",
+) -> DatasetPair:
     """The train and validation sets of `name` (one of DATASETS); with `shrink`, a folder dataset
     is read from its pre-shrunk copy (roadmap.shrink) stored as `shrink_format`, built on first
     use; with `classes`, a folder dataset keeps that many of its classes (`class_subset`)."""
@@ -194,9 +208,14 @@ def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthet
         # step sees the same images.
         train = SyntheticShapes(synthetic_train, synthetic_classes, synthetic_size, seed, split=0)
         val = SyntheticShapes(synthetic_val, synthetic_classes, synthetic_size, seed, split=1)
-        return DatasetPair(train, val, synthetic_classes, name,
-                           f"synthetic shapes ({synthetic_classes} classes, {synthetic_size}px, "
-                           f"{synthetic_train}/{synthetic_val} images, seed {seed})")
+        return DatasetPair(
+            train,
+            val,
+            synthetic_classes,
+            name,
+            f"synthetic shapes ({synthetic_classes} classes, {synthetic_size}px, "
+            f"{synthetic_train}/{synthetic_val} images, seed {seed})",
+        )
     if data_path is None:
         raise DataError(f"--dataset {name} needs --data PATH (the folder that holds it)")
     root = Path(data_path).expanduser()
@@ -211,6 +230,19 @@ def load_datasets(name: str, data_path: str | os.PathLike | None = None, synthet
 # The class subset (`--classes N`) is drawn with this seed, whatever the training seed: every row
 # and seed of a run, and every run with the same N, sees the same classes.
 CLASS_SUBSET_SEED = 0
+
+
+def run_datasets(source: Any, synthetic: Mapping[str, Any]) -> DatasetPair:
+    """The datasets a run's options or one of its tasks name (both carry the same data fields)."""
+    return load_datasets(
+        source.dataset,
+        source.data_path,
+        shrink=source.shrink,
+        shrink_format=source.shrink_format,
+        cache_dir=source.cache_dir,
+        classes=source.classes,
+        **synthetic,
+    )
 
 
 def class_subset(classes: list[str], count: int) -> list[str]:
@@ -229,14 +261,21 @@ def keep_classes(folder: tv_datasets.ImageFolder, kept: list[str]) -> tv_dataset
     return folder
 
 
-def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | None,
-                 classes: int | None = None, shrink_format: str = "jpeg") -> DatasetPair:
+def _folder_pair(
+    root: Path,
+    shrink: int | None,
+    cache_dir: str | os.PathLike | None,
+    classes: int | None = None,
+    shrink_format: str = "jpeg",
+) -> DatasetPair:
     source = root
     if shrink is not None:
         # Check the original first: its errors name the folder the user gave, not the cache.
         for split in ("train", "val"):
             if not (root / split).is_dir():
-                raise DataError(f"{root / split} is not a folder; --data must contain train/ and val/ with one subfolder per class")
+                raise DataError(
+                    f"{root / split} is not a folder; --data must contain train/ and val/ with one subfolder per class"
+                )
         try:
             source = shrunk_copy(root, shrink, Path(cache_dir) if cache_dir else None, storage=shrink_format)
         except ShrinkError as error:
@@ -251,96 +290,11 @@ def _folder_pair(root: Path, shrink: int | None, cache_dir: str | os.PathLike | 
         kept = class_subset(train.classes, classes)
         train, val = keep_classes(train, kept), keep_classes(val, kept)
         subset = f", {classes} of {available} classes drawn with seed {CLASS_SUBSET_SEED}: {', '.join(kept)}"
-    return DatasetPair(train, val, len(train.classes), "folder",
-                       f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images{subset})",
-                       describe_pixels(shrink, shrink_format))
-
-
-def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device: bool = True) -> Callable:
-    """timm's transform pipeline for the recipe; at <= 32 px a padded random crop replaces the
-    RandomResizedCrop and evaluation uses the image as is, like the official ConvNeXt code.
-
-    on_device (the default): the pipeline ends in a uint8 tensor, and normalisation and random
-    erasing are left to the device (timm's prefetch loader, roadmap.loaders): a worker then ships a
-    quarter of the bytes and does none of the float work. False: timm's all-CPU pipeline, which
-    ends in a normalised (and, when training, erased) float tensor; the two give the same pixels.
-    """
-    small = resolution <= 32
-    if not training:
-        if small:
-            final = [MaybePILToTensor()] if on_device else [transforms.ToTensor(),
-                                                            transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)]
-            return transforms.Compose(final)
-        return create_transform(resolution, is_training=False, interpolation=recipe.interpolation,
-                                crop_pct=recipe.crop_pct, use_prefetcher=on_device)
-    # With no colour jitter timm still appends ColorJitter(0, 0, 0): it changes no pixel but draws
-    # a permutation (3-4% of a legacy worker's time). On the device path nothing random follows it in
-    # the worker, so leaving it out keeps every pixel; the all-CPU pipeline keeps timm's as it is.
-    pipeline = create_transform(
-        resolution,
-        is_training=True,
-        scale=recipe.crop_scale,
-        color_jitter=recipe.color_jitter or (None if on_device else 0.0),
-        auto_augment=recipe.auto_augment,
-        interpolation=recipe.interpolation,
-        re_prob=recipe.random_erasing,
-        re_mode=recipe.random_erasing_mode,
-        re_count=1,
-        use_prefetcher=on_device,
+    return DatasetPair(
+        train,
+        val,
+        len(train.classes),
+        "folder",
+        f"image folder {root} ({len(train.classes)} classes, {len(train)}/{len(val)} images{subset})",
+        describe_pixels(shrink, shrink_format),
     )
-    if small:
-        pipeline.transforms[0] = transforms.RandomCrop(resolution, padding=4)
-    return pipeline
-
-
-def as_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")  # convert() copies even when RGB
-
-
-class Transformed(Dataset):
-    """A dataset view with a transform applied (the base stays shared between train and eval).
-
-    A key is an index, or (seed, index[, resolution]) from roadmap.loaders.EpochSeeded: then the random
-    augmentation of the image is seeded from (seed, index), so an image gets the same augmentation
-    whichever worker, rank or resumed process loads it, and a run split over devices or restarted
-    from a checkpoint sees exactly the images an uninterrupted single-process run sees. The seed
-    travels with the key (not as an attribute) so that workers that persist across epochs get
-    each epoch's seed.
-    """
-
-    def __init__(self, base: Dataset, transform: Callable | Mapping[int, Callable]) -> None:
-        # A mapping: one transform per training resolution (progressive resizing); the key's third
-        # element picks one, so workers that persist across epochs follow the schedule.
-        self.base = base
-        self.transforms = dict(transform) if isinstance(transform, Mapping) else {None: transform}
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def _seeded(self, transform: Callable, image, sample_seed: int):
-        random.seed(sample_seed)
-        np.random.seed(sample_seed)
-        # The CPU generator only: torch.manual_seed also queues a seed for every lazy device
-        # backend, recording a stack trace each time (60% of the loading time at 32 px).
-        torch.default_generator.manual_seed(sample_seed)
-        return transform(as_rgb(image))
-
-    def __getitem__(self, key: int | tuple):
-        seed, index, resolution = (*key, None)[:3] if isinstance(key, tuple) else (None, key, None)
-        transform = next(iter(self.transforms.values())) if resolution is None else self.transforms[resolution]
-        image, label = self.base[index]
-        if seed is None:
-            return transform(as_rgb(image)), label
-        sample_seed = (seed * 1_000_003 + index) % 2**32
-        if get_worker_info() is not None:
-            # A loader worker's own streams steer nothing else: reseed them in place.
-            return self._seeded(transform, image, sample_seed), label
-        # timm's transforms draw from all three generators (RandAugment uses numpy and random);
-        # in the main process (no workers) the caller's streams are restored so that loading
-        # does not steer Mixup or stochastic depth.
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            sample = self._seeded(transform, image, sample_seed)
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-        return sample, label

@@ -71,11 +71,7 @@ class MaskGenerator:
     patch_size: int = FCMAE_PATCH
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.ratio, bool)
-            or not isinstance(self.ratio, (int, float))
-            or not 0.0 < self.ratio < 1.0
-        ):
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0.0 < self.ratio < 1.0:
             raise FcmaeError(f"fcmae mask ratio must be in (0, 1), got {self.ratio!r}")
         if self.patch_size < 1:
             raise FcmaeError(f"fcmae patch size must be positive, got {self.patch_size}")
@@ -83,9 +79,7 @@ class MaskGenerator:
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """Patches per column and row of a `height` x `width` input."""
         if height % self.patch_size or width % self.patch_size:
-            raise FcmaeError(
-                f"fcmae input {height}x{width} px is not a multiple of the {self.patch_size} px patch"
-            )
+            raise FcmaeError(f"fcmae input {height}x{width} px is not a multiple of the {self.patch_size} px patch")
         rows, columns = height // self.patch_size, width // self.patch_size
         if rows * columns < 2:
             raise FcmaeError(
@@ -121,9 +115,7 @@ def visible_map(masked: torch.Tensor, height: int, width: int, dtype: torch.dtyp
     """The (N, 1, height, width) map that is 1 on visible positions, upsampled from the patch grid."""
     rows, columns = masked.shape[-2:]
     if height % rows or width % columns:
-        raise FcmaeError(
-            f"fcmae: a {height}x{width} feature map does not tile the {rows}x{columns} mask grid"
-        )
+        raise FcmaeError(f"fcmae: a {height}x{width} feature map does not tile the {rows}x{columns} mask grid")
     visible = (~masked).unsqueeze(1).to(dtype)
     return visible.repeat_interleave(height // rows, dim=2).repeat_interleave(width // columns, dim=3)
 
@@ -146,9 +138,7 @@ class MaskedEncoder(nn.Module):
         # The mask of the forward pass in progress; the hooks read it, None outside a masked pass.
         self._masked: torch.Tensor | None = None
         self._handles = [
-            handle
-            for module, channels_last in self._masked_modules()
-            for handle in self._hook(module, channels_last)
+            handle for module, channels_last in self._masked_modules() for handle in self._hook(module, channels_last)
         ]
 
     def _masked_modules(self) -> list[tuple[nn.Module, bool]]:
@@ -221,9 +211,7 @@ class MaskedEncoder(nn.Module):
 
 def encoder_state_dict(encoder: MaskedEncoder) -> dict[str, torch.Tensor]:
     """The pre-trained weights under the plain network's names, without the (untrained) head."""
-    return {
-        name: value for name, value in encoder.network.state_dict().items() if not name.startswith("head.")
-    }
+    return {name: value for name, value in encoder.network.state_dict().items() if not name.startswith("head.")}
 
 
 def load_pretrained(network: RoadmapNet, state: dict[str, torch.Tensor]) -> None:
@@ -239,4 +227,3 @@ def load_pretrained(network: RoadmapNet, state: dict[str, torch.Tensor]) -> None
             f"fcmae checkpoint does not match the network: missing {missing[:3]}, "
             f"unexpected {list(result.unexpected_keys)[:3]}"
         )
-

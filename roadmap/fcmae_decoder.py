@@ -42,9 +42,7 @@ DECODER_BLOCK = Network(
 class FcmaeDecoder(nn.Module):
     """Encoder features (N, C, rows, columns) and masks -> per-patch predictions (N, patches, p*p*3)."""
 
-    def __init__(
-        self, encoder_width: int, patch_size: int, width: int = DECODER_WIDTH, in_channels: int = 3
-    ) -> None:
+    def __init__(self, encoder_width: int, patch_size: int, width: int = DECODER_WIDTH, in_channels: int = 3) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.project = nn.Conv2d(encoder_width, width, 1)

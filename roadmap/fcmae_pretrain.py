@@ -40,10 +40,7 @@ class FcmaeModel(nn.Module):
 
 
 def pretrain_step(
-    model: FcmaeModel,
-    images: torch.Tensor,
-    mask_generator: MaskGenerator,
-    generator: torch.Generator | None = None,
+    model: FcmaeModel, images: torch.Tensor, mask_generator: MaskGenerator, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """One pre-training forward: draw masks, encode the visible patches, decode, masked MSE."""
     masked = mask_generator(images.shape[0], images.shape[2], images.shape[3], generator, images.device)
@@ -51,12 +48,15 @@ def pretrain_step(
 
 
 def create_pretrain_optimizer(
-    model: nn.Module, lr: float, weight_decay: float = PRETRAIN_WEIGHT_DECAY,
+    model: nn.Module,
+    lr: float,
+    weight_decay: float = PRETRAIN_WEIGHT_DECAY,
     betas: tuple[float, float] = PRETRAIN_BETAS,
 ) -> torch.optim.Optimizer:
     """AdamW over encoder and decoder; 1-D parameters (biases, norms, GRN) without weight decay."""
-    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay, betas=betas,
-                               filter_bias_and_bn=True)
+    return create_optimizer_v2(
+        model, opt="adamw", lr=lr, weight_decay=weight_decay, betas=betas, filter_bias_and_bn=True
+    )
 
 
 def create_pretrain_scheduler(
@@ -126,9 +126,7 @@ def layer_decay_param_groups(
         raise FcmaeError(f"layer decay kind must be 'single' or 'group', got {kind!r}")
     if not 0.0 < layer_decay <= 1.0:
         raise FcmaeError(f"layer decay must be in (0, 1], got {layer_decay}")
-    return param_groups_layer_decay(
-        _LayerGroups(network, kind), weight_decay=weight_decay, layer_decay=layer_decay
-    )
+    return param_groups_layer_decay(_LayerGroups(network, kind), weight_decay=weight_decay, layer_decay=layer_decay)
 
 
 def create_finetune_optimizer(

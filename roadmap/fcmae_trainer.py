@@ -41,18 +41,36 @@ def pretrain_task(task: StepTask) -> StepTask:
     pretrain = spec.pretrain
     assert pretrain is not None, f"{task.step} has no pre-training"
     recipe = Recipe(
-        name=pretrain.name, epochs=pretrain.epochs, warmup_epochs=pretrain.warmup_epochs,
-        batch_size=pretrain.batch_size, reference_batch_size=pretrain.reference_batch_size, opt="adamw",
-        lr=pretrain.lr, opt_betas=pretrain.opt_betas, weight_decay=pretrain.weight_decay, no_decay_1d=True,
-        sched="cosine", interpolation=pretrain.interpolation, crop_scale=pretrain.crop_scale,
-        crop_pct=spec.recipe.crop_pct, layer_scale_init=spec.recipe.layer_scale_init,
+        name=pretrain.name,
+        epochs=pretrain.epochs,
+        warmup_epochs=pretrain.warmup_epochs,
+        batch_size=pretrain.batch_size,
+        reference_batch_size=pretrain.reference_batch_size,
+        opt="adamw",
+        lr=pretrain.lr,
+        opt_betas=pretrain.opt_betas,
+        weight_decay=pretrain.weight_decay,
+        no_decay_1d=True,
+        sched="cosine",
+        interpolation=pretrain.interpolation,
+        crop_scale=pretrain.crop_scale,
+        crop_pct=spec.recipe.crop_pct,
+        layer_scale_init=spec.recipe.layer_scale_init,
         weight_init=spec.recipe.weight_init,
     )
     batch = task.pretrain_batch
     return replace(
-        task, spec=Spec(spec.network, recipe, pretrain).to_dict(), key=f"{task.key}-{PHASE}", phase=PHASE,
-        per_device_batch=batch["per_device"], accumulation=batch["accumulation"], lr=batch["lr"],
-        resolution_schedule=(), eval_resolution=None, cost_spec=None, cost_settings=(),
+        task,
+        spec=Spec(spec.network, recipe, pretrain).to_dict(),
+        key=f"{task.key}-{PHASE}",
+        phase=PHASE,
+        per_device_batch=batch["per_device"],
+        accumulation=batch["accumulation"],
+        lr=batch["lr"],
+        resolution_schedule=(),
+        eval_resolution=None,
+        cost_spec=None,
+        cost_settings=(),
     )
 
 
@@ -75,8 +93,9 @@ class PretrainTrainer(Trainer):
     def _build_optimisation(self) -> None:
         recipe = self.recipe
         self.optimizer = create_pretrain_optimizer(self.model, self.task.lr, recipe.weight_decay, recipe.opt_betas)
-        self.scheduler, _ = create_pretrain_scheduler(self.optimizer, recipe.epochs, recipe.warmup_epochs,
-                                                      self.updates_per_epoch)
+        self.scheduler, _ = create_pretrain_scheduler(
+            self.optimizer, recipe.epochs, recipe.warmup_epochs, self.updates_per_epoch
+        )
         self.mixup = None
 
     def seed_epoch(self, seed: int) -> None:
@@ -110,18 +129,27 @@ class PretrainTrainer(Trainer):
         history = self.history
         last = history[-1] if history else {}
         result = {
-            "status": status, "phase": PHASE, "step": self.task.step, "seed": self.task.seed, "key": self.task.key,
-            "epochs": self.epoch, "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
-            "mask_ratio": self.spec.pretrain.mask_ratio, "resolution": self.task.resolution,
+            "status": status,
+            "phase": PHASE,
+            "step": self.task.step,
+            "seed": self.task.seed,
+            "key": self.task.key,
+            "epochs": self.epoch,
+            "train_loss": last.get("train_loss"),
+            "val_loss": last.get("val_loss"),
+            "mask_ratio": self.spec.pretrain.mask_ratio,
+            "resolution": self.task.resolution,
             "train_images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else None,
-            "wall_time_s": self.wall_time, "device": describe_device(self.device),
+            "wall_time_s": self.wall_time,
+            "device": describe_device(self.device),
             "encoder": str(self.paths.encoder.relative_to(self.paths.run_dir)),
         }
         if self.distributed.main:
             if status == "done":
                 encoder = self.model.encoder
-                write_atomic(self.paths.encoder, lambda handle: torch.save(encoder_state_dict(encoder), handle),
-                             binary=True)
+                write_atomic(
+                    self.paths.encoder, lambda handle: torch.save(encoder_state_dict(encoder), handle), binary=True
+                )
             write_json(self.paths.result, result)
             self.paths.progress.unlink(missing_ok=True)
         return result

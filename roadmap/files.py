@@ -85,8 +85,9 @@ def check_writable_folder(path: Path, what: str = "--results") -> None:
     try:
         descriptor, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
     except OSError as error:
-        raise NotWritable(f"{what} {path} is not writable ({error.strerror or error}); "
-                          f"give a folder you can write into") from None
+        raise NotWritable(
+            f"{what} {path} is not writable ({error.strerror or error}); give a folder you can write into"
+        ) from None
     os.close(descriptor)
     os.unlink(probe)
 

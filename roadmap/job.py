@@ -35,8 +35,14 @@ def train_phases(task: StepTask) -> dict[str, Any]:
             record_task(phase)
             parent = PretrainTrainer(phase).run()
         if parent["status"] != "done":
-            result = {"status": parent["status"], "step": task.step, "seed": task.seed, "key": task.key,
-                      "reason": "pre-training loss became NaN or infinite", "pretrain": parent}
+            result = {
+                "status": parent["status"],
+                "step": task.step,
+                "seed": task.seed,
+                "key": task.key,
+                "reason": "pre-training loss became NaN or infinite",
+                "pretrain": parent,
+            }
             write_json(task.paths.result, result)
             return result
     return Trainer(task, parent).run()
@@ -54,8 +60,13 @@ def run_step(task: StepTask) -> dict[str, Any]:
     main = int(os.environ.get("RANK", "0")) == 0
     claim = StepClaim(paths)
     if main and not claim.acquire():
-        return {"status": "claimed", "step": task.step, "seed": task.seed, "key": task.key,
-                "holder": claim_holder(paths) or "another process"}
+        return {
+            "status": "claimed",
+            "step": task.step,
+            "seed": task.seed,
+            "key": task.key,
+            "holder": claim_holder(paths) or "another process",
+        }
     try:
         finished = paths.finished_result(task.key)
         if finished is not None:
@@ -69,8 +80,16 @@ def run_step(task: StepTask) -> dict[str, Any]:
             return train_phases(task)
         except Exception as error:
             if main:
-                write_json(paths.result, {"status": "failed", "step": task.step, "seed": task.seed, "key": task.key,
-                                          "reason": one_line(error)})
+                write_json(
+                    paths.result,
+                    {
+                        "status": "failed",
+                        "step": task.step,
+                        "seed": task.seed,
+                        "key": task.key,
+                        "reason": one_line(error),
+                    },
+                )
             raise
     finally:
         claim.release()

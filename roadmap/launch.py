@@ -14,19 +14,16 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import submitit
-import torch
 from tqdm import tqdm
 
 from roadmap.errors import last_line
+from roadmap.executors import ClusterOptions, LaunchError, StepJob, choose_executor, make_executor
 from roadmap.files import check_writable_folder, claim_holder
-from roadmap.job import run_step
 from roadmap.results import report, summary
 from roadmap.run_files import RunPaths
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
@@ -34,128 +31,6 @@ from roadmap.task import StepTask
 
 log = logging.getLogger("roadmap.launch")
 
-EXECUTORS = ("auto", "local", "debug", "slurm")
-
-
-class LaunchError(RuntimeError):
-    """SLURM refused the submission (bad partition, impossible request, ...)."""
-
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    """What a SLURM job asks for; names follow sbatch's options."""
-
-    partition: str | None = None
-    nodes: int = 1
-    gpus_per_node: int = 0
-    tasks_per_node: int = 1
-    cpus_per_task: int | None = None
-    mem_gb: float | None = None
-    time_min: int = 24 * 60
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    sbatch_args: dict[str, str] = field(default_factory=dict)
-    max_parallel: int | None = None
-
-
-def controller_answers() -> bool:
-    """True when a SLURM controller answers `scontrol ping` (an installed `srun` is not enough)."""
-    if shutil.which("scontrol") is None:
-        return False
-    try:
-        answer = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return answer.returncode == 0 and "UP" in answer.stdout
-
-
-def choose_executor(kind: str, say: Callable[[str], None] = log.info) -> str:
-    """Resolve `auto`: SLURM when a controller answers, the local executor otherwise (said in one line)."""
-    if kind != "auto":
-        return kind
-    if controller_answers():
-        say("executor auto: a SLURM controller answers `scontrol ping`; using slurm")
-        return "slurm"
-    say("executor auto: no SLURM controller answers `scontrol ping`; using local")
-    return "local"
-
-
-def watch_launcher(pid: int) -> None:
-    """End this job when the launching process is gone (checked every second, in a daemon thread)."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(3)
-            except PermissionError:
-                pass
-
-    threading.Thread(target=watch, name="watch-launcher", daemon=True).start()
-
-
-class StepJob(submitit.helpers.Checkpointable):
-    """Train one step x seed inside a submitit job.
-
-    Checkpointable's `checkpoint` resubmits this same call on SLURM's timeout or preemption
-    signal; the trainer checkpoints every epoch and the requeued call resumes from the newest
-    checkpoint on disk, so nothing beyond the current epoch is lost.
-    """
-
-    def __call__(self, task: StepTask) -> dict[str, Any]:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
-        if task.launcher_pid is not None:
-            watch_launcher(task.launcher_pid)
-        if submitit.JobEnvironment().num_tasks > 1:
-            # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK for torch.distributed.
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return run_step(task)
-
-
-def make_executor(kind: str, folder: Path, cluster: ClusterOptions, devices: int) -> submitit.Executor:
-    if kind == "debug":
-        return submitit.DebugExecutor(folder=folder)
-    if kind == "local":
-        executor = submitit.LocalExecutor(folder=folder)
-        gpus = _local_gpus()
-        executor.update_parameters(timeout_min=cluster.time_min, tasks_per_node=devices,
-                                   gpus_per_node=gpus, stderr_to_stdout=True)
-        return executor
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    additional = {key: value for key, value in (("account", cluster.account), ("qos", cluster.qos),
-                                                ("constraint", cluster.constraint)) if value}
-    additional.update(cluster.sbatch_args)
-    parameters: dict[str, Any] = {
-        "timeout_min": cluster.time_min, "nodes": cluster.nodes, "tasks_per_node": cluster.tasks_per_node,
-        "slurm_signal_delay_s": 120, "slurm_additional_parameters": additional,
-    }
-    if cluster.partition:
-        parameters["slurm_partition"] = cluster.partition
-    if cluster.gpus_per_node:
-        parameters["gpus_per_node"] = cluster.gpus_per_node
-    if cluster.cpus_per_task:
-        parameters["cpus_per_task"] = cluster.cpus_per_task
-    if cluster.mem_gb:
-        parameters["mem_gb"] = cluster.mem_gb
-    if cluster.max_parallel:
-        parameters["slurm_array_parallelism"] = cluster.max_parallel
-    executor.update_parameters(**parameters)
-    return executor
-
-
-def local_cuda() -> bool:
-    """True when jobs run here would get a GPU."""
-    return torch.cuda.is_available()
-
-
-def _local_gpus() -> int:
-    return torch.cuda.device_count() if local_cuda() else 0
-
-
-# -- progress -----------------------------------------------------------------------------------
 
 def epoch_progress(task: StepTask) -> float:
     """Epochs done by a step, with the fraction of the running epoch (from its progress file)."""
@@ -168,9 +43,11 @@ def epoch_progress(task: StepTask) -> float:
 
 def summary_line(index: int, total: int, task: StepTask, result: dict[str, Any]) -> str:
     accuracy = "diverged" if result["status"] == "diverged" else f"top-1 {result['top1']:.2f}%"
-    return (f"[{index}/{total}] {task.step} seed {task.seed}: {accuracy}, {result['epochs']} epochs, "
-            f"{result['wall_time_s']:.0f} s; full-size {result['gflops']:.2f} GFLOPs, proxy "
-            f"{result['proxy_gflops'] * 1000:.1f} MFLOPs at {result['resolution']} px")
+    return (
+        f"[{index}/{total}] {task.step} seed {task.seed}: {accuracy}, {result['epochs']} epochs, "
+        f"{result['wall_time_s']:.0f} s; full-size {result['gflops']:.2f} GFLOPs, proxy "
+        f"{result['proxy_gflops'] * 1000:.1f} MFLOPs at {result['resolution']} px"
+    )
 
 
 def main_result(job: submitit.Job) -> dict[str, Any]:
@@ -180,8 +57,15 @@ def main_result(job: submitit.Job) -> dict[str, Any]:
 
 def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
     """Wait for one job, showing its epochs as a bar under the roadmap bar; Ctrl-C cancels the job."""
-    with tqdm(total=epochs, desc=f"{task.step} s{task.seed}", unit="ep", leave=False, position=1, disable=None,
-              bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]") as bar:
+    with tqdm(
+        total=epochs,
+        desc=f"{task.step} s{task.seed}",
+        unit="ep",
+        leave=False,
+        position=1,
+        disable=None,
+        bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]",
+    ) as bar:
         try:
             while not job.done():
                 bar.n = round(epoch_progress(task), 2)
@@ -212,8 +96,10 @@ def failure_text(task: StepTask, error: BaseException, job: submitit.Job | None 
 
 
 def claimed_line(task: StepTask, holder: str) -> str:
-    return (f"{task.step} seed {task.seed}: claimed by another launcher ({holder}); "
-            f"not training it here, waiting for its result")
+    return (
+        f"{task.step} seed {task.seed}: claimed by another launcher ({holder}); "
+        f"not training it here, waiting for its result"
+    )
 
 
 def await_claimed(task: StepTask, poll_s: float = 1.0) -> dict[str, Any] | None:
@@ -256,8 +142,16 @@ def _train_locally(executor: Any, kind: str, task: StepTask, epochs: int, progre
         return None
 
 
-def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Path, cluster: ClusterOptions,
-           devices: int, wait: bool, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def launch(
+    tasks: list[StepTask],
+    epochs: dict[str, int],
+    kind: str,
+    folder: Path,
+    cluster: ClusterOptions,
+    devices: int,
+    wait: bool,
+    report: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Run (or submit) every task; returns the results of the finished ones.
 
     A step x seed that another launcher holds (its claim.lock, see roadmap.files.StepClaim) is not
@@ -298,18 +192,27 @@ def launch(tasks: list[StepTask], epochs: dict[str, int], kind: str, folder: Pat
     return progress.results
 
 
-def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: dict[str, int], wait: bool,
-                  report: Callable[[str], None]) -> list[dict[str, Any]]:
+def _launch_array(
+    executor: submitit.Executor,
+    tasks: list[StepTask],
+    epochs: dict[str, int],
+    wait: bool,
+    report: Callable[[str], None],
+) -> list[dict[str, Any]]:
     try:
         # sbatch prints its own error lines; submitit's exception carries the same reason.
         with silenced_stderr(), executor.batch():
             jobs = [executor.submit(StepJob(), task) for task in tasks]
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, RuntimeError) as error:
         reason = last_line(str(error)).removeprefix("sbatch: error: ")
-        raise LaunchError(f"SLURM refused the job array: {reason} (compare the request with `sinfo -N -l`: "
-                          f"partition, memory, CPUs, GPUs, time)") from None
-    report(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks): "
-           + ", ".join(f"{task.step}/s{task.seed}={job.job_id}" for task, job in zip(tasks, jobs)))
+        raise LaunchError(
+            f"SLURM refused the job array: {reason} (compare the request with `sinfo -N -l`: "
+            f"partition, memory, CPUs, GPUs, time)"
+        ) from None
+    report(
+        f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks): "
+        + ", ".join(f"{task.step}/s{task.seed}={job.job_id}" for task, job in zip(tasks, jobs))
+    )
     if not wait:
         return []
     results = []
@@ -330,8 +233,10 @@ def _launch_array(executor: submitit.Executor, tasks: list[StepTask], epochs: di
                     report(claimed_line(task, result.get("holder", "another process")))
                     result = await_claimed(task)
                     if result is None:
-                        report(f"{task.step} seed {task.seed}: the other launcher stopped without a result; "
-                               f"rerun the command to train it")
+                        report(
+                            f"{task.step} seed {task.seed}: the other launcher stopped without a result; "
+                            f"rerun the command to train it"
+                        )
                         continue
                 results.append(result)
                 tqdm.write(summary_line(len(finished), len(jobs), task, result), file=sys.stdout)
@@ -352,17 +257,14 @@ def silenced_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def train_roadmap(options: RunOptions, executor: str = "local", cluster: ClusterOptions | None = None,
-                  wait: bool = True, say: Callable[[str], None] = print) -> tuple[RunPlan, int]:
-    """Plan, train what is not finished, and write the report: the main command, callable from
-    notebooks. Returns the plan and the number of step x seed jobs that failed (crashed, not diverged)."""
-    kind = choose_executor(executor, say)
-    plan = plan_run(options, launcher_pid=os.getpid() if kind == "local" else None)
-    pending = plan.pending()
+def say_plan(plan: RunPlan, kind: str, pending: int, say: Callable[[str], None]) -> None:
+    """The run in a few lines before it trains: rows, seeds, preset, data, recipes, notes, left-out rows."""
     info = plan.info
-    say(f"run {info['run']}: {len(info['rows'])} rows x {len(info['seeds'])} seed(s), preset {info['preset']} "
+    say(
+        f"run {info['run']}: {len(info['rows'])} rows x {len(info['seeds'])} seed(s), preset {info['preset']} "
         f"({info['preset_description']}), dataset {info['dataset_description']}; executor {kind}; "
-        f"{len(pending)} to train, {len(plan.tasks) - len(pending)} already done")
+        f"{pending} to train, {len(plan.tasks) - pending} already done"
+    )
     for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
         say(description)
     for description in dict.fromkeys(row["pretrain"] for row in info["rows"] if row.get("pretrain")):
@@ -371,19 +273,45 @@ def train_roadmap(options: RunOptions, executor: str = "local", cluster: Cluster
         say(f"note: {note}")
     for row in info.get("skipped", []):
         say(f"{info['mode']} mode leaves out {row['step']}: {row['reason']}")
+
+
+def train_roadmap(
+    options: RunOptions,
+    executor: str = "local",
+    cluster: ClusterOptions | None = None,
+    wait: bool = True,
+    say: Callable[[str], None] = print,
+) -> tuple[RunPlan, int]:
+    """Plan, train what is not finished, and write the report: the main command, callable from
+    notebooks. Returns the plan and the number of step x seed jobs that failed (crashed, not diverged)."""
+    kind = choose_executor(executor, say)
+    plan = plan_run(options, launcher_pid=os.getpid() if kind == "local" else None)
+    pending = plan.pending()
+    info = plan.info
+    say_plan(plan, kind, len(pending), say)
     new_run = not plan.run_dir.exists()
     check_writable_folder(plan.run_dir)
     for task in plan.tasks:
         if task.paths.result_unreadable():
-            say(f"warning: {task.paths.result} is unreadable (not valid JSON); {task.step} seed {task.seed} "
-                f"counts as unfinished and is trained again (resuming from its checkpoint where usable)")
+            say(
+                f"warning: {task.paths.result} is unreadable (not valid JSON); {task.step} seed {task.seed} "
+                f"counts as unfinished and is trained again (resuming from its checkpoint where usable)"
+            )
     write_plan(plan)
     failed = 0
     if pending:
         epochs = {row["step"]: row["epochs"] for row in info["rows"]}
         try:
-            results = launch(pending, epochs, kind, RunPaths(plan.run_dir).submitit, cluster or ClusterOptions(),
-                             options.devices, wait=wait, report=say)
+            results = launch(
+                pending,
+                epochs,
+                kind,
+                RunPaths(plan.run_dir).submitit,
+                cluster or ClusterOptions(),
+                options.devices,
+                wait=wait,
+                report=say,
+            )
         except LaunchError:
             if new_run:  # SLURM refused everything: leave no run behind that looks started
                 shutil.rmtree(plan.run_dir, ignore_errors=True)

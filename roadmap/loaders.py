@@ -23,14 +23,15 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, default_collate
 
-from roadmap.data import Transformed, build_transforms, load_datasets
+from roadmap.data import run_datasets
 from roadmap.spec import Recipe, Spec
 from roadmap.task import StepTask
+from roadmap.transforms import Transformed, build_transforms
 
 
 class EpochSeeded(Sampler):
     """The keys (epoch seed, index[, resolution]) in the order of a DistributedSampler, for
-    `data.Transformed`."""
+    `transforms.Transformed`."""
 
     def __init__(self, sampler: DistributedSampler) -> None:
         self.sampler = sampler
@@ -76,24 +77,48 @@ def uint8_collate(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _data_loader(dataset: Dataset, batch: int, workers: int, device: torch.device, **options) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=uint8_collate,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      worker_init_fn=seed_worker, **options)
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=uint8_collate,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker,
+        **options,
+    )
 
 
-def train_loader(dataset: Dataset, sampler: EpochSeeded, batch: int, workers: int, device: torch.device,
-                 recipe: Recipe, generator: torch.Generator) -> PrefetchLoader:
+def train_loader(
+    dataset: Dataset,
+    sampler: EpochSeeded,
+    batch: int,
+    workers: int,
+    device: torch.device,
+    recipe: Recipe,
+    generator: torch.Generator,
+) -> PrefetchLoader:
     """Training batches on `device`: normalised float32, random erasing as the recipe says."""
     loader = _data_loader(dataset, batch, workers, device, sampler=sampler, drop_last=True, generator=generator)
-    return PrefetchLoader(loader, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, device=device,
-                          re_prob=recipe.random_erasing or 0.0, re_mode=recipe.random_erasing_mode or "const",
-                          re_count=1)
+    return PrefetchLoader(
+        loader,
+        IMAGENET_DEFAULT_MEAN,
+        IMAGENET_DEFAULT_STD,
+        device=device,
+        re_prob=recipe.random_erasing or 0.0,
+        re_mode=recipe.random_erasing_mode or "const",
+        re_count=1,
+    )
 
 
 def eval_loader(dataset: Dataset, batch: int, workers: int, device: torch.device) -> PrefetchLoader:
     """Evaluation batches on `device`, normalised; built once and reused every epoch."""
-    return PrefetchLoader(_data_loader(dataset, batch, workers, device, shuffle=False), IMAGENET_DEFAULT_MEAN,
-                          IMAGENET_DEFAULT_STD, device=device)
+    return PrefetchLoader(
+        _data_loader(dataset, batch, workers, device, shuffle=False),
+        IMAGENET_DEFAULT_MEAN,
+        IMAGENET_DEFAULT_STD,
+        device=device,
+    )
 
 
 @dataclass
@@ -113,21 +138,24 @@ class StepData:
 def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: int = 1) -> StepData:
     """What the trainer reads for `task` (also what `--plan` times the loader with)."""
     recipe = Spec.from_dict(task.spec).recipe
-    data = load_datasets(task.dataset, task.data_path, shrink=task.shrink, shrink_format=task.shrink_format,
-                         cache_dir=task.cache_dir, classes=task.classes, **task.synthetic)
-    train_set = Transformed(data.train, {resolution: build_transforms(recipe, resolution, True)
-                                         for resolution in task.train_resolutions})
+    data = run_datasets(task, task.synthetic)
+    train_set = Transformed(
+        data.train, {resolution: build_transforms(recipe, resolution, True) for resolution in task.train_resolutions}
+    )
     val_set = Transformed(data.val, build_transforms(recipe, task.eval_resolution or task.resolution, False))
     val_part = Subset(val_set, range(rank, len(val_set), world_size))
     # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
     # permutation, so a global batch of R ranks holds exactly the images of the single-process
     # batch of the same size (the equivalence the DDP test checks).
-    sampler = EpochSeeded(DistributedSampler(train_set, world_size, rank, shuffle=True, seed=task.seed,
-                                             drop_last=True))
+    sampler = EpochSeeded(DistributedSampler(train_set, world_size, rank, shuffle=True, seed=task.seed, drop_last=True))
     generator = torch.Generator()
     return StepData(
-        train_set, val_part, sampler, generator,
+        train_set,
+        val_part,
+        sampler,
+        generator,
         train_loader(train_set, sampler, task.per_device_batch, task.workers, device, recipe, generator),
         eval_loader(val_part, task.per_device_batch * 2, task.workers, device),
-        data.num_classes, data.pixels,
+        data.num_classes,
+        data.pixels,
     )

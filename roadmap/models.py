@@ -119,8 +119,18 @@ def _models() -> tuple[Model, ...]:
         Model("convnextv2_large", "ConvNeXt V2-L", lambda: _convnext_v2(deep, 192), "convnextv2"),
         Model("convnextv2_huge", "ConvNeXt V2-H", lambda: _convnext_v2(deep, 352), "convnextv2"),
         # InceptionNeXt (papers.md 6.3); stochastic depth A/T/S/B 0.1/0.1/0.3/0.4 (App. Table 9).
-        Model("inception_next_atto", "InceptionNeXt-A", lambda: _inception_next(small_depths, 40, 0.1, 9, 0.25), "inception_next"),
-        Model("inception_next_tiny", "InceptionNeXt-T", lambda: _inception_next(convnext_depths, 96, 0.1), "inception_next"),
+        Model(
+            "inception_next_atto",
+            "InceptionNeXt-A",
+            lambda: _inception_next(small_depths, 40, 0.1, 9, 0.25),
+            "inception_next",
+        ),
+        Model(
+            "inception_next_tiny",
+            "InceptionNeXt-T",
+            lambda: _inception_next(convnext_depths, 96, 0.1),
+            "inception_next",
+        ),
         Model("inception_next_small", "InceptionNeXt-S", lambda: _inception_next(deep, 96, 0.3), "inception_next"),
         Model("inception_next_base", "InceptionNeXt-B", lambda: _inception_next(deep, 128, 0.4), "inception_next"),
         # ResNets (torchvision definitions).

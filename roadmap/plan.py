@@ -78,8 +78,13 @@ def model_images_per_s(task: StepTask, device: torch.device | None = None, resol
     """Train images/s of the task's trained network at its batch and resolution, under its numerics."""
     device = device or _device()
     numerics = Numerics(**task.numerics)
-    cost = measure(Spec.from_dict(task.spec), batch=task.per_device_batch, resolution=resolution or task.resolution,
-                   device=device, numerics=numerics)
+    cost = measure(
+        Spec.from_dict(task.spec),
+        batch=task.per_device_batch,
+        resolution=resolution or task.resolution,
+        device=device,
+        numerics=numerics,
+    )
     return cost.train_images_per_s
 
 
@@ -95,14 +100,20 @@ def _say_to_stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def plan_table(plan: RunPlan, throughput: float | None = None, say: Callable[[str], None] = _say_to_stderr,
-               loader_throughput: float | None = None, images_per_epoch: int | None = None) -> pd.DataFrame:
+def plan_table(
+    plan: RunPlan,
+    throughput: float | None = None,
+    say: Callable[[str], None] = _say_to_stderr,
+    loader_throughput: float | None = None,
+    images_per_epoch: int | None = None,
+) -> pd.DataFrame:
     """Per row: model and loader rates, the rate the loop will reach, what binds, and device-hours.
 
     `throughput` / `loader_throughput`: the model's / the loader's images/s when known (e.g.
     measured on the target machine, which a laptop planning for a cluster is not); measured here
     otherwise. `images_per_epoch`: the real dataset's size where the run plans on a sample of it
-    (default: the run's training images). An FCMAE row's pre-training phase is timed as well and its hours are part of the row's
+    (default: the run's training images). An FCMAE row's pre-training phase is timed as well and its
+    hours are part of the row's
     (`pretrain_device_hours`); its model rate is the encoder's dense train step at the pre-training
     batch (the one-block decoder adds about 4% of ConvNeXt-T's FLOPs and is not timed)."""
     info = plan.info
@@ -121,14 +132,22 @@ def plan_table(plan: RunPlan, throughput: float | None = None, say: Callable[[st
             phase = pretrain_task(task)
             pretrain_rate = min(rates.of(phase, "fcmae pre-training", row["pretrain_epochs"]))
             pretrain_hours = device_hours(pretrain_rate, row["pretrain_epochs"], images, seeds)
-        records.append({
-            "step": row["step"], "epochs": row["epochs"], "images_per_epoch": images, "seeds": seeds,
-            "model_images_per_s": round(model, 1), "loader_images_per_s": round(loader, 1),
-            "images_per_s": round(rate, 1), "bound": "data-bound" if loader < model else "compute-bound",
-            "device_hours": hours + pretrain_hours, "pretrain_device_hours": pretrain_hours,
-            "model_source": "given (--throughput)" if throughput is not None else "measured here",
-            "loader_source": "given (--loader-throughput)" if loader_throughput is not None else "measured here",
-        })
+        records.append(
+            {
+                "step": row["step"],
+                "epochs": row["epochs"],
+                "images_per_epoch": images,
+                "seeds": seeds,
+                "model_images_per_s": round(model, 1),
+                "loader_images_per_s": round(loader, 1),
+                "images_per_s": round(rate, 1),
+                "bound": "data-bound" if loader < model else "compute-bound",
+                "device_hours": hours + pretrain_hours,
+                "pretrain_device_hours": pretrain_hours,
+                "model_source": "given (--throughput)" if throughput is not None else "measured here",
+                "loader_source": "given (--loader-throughput)" if loader_throughput is not None else "measured here",
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -146,7 +165,8 @@ class _Rates:
         elif recipe not in self.loaders:
             self.say(f"plan: timing the {recipe} recipe's loader ({task.workers} worker(s), {where})")
             self.loaders[recipe] = over_the_schedule(
-                task, epochs, lambda resolution: loader_images_per_s(task, resolution=resolution))
+                task, epochs, lambda resolution: loader_images_per_s(task, resolution=resolution)
+            )
         if self.throughput is not None:
             return self.throughput, self.loaders[recipe]
         self.say(f"plan: timing the {task.phase or 'train'} step at {where}")

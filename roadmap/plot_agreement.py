@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from roadmap.plot_style import GRID_COLOUR, NEUTRAL, SMALL_FONT_SIZE, apply_style, new_figure
+from roadmap.plot_style import GRID_COLOUR, NEUTRAL, SMALL_FONT_SIZE, apply_style, change_interval, new_figure
 
 AGREE_COLOUR = "#009E73"
 DISAGREE_COLOUR = "#D55E00"
@@ -39,13 +39,18 @@ def _run_panel(axis, records: Sequence[dict[str, Any]], positions: np.ndarray) -
             axis.text(0, position, " no result", va="center", fontsize=SMALL_FONT_SIZE, color=NEUTRAL, style="italic")
             continue
         colour = _colour(record)
-        if np.isfinite(lo) and np.isfinite(hi):
-            axis.errorbar(value, position, xerr=[[value - lo], [hi - value]], fmt="none", ecolor=colour,
-                          elinewidth=1.2, capsize=3, zorder=3)
+        change_interval(axis, value, position, lo, hi, colour)
         # Hollow marker: no interval (one seed) or an interval that includes zero.
         decided = record["verdict"] in ("gain", "loss")
-        axis.plot(value, position, marker="o", markersize=5, color=colour,
-                  markerfacecolor=colour if decided else "white", zorder=4)
+        axis.plot(
+            value,
+            position,
+            marker="o",
+            markersize=5,
+            color=colour,
+            markerfacecolor=colour if decided else "white",
+            zorder=4,
+        )
 
 
 def _reference_panel(axis, records: Sequence[dict[str, Any]], positions: np.ndarray) -> None:
@@ -59,8 +64,9 @@ def _reference_panel(axis, records: Sequence[dict[str, Any]], positions: np.ndar
         axis.plot(value, position, marker="D", markersize=4.5, color=colour, zorder=4)
 
 
-def changes_figure(records: Sequence[dict[str, Any]], caption: str, reference: str, title: str = "",
-                   run_label: str = "this run") -> Figure:
+def changes_figure(
+    records: Sequence[dict[str, Any]], caption: str, reference: str, title: str = "", run_label: str = "this run"
+) -> Figure:
     """Rows of agreement.json `steps` (in table order): run change +- 95% CI | reference change +- std."""
     count = len(records)
     positions = np.arange(count)
@@ -79,9 +85,18 @@ def changes_figure(records: Sequence[dict[str, Any]], caption: str, reference: s
     handles = [
         Line2D([], [], marker="o", linestyle="", color=AGREE_COLOUR, label="sign agrees"),
         Line2D([], [], marker="o", linestyle="", color=DISAGREE_COLOUR, label="sign disagrees"),
-        Line2D([], [], marker="o", linestyle="", color=UNCOUNTED_COLOUR, label="not counted (reference within its std)"),
-        Line2D([], [], marker="o", linestyle="", color=NEUTRAL, markerfacecolor="white",
-               label="hollow: no verdict or within noise"),
+        Line2D(
+            [], [], marker="o", linestyle="", color=UNCOUNTED_COLOUR, label="not counted (reference within its std)"
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            color=NEUTRAL,
+            markerfacecolor="white",
+            label="hollow: no verdict or within noise",
+        ),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=SMALL_FONT_SIZE, frameon=False)
     if title:

@@ -22,8 +22,15 @@ def _panel(axis, frame: pd.DataFrame, prefix: str, colour: str, title: str) -> N
     axis.bar(positions + BAR_WIDTH / 2, fcmae, BAR_WIDTH, color=colour, label="FCMAE + fine-tuning")
     for position, base, value in zip(positions, supervised, fcmae):
         if not (math.isnan(base) or math.isnan(value)):
-            axis.annotate(f"{value - base:+.2f}", (position + BAR_WIDTH / 2, value), xytext=(0, 2),
-                          textcoords="offset points", ha="center", va="bottom", fontsize=SMALL_FONT_SIZE)
+            axis.annotate(
+                f"{value - base:+.2f}",
+                (position + BAR_WIDTH / 2, value),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=SMALL_FONT_SIZE,
+            )
     values = np.concatenate([supervised, fcmae])
     values = values[~np.isnan(values)]
     if len(values):

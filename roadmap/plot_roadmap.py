@@ -8,7 +8,6 @@ place with a zero-width bar and their status written instead of a number.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from roadmap.captions import is_set
-from roadmap.complexity import CONVENTION
 from roadmap.plot_style import (
     BAND_COLOUR,
     BRANCH_HATCH,
@@ -29,23 +27,15 @@ from roadmap.plot_style import (
     PAPER_COLOUR,
     SMALL_FONT_SIZE,
     apply_style,
+    change_interval,
     group_colours,
     new_figure,
-    save_figure,
     wrap_words,
 )
-from roadmap.reference import REFERENCE_TABLES, paper_table
-from steps import REGISTRY
 
-# Which paper table and regime each roadmap's reference figure shows.
-REFERENCE_TITLES = {
-    "resnet50": "Paper Table 10: ResNet-50 -> ConvNeXt-T (ResNet-50 / Swin-T regime)",
-    "resnet200": "Paper Table 11: ResNet-200 -> ConvNeXt-B (ResNet-200 / Swin-B regime)",
-}
 # Verdict of a change (roadmap.statistics): within noise is drawn hollow.
 VERDICT_COLOURS = {"gain": "#009E73", "loss": "#D55E00", "within noise": "#6E6E6E"}
 FAILED_COLOUR = "#C0392B"
-REFERENCE_SEEDS = {"resnet50": "mean +- std over 3 seeds", "resnet200": "single runs"}
 
 
 def _contiguous_groups(groups: list[str]) -> list[tuple[str, int, int]]:
@@ -83,12 +73,52 @@ def _draw_groups(group_axis, axis, groups: list[str], colours: dict[str, str]) -
     for index, (group, first, last) in enumerate(_contiguous_groups(groups)):
         if index % 2 == 0:
             axis.axhspan(first - 0.5, last + 0.5, color=BAND_COLOUR, zorder=0, linewidth=0)
-        group_axis.plot([0.95, 0.95], [first - 0.35, last + 0.35], color=colours[group], linewidth=3,
-                        solid_capstyle="butt")
-        group_axis.text(
-            0.88, (first + last) / 2, "\n".join(wrap_words(group, 12)),
-            ha="right", va="center", fontsize=SMALL_FONT_SIZE, color="#222222", fontweight="bold",
+        group_axis.plot(
+            [0.95, 0.95], [first - 0.35, last + 0.35], color=colours[group], linewidth=3, solid_capstyle="butt"
         )
+        group_axis.text(
+            0.88,
+            (first + last) / 2,
+            "\n".join(wrap_words(group, 12)),
+            ha="right",
+            va="center",
+            fontsize=SMALL_FONT_SIZE,
+            color="#222222",
+            fontweight="bold",
+        )
+
+
+def _label_bars(axis, rows: pd.DataFrame, values: np.ndarray, positions: np.ndarray, limits) -> None:
+    """The value at the end of each bar, or the row's state where it has no value (failed in red)."""
+    pad = 0.01 * (limits[1] - limits[0])
+    for position, value, status in zip(positions, values, rows.get("status", ["done"] * len(rows))):
+        if np.isfinite(value):
+            axis.text(
+                value - pad,
+                position,
+                f"{value:.2f}",
+                ha="right",
+                va="center",
+                fontsize=SMALL_FONT_SIZE,
+                zorder=4,
+                clip_on=True,
+                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
+            )
+        else:
+            status = str(status).split(" (")[0]  # the table gives the reason; the figure the state
+            failed = "failed" in status  # a failed row must not read as one still running
+            axis.text(
+                limits[0] + pad,
+                position,
+                status,
+                ha="left",
+                va="center",
+                fontsize=SMALL_FONT_SIZE,
+                color=FAILED_COLOUR if failed else NEUTRAL,
+                style="normal" if failed else "italic",
+                fontweight="bold" if failed else "normal",
+                zorder=4,
+            )
 
 
 def _draw_bars(axis, rows: pd.DataFrame, values: np.ndarray, colours: dict[str, str], limits) -> list[bool]:
@@ -96,8 +126,15 @@ def _draw_bars(axis, rows: pd.DataFrame, values: np.ndarray, colours: dict[str, 
     positions = np.arange(len(rows))
     groups = [str(group) for group in rows.group]
     branches = [is_set(parent) for parent in rows.get("branch_of", [None] * len(rows))]
-    bars = axis.barh(positions, np.nan_to_num(values, nan=0.0), height=0.68, color=[colours[g] for g in groups],
-                     edgecolor=[colours[g] for g in groups], linewidth=0.8, zorder=2)
+    bars = axis.barh(
+        positions,
+        np.nan_to_num(values, nan=0.0),
+        height=0.68,
+        color=[colours[g] for g in groups],
+        edgecolor=[colours[g] for g in groups],
+        linewidth=0.8,
+        zorder=2,
+    )
     for bar, branch in zip(bars, branches):
         if branch:  # hatch in the group colour on white: "tried, not adopted"
             bar.set_facecolor("white")
@@ -105,20 +142,17 @@ def _draw_bars(axis, rows: pd.DataFrame, values: np.ndarray, colours: dict[str, 
     stds = _numbers(rows, "top1_std")
     with_std = np.isfinite(values) & np.isfinite(stds)
     if with_std.any():
-        axis.errorbar(values[with_std], positions[with_std], xerr=stds[with_std], fmt="none",
-                      ecolor="#333333", elinewidth=0.8, capsize=2, zorder=3)
-    pad = 0.01 * (limits[1] - limits[0])
-    for position, value, status in zip(positions, values, rows.get("status", ["done"] * len(rows))):
-        if np.isfinite(value):
-            axis.text(value - pad, position, f"{value:.2f}", ha="right", va="center", fontsize=SMALL_FONT_SIZE,
-                      zorder=4, clip_on=True, bbox={"boxstyle": "round,pad=0.1", "facecolor": "white",
-                                                     "edgecolor": "none", "alpha": 0.75})
-        else:
-            status = str(status).split(" (")[0]  # the table gives the reason; the figure the state
-            failed = "failed" in status  # a failed row must not read as one still running
-            axis.text(limits[0] + pad, position, status, ha="left", va="center", fontsize=SMALL_FONT_SIZE,
-                      color=FAILED_COLOUR if failed else NEUTRAL, style="normal" if failed else "italic",
-                      fontweight="bold" if failed else "normal", zorder=4)
+        axis.errorbar(
+            values[with_std],
+            positions[with_std],
+            xerr=stds[with_std],
+            fmt="none",
+            ecolor="#333333",
+            elinewidth=0.8,
+            capsize=2,
+            zorder=3,
+        )
+    _label_bars(axis, rows, values, positions, limits)
     return branches
 
 
@@ -132,11 +166,16 @@ def _draw_changes(axis, rows: pd.DataFrame) -> None:
         if not np.isfinite(value):
             continue
         colour = VERDICT_COLOURS.get(verdict, "#333333")
-        if np.isfinite(lo) and np.isfinite(hi):
-            axis.errorbar(value, position, xerr=[[value - lo], [hi - value]], fmt="none", ecolor=colour,
-                          elinewidth=1.1, capsize=2.5, zorder=3)
-        axis.plot(value, position, marker="o", markersize=4.5, color=colour,
-                  markerfacecolor=colour if verdict in ("gain", "loss") else "white", zorder=4)
+        change_interval(axis, value, position, lo, hi, colour, width=1.1, cap=2.5)
+        axis.plot(
+            value,
+            position,
+            marker="o",
+            markersize=4.5,
+            color=colour,
+            markerfacecolor=colour if verdict in ("gain", "loss") else "white",
+            zorder=4,
+        )
     axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
     axis.set_xlabel("change vs compared\nrow (points),\nbar: 95% interval")
     axis.tick_params(axis="y", labelleft=False)
@@ -148,10 +187,19 @@ def _draw_paper(axis, rows: pd.DataFrame, paper: np.ndarray, label: str) -> None
     shown = np.isfinite(paper)
     stds = _numbers(rows, "paper_top1_std")
     with_std = shown & np.isfinite(stds)
-    axis.errorbar(paper[with_std], positions[with_std], xerr=stds[with_std], fmt="none", ecolor=PAPER_COLOUR,
-                  elinewidth=0.9, capsize=2, zorder=3)
-    axis.scatter(paper[shown], positions[shown], marker="D", s=18, color=PAPER_COLOUR, edgecolor="white",
-                 linewidth=0.5, zorder=5)
+    axis.errorbar(
+        paper[with_std],
+        positions[with_std],
+        xerr=stds[with_std],
+        fmt="none",
+        ecolor=PAPER_COLOUR,
+        elinewidth=0.9,
+        capsize=2,
+        zorder=3,
+    )
+    axis.scatter(
+        paper[shown], positions[shown], marker="D", s=18, color=PAPER_COLOUR, edgecolor="white", linewidth=0.5, zorder=5
+    )
     axis.set_xlim(*_value_limits(paper))
     axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
     axis.set_xlabel(label)
@@ -161,11 +209,19 @@ def _draw_paper(axis, rows: pd.DataFrame, paper: np.ndarray, label: str) -> None
 def _draw_gflops(axis, gflops: np.ndarray) -> None:
     """GFLOPs column right of the bars: x in axes units, y in data units."""
     right = blended_transform_factory(axis.transAxes, axis.transData)
-    axis.text(1.02, -0.5, "GFLOPs", transform=right, ha="left", va="bottom", fontsize=SMALL_FONT_SIZE,
-              fontweight="bold")
+    axis.text(
+        1.02, -0.5, "GFLOPs", transform=right, ha="left", va="bottom", fontsize=SMALL_FONT_SIZE, fontweight="bold"
+    )
     for position, value in enumerate(gflops):
-        axis.text(1.02, position, f"{value:.2f}" if np.isfinite(value) else "-", transform=right,
-                  ha="left", va="center", fontsize=SMALL_FONT_SIZE)
+        axis.text(
+            1.02,
+            position,
+            f"{value:.2f}" if np.isfinite(value) else "-",
+            transform=right,
+            ha="left",
+            va="center",
+            fontsize=SMALL_FONT_SIZE,
+        )
 
 
 def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
@@ -174,11 +230,29 @@ def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
     if paper_markers:
         handles.append(Line2D([], [], marker="D", linestyle="", color=PAPER_COLOUR, label="paper value"))
     if changes:
-        handles += [Line2D([], [], marker="o", linestyle="", color=colour, label=name,
-                           markerfacecolor=colour if name != "within noise" else "white")
-                    for name, colour in VERDICT_COLOURS.items()]
-        handles.append(Line2D([], [], marker="o", linestyle="", color="#333333", markerfacecolor="white",
-                              label="no interval (< 2 seeds)"))
+        handles += [
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color=colour,
+                label=name,
+                markerfacecolor=colour if name != "within noise" else "white",
+            )
+            for name, colour in VERDICT_COLOURS.items()
+        ]
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color="#333333",
+                markerfacecolor="white",
+                label="no interval (< 2 seeds)",
+            )
+        )
     return handles
 
 
@@ -191,6 +265,31 @@ def _panels(count: int, panels: list[str]) -> tuple[Figure, Any, dict[str, Any]]
     group_axis = figure.add_subplot(grid[0])
     axes = {panel: figure.add_subplot(grid[index + 1], sharey=group_axis) for index, panel in enumerate(panels)}
     return figure, group_axis, axes
+
+
+# Markers stand out on bars and grid lines: a thin white edge, drawn above everything else.
+_MARKER_EDGE = {"edgecolor": "white", "linewidth": 0.5, "zorder": 5}
+
+
+def _set_bar_axis(
+    axis,
+    rows: pd.DataFrame,
+    values: np.ndarray,
+    paper: np.ndarray | None,
+    zero_based: bool,
+    value_label: str | None,
+    same_scale: bool,
+) -> tuple[float, float]:
+    """Limits, rows and labels of the bars' axis (shared with the paper's values when `paper` is given)."""
+    count = len(rows)
+    scale = values if paper is None else np.concatenate([values, paper])
+    limits = _value_limits(scale, zero_based)
+    axis.set_xlim(*limits)
+    axis.set_ylim(max(count, 1) - 0.5, -0.5)  # first row on top
+    axis.set_yticks(np.arange(count), [str(label) for label in rows.label])
+    axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
+    axis.set_xlabel(value_label or ("top-1 (%), this run" if same_scale else "top-1 (%), this run (proxy)"))
+    return limits
 
 
 def roadmap_figure(
@@ -222,13 +321,9 @@ def roadmap_figure(
     figure, group_axis, axes = _panels(count, panels)
     axis = axes["bars"]
 
-    scale = np.concatenate([values, paper]) if has_paper and same_scale else values
-    limits = _value_limits(scale, zero_based)
-    axis.set_xlim(*limits)
-    axis.set_ylim(max(count, 1) - 0.5, -0.5)  # first row on top
-    axis.set_yticks(np.arange(count), [str(label) for label in rows.label])
-    axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
-    axis.set_xlabel(value_label or ("top-1 (%), this run" if same_scale else "top-1 (%), this run (proxy)"))
+    limits = _set_bar_axis(
+        axis, rows, values, paper if has_paper and same_scale else None, zero_based, value_label, same_scale
+    )
     _draw_groups(group_axis, axis, groups, colours)
     branches = _draw_bars(axis, rows, values, colours, limits)
     _draw_gflops(axis, _numbers(rows, "gflops"))
@@ -236,55 +331,21 @@ def roadmap_figure(
         _draw_changes(axes["changes"], rows)
     if has_paper and same_scale:
         shown = np.isfinite(paper)
-        axis.scatter(paper[shown], np.arange(count)[shown], marker="D", s=18, color=PAPER_COLOUR,
-                     edgecolor="white", linewidth=0.5, zorder=5)
+        axis.scatter(paper[shown], np.arange(count)[shown], marker="D", s=18, color=PAPER_COLOUR, **_MARKER_EDGE)
     elif has_paper:
         _draw_paper(axes["paper"], rows, paper, paper_label)
     handles = _legend_handles(any(branches), has_paper and same_scale, has_changes)
     if handles:
         # Under the stage column, beside the x tick labels: inside the axes it would hide the last
         # rows, which carry the highest accuracies; at the top it would clash with the title.
-        group_axis.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 0.0), fontsize=SMALL_FONT_SIZE,
-                          frameon=False, borderaxespad=0.2)
+        group_axis.legend(
+            handles=handles,
+            loc="upper right",
+            bbox_to_anchor=(1.0, 0.0),
+            fontsize=SMALL_FONT_SIZE,
+            frameon=False,
+            borderaxespad=0.2,
+        )
     if title:
         figure.suptitle(title)
     return apply_style(figure, caption)
-
-
-def reference_rows(roadmap: str) -> pd.DataFrame:
-    """The paper's table for `roadmap` in the columns roadmap_figure reads."""
-    paper = paper_table(roadmap)
-    if paper.empty:
-        raise ValueError(f"no paper table for roadmap {roadmap!r}; choose one of: {', '.join(REFERENCE_TABLES)}")
-    rows = paper.reset_index().rename(
-        columns={"paper_label": "label", "paper_top1": "top1_mean", "paper_top1_std": "top1_std",
-                 "paper_gflops": "gflops"}
-    )
-    rows["branch_of"] = [REGISTRY[step].branch_of if step in REGISTRY else None for step in rows.step]
-    rows["status"] = "done"
-    return rows
-
-
-def reference_figure(roadmap: str, out_path: str | Path | None = None) -> Figure:
-    """Figure 2 drawn from the paper's own values (Table 10 for resnet50, Table 11 for resnet200).
-
-    Saves to `out_path` when given: its suffix picks the format; without one, PNG and PDF are written.
-    Returns the Figure (a notebook cell displays it).
-    """
-    rows = reference_rows(roadmap)
-    caption = (
-        f"{REFERENCE_TITLES.get(roadmap, roadmap)}; ImageNet-1K top-1 (%), {REFERENCE_SEEDS.get(roadmap, '')}. "
-        f"GFLOPs as printed in the paper (its convention, reproduced here as: {CONVENTION}). "
-        "Hatched: variants tried but not adopted."
-    )
-    figure = roadmap_figure(rows, caption, title=REFERENCE_TITLES.get(roadmap, roadmap),
-                            value_label="ImageNet-1K top-1 (%)", zero_based=False)
-    if out_path is not None:
-        out_path = Path(out_path)
-        if out_path.suffix:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            figure.savefig(out_path, dpi=200, bbox_inches="tight", pad_inches=0.05)
-        else:
-            save_figure(figure, out_path)
-    return figure
-

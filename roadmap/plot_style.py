@@ -6,6 +6,7 @@ on (or changes) the global backend or rcParams: safe under Agg, in tests and in 
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from pathlib import Path
@@ -30,14 +31,49 @@ BRANCH_HATCH = "////"
 FIGURE_WIDTH = 7.0  # inches: a full page width, readable when shrunk to one column
 # Qualitative palette for many neighbouring lines (training curves): tab20's ten saturated hues
 # first, then their light partners, so rows next to each other in the roadmap never share a hue.
-_TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd",
-          "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
-          "#17becf", "#9edae5")
+_TAB20 = (
+    "#1f77b4",
+    "#aec7e8",
+    "#ff7f0e",
+    "#ffbb78",
+    "#2ca02c",
+    "#98df8a",
+    "#d62728",
+    "#ff9896",
+    "#9467bd",
+    "#c5b0d5",
+    "#8c564b",
+    "#c49c94",
+    "#e377c2",
+    "#f7b6d2",
+    "#7f7f7f",
+    "#c7c7c7",
+    "#bcbd22",
+    "#dbdb8d",
+    "#17becf",
+    "#9edae5",
+)
 LINE_COLOURS = _TAB20[0::2] + _TAB20[1::2]
 POINT_LABEL = "point-label"  # gid of the point labels that place_point_labels arranges
 # Candidate label offsets (points): rings of growing distance, eight directions each, nearest first.
-_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1),
-               (2, 1), (2, -1), (-2, 1), (-2, -1), (1, 2), (1, -2), (-1, 2), (-1, -2))
+_DIRECTIONS = (
+    (1, 1),
+    (1, -1),
+    (-1, 1),
+    (-1, -1),
+    (1, 0),
+    (-1, 0),
+    (0, 1),
+    (0, -1),
+    (2, 1),
+    (2, -1),
+    (-2, 1),
+    (-2, -1),
+    (1, 2),
+    (1, -2),
+    (-1, 2),
+    (-1, -2),
+)
 _RINGS = (3, 8, 14, 22, 32, 44, 58, 74, 92)
 
 
@@ -114,13 +150,43 @@ def save_figure(figure: Figure, stem: str | Path, formats: Iterable[str] = ("png
     return paths
 
 
+def change_interval(
+    axis: Axes,
+    value: float,
+    position: float,
+    low: float,
+    high: float,
+    colour: str,
+    width: float = 1.2,
+    cap: float = 3.0,
+) -> None:
+    """A change's confidence interval as a horizontal error bar at `position`, when both ends are known."""
+    if math.isfinite(low) and math.isfinite(high):
+        axis.errorbar(
+            value,
+            position,
+            xerr=[[value - low], [high - value]],
+            fmt="none",
+            ecolor=colour,
+            elinewidth=width,
+            capsize=cap,
+            zorder=3,
+        )
+
+
 def point_label(axis: Axes, text: str, x: float, y: float, **style) -> Annotation:
     """A label for the point (x, y), placed later by place_point_labels; outside the layout, so
     moving it never changes the axes it must fit in."""
     annotation = axis.annotate(
-        text, (x, y), xytext=(_RINGS[0], _RINGS[0]), textcoords="offset points", gid=POINT_LABEL,
-        fontsize=style.pop("fontsize", SMALL_FONT_SIZE - 1), color=style.pop("color", "#333333"),
-        arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 3}, **style,
+        text,
+        (x, y),
+        xytext=(_RINGS[0], _RINGS[0]),
+        textcoords="offset points",
+        gid=POINT_LABEL,
+        fontsize=style.pop("fontsize", SMALL_FONT_SIZE - 1),
+        color=style.pop("color", "#333333"),
+        arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 3},
+        **style,
     )
     annotation.set_in_layout(False)
     return annotation
@@ -142,8 +208,11 @@ def _candidates():
     for ring in _RINGS:
         for dx, dy in _DIRECTIONS:
             scale = ring / max(abs(dx), abs(dy))
-            yield ((dx * scale, dy * scale), "left" if dx > 0 else "right" if dx < 0 else "center",
-                   "bottom" if dy > 0 else "top" if dy < 0 else "center")
+            yield (
+                (dx * scale, dy * scale),
+                "left" if dx > 0 else "right" if dx < 0 else "center",
+                "bottom" if dy > 0 else "top" if dy < 0 else "center",
+            )
 
 
 def _place(annotation: Annotation, renderer, labels: list[Bbox], markers: list[Bbox], frame: Bbox) -> Bbox:
@@ -208,5 +277,6 @@ def label_boxes(figure: Figure) -> list[Bbox]:
     """Window extents of every point label, drawn: for overlap checks."""
     figure.draw_without_rendering()
     renderer = figure.canvas.get_renderer()
-    return [text.get_window_extent(renderer) for axis in figure.axes for text in axis.texts
-            if text.get_gid() == POINT_LABEL]
+    return [
+        text.get_window_extent(renderer) for axis in figure.axes for text in axis.texts if text.get_gid() == POINT_LABEL
+    ]

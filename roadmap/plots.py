@@ -16,7 +16,8 @@ from roadmap.captions import singular_counts
 from roadmap.codesign import codesign_table
 from roadmap.plot_agreement import changes_figure
 from roadmap.plot_codesign import codesign_figure
-from roadmap.plot_roadmap import reference_figure, roadmap_figure
+from roadmap.plot_reference import reference_figure
+from roadmap.plot_roadmap import roadmap_figure
 from roadmap.plot_style import (
     GRID_COLOUR,
     NEUTRAL,
@@ -58,11 +59,21 @@ def _trajectory(axis: Axes, table: pd.DataFrame, gflops: str, top1: str, colour:
     if path.empty and side.empty:
         _empty_note(axis, f"no {name} values yet")
         return
-    axis.plot(path[gflops], path[top1], marker="o", markersize=4, linewidth=1.2, color=colour,
-              label=f"{name}: main path")
+    axis.plot(
+        path[gflops], path[top1], marker="o", markersize=4, linewidth=1.2, color=colour, label=f"{name}: main path"
+    )
     if not side.empty:
-        axis.scatter(side[gflops], side[top1], marker="o", s=20, facecolor="white", edgecolor=colour,
-                     linewidth=1.0, zorder=3, label=f"{name}: branch")
+        axis.scatter(
+            side[gflops],
+            side[top1],
+            marker="o",
+            s=20,
+            facecolor="white",
+            edgecolor=colour,
+            linewidth=1.0,
+            zorder=3,
+            label=f"{name}: branch",
+        )
     for row in pd.concat([path, side]).itertuples():
         point_label(axis, row.step, getattr(row, gflops), getattr(row, top1))
     axis.grid(color=GRID_COLOUR, linewidth=0.6)
@@ -167,8 +178,12 @@ def curves_figure(curves: pd.DataFrame, caption: str, title: str = "") -> Figure
         for rank, order in enumerate(sorted(mean.order.unique())):
             line = mean[mean.order == order]
             step = line.step.iloc[0]
-            style = {"color": line_colour(rank), "linestyle": "--" if step in branch_steps else "-",
-                     "linewidth": 1.1, "marker": "."}
+            style = {
+                "color": line_colour(rank),
+                "linestyle": "--" if step in branch_steps else "-",
+                "linewidth": 1.1,
+                "marker": ".",
+            }
             axes[0].plot(line.epoch, line.top1, label=step, **style)
             for axis, (_, kind) in zip(axes[1:], losses):
                 if kind is None or soft_of.get(order) == kind:
@@ -201,9 +216,7 @@ def write_figures(
     out_dir = Path(out_dir)
     bar_rows = table.assign(label=table.label.fillna(table.step))
     figures = {
-        "roadmap": roadmap_figure(
-            bar_rows, caption, title=title, paper_values=table.paper_top1, same_scale=same_scale
-        ),
+        "roadmap": roadmap_figure(bar_rows, caption, title=title, paper_values=table.paper_top1, same_scale=same_scale),
         "trajectory": trajectory_figure(table, caption, title=title, same_scale=same_scale),
         "throughput": throughput_figure(table, caption, title=title),
         "curves": curves_figure(curves, caption, title=title),

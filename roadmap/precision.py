@@ -90,9 +90,11 @@ class Numerics:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     def describe(self) -> str:
-        parts = [self.precision or "default precision",
-                 "channels-last" if self.channels_last else "NCHW",
-                 "compiled" if self.compile else "eager"]
+        parts = [
+            self.precision or "default precision",
+            "channels-last" if self.channels_last else "NCHW",
+            "compiled" if self.compile else "eager",
+        ]
         if self.deterministic:
             parts.append("deterministic")
         return ", ".join(parts)
@@ -113,14 +115,19 @@ def _git_commit() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        answer = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
+        answer = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if answer.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
     return answer.stdout.strip() + ("+dirty" if dirty else "")
 
 
@@ -135,9 +142,12 @@ def environment(device: torch.device) -> dict[str, Any]:
     """What a run's numbers depend on besides its settings: versions, commit and device."""
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
-        "torch": torch.__version__, "timm": timm.__version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "cudnn": cudnn if device.type == "cuda" else None,
-        "roadmap": _project_version(), "git_commit": _git_commit(),
-        "device": describe_device(device), "python": platform.python_version(),
+        "roadmap": _project_version(),
+        "git_commit": _git_commit(),
+        "device": describe_device(device),
+        "python": platform.python_version(),
     }

@@ -47,16 +47,50 @@ MODERN = Recipe(
 # TRAINING.md): batch 1024, lr = base lr x 1024 / 256, layer-wise lr decay, EMA, RandAugment and
 # random erasing as in Table 5. One recipe per model size the paper prints: Atto (also used for
 # Femto and Pico), Tiny (also Nano) and Base (also Large and Huge).
-_V2_FINETUNE = replace(MODERN, name="v2-finetune", batch_size=1024, reference_batch_size=1024, ema=True,
-                       layer_decay=0.9, layer_decay_kind="single")
+_V2_FINETUNE = replace(
+    MODERN,
+    name="v2-finetune",
+    batch_size=1024,
+    reference_batch_size=1024,
+    ema=True,
+    layer_decay=0.9,
+    layer_decay_kind="single",
+)
 V2_FINETUNE = {
-    "atto": replace(_V2_FINETUNE, name="v2-finetune-atto", lr=2e-4 * 4, epochs=600, warmup_epochs=0,
-                    weight_decay=0.3, drop_path_rate=0.1, mixup=0.0, cutmix=0.0, label_smoothing=0.2),
-    "tiny": replace(_V2_FINETUNE, name="v2-finetune-tiny", lr=8e-4 * 4, epochs=300, warmup_epochs=40,
-                    weight_decay=0.05, drop_path_rate=0.2, label_smoothing=0.1),
-    "base": replace(_V2_FINETUNE, name="v2-finetune-base", lr=6.25e-4 * 4, epochs=100, warmup_epochs=20,
-                    weight_decay=0.05, drop_path_rate=0.1, label_smoothing=0.1, layer_decay=0.6,
-                    layer_decay_kind="group"),
+    "atto": replace(
+        _V2_FINETUNE,
+        name="v2-finetune-atto",
+        lr=2e-4 * 4,
+        epochs=600,
+        warmup_epochs=0,
+        weight_decay=0.3,
+        drop_path_rate=0.1,
+        mixup=0.0,
+        cutmix=0.0,
+        label_smoothing=0.2,
+    ),
+    "tiny": replace(
+        _V2_FINETUNE,
+        name="v2-finetune-tiny",
+        lr=8e-4 * 4,
+        epochs=300,
+        warmup_epochs=40,
+        weight_decay=0.05,
+        drop_path_rate=0.2,
+        label_smoothing=0.1,
+    ),
+    "base": replace(
+        _V2_FINETUNE,
+        name="v2-finetune-base",
+        lr=6.25e-4 * 4,
+        epochs=100,
+        warmup_epochs=20,
+        weight_decay=0.05,
+        drop_path_rate=0.1,
+        label_smoothing=0.1,
+        layer_decay=0.6,
+        layer_decay_kind="group",
+    ),
 }
 
 

@@ -19,6 +19,12 @@ REFERENCE_TABLES = {name: roadmap.paper_table for name, roadmap in ROADMAPS.item
 COLUMNS = ["paper_label", "group", "paper_top1", "paper_top1_std", "paper_gflops", "note"]
 
 
+def paper_name(roadmap: str) -> str:
+    """How captions name the paper's table of `roadmap` (e.g. 'paper Table 10'); 'paper' otherwise."""
+    known = ROADMAPS.get(roadmap.strip().replace("-", "_"))
+    return known.paper_name if known is not None else "paper"
+
+
 def reference_note(roadmap: str) -> str | None:
     """What the paper columns of `roadmap` are, where they are not the run's own network."""
     return get_roadmap(roadmap).paper_note

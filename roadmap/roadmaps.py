@@ -40,12 +40,28 @@ class Roadmap:
     branches_by_default: bool = False
 
 
-_SHARED_TAIL = ("move_up", "kernel", "kernel5", "kernel9", "kernel11", "gelu", "fewer_act", "fewer_norm", "ln", "sep_ds")
+_SHARED_TAIL = (
+    "move_up",
+    "kernel",
+    "kernel5",
+    "kernel9",
+    "kernel11",
+    "gelu",
+    "fewer_act",
+    "fewer_norm",
+    "ln",
+    "sep_ds",
+)
 _RESNET50_PATH = _path("resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", *_SHARED_TAIL)
 
 _ROADMAPS = (
-    Roadmap("resnet50", "Table 10: ResNet-50 -> ConvNeXt-T, the ResNet-50 / Swin-T regime", _RESNET50_PATH,
-            paper_table="table10_resnet50.csv", paper_name="paper Table 10"),
+    Roadmap(
+        "resnet50",
+        "Table 10: ResNet-50 -> ConvNeXt-T, the ResNet-50 / Swin-T regime",
+        _RESNET50_PATH,
+        paper_table="table10_resnet50.csv",
+        paper_name="paper Table 10",
+    ),
     Roadmap(
         "resnet200",
         "Table 11: ResNet-200 -> ConvNeXt-B; the stage-ratio step also widens 64 -> 84, width goes 84 -> 128",
@@ -59,14 +75,15 @@ _ROADMAPS = (
             "invert",
             *_SHARED_TAIL,
         ),
-        paper_table="table11_resnet200.csv", paper_name="paper Table 11",
+        paper_table="table11_resnet200.csv",
+        paper_name="paper Table 11",
     ),
     Roadmap("convnext_v2", "ConvNeXt-T -> ConvNeXt V2-T (GRN, no LayerScale)", _RESNET50_PATH + _path("grn")),
     Roadmap(
         "inceptionnext",
         "ConvNeXt-T -> InceptionNeXt-T, then InceptionNeXt's Table 1 variants of ConvNeXt-T as branches",
-        _RESNET50_PATH + _path("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8",
-                               "k3_par1_16"),
+        _RESNET50_PATH
+        + _path("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16"),
     ),
     # The main path adds FCMAE, then GRN; `v2_supervised` is GRN without FCMAE, a branch of `v1_fcmae`.
     Roadmap(
@@ -74,9 +91,10 @@ _ROADMAPS = (
         "ConvNeXt V2's co-design (papers.md 5.2): FCMAE on the V1 and the V2 block of ConvNeXt-T",
         tuple(Entry(entry.step, entry.params, hidden=True) for entry in _RESNET50_PATH)
         + _path("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae"),
-        paper_table="codesign_convnext_v2.csv", paper_name="ConvNeXt V2 co-design (ConvNeXt-B)",
+        paper_table="codesign_convnext_v2.csv",
+        paper_name="ConvNeXt V2 co-design (ConvNeXt-B)",
         paper_note="paper columns are ConvNeXt-B (ConvNeXt V2 Table 3 and App. D; 800-epoch FCMAE pre-training), "
-                   "beside the ConvNeXt-T this roadmap trains unless --model",
+        "beside the ConvNeXt-T this roadmap trains unless --model",
         branches_by_default=True,
     ),
 )
@@ -117,8 +135,9 @@ def starts_from_network(roadmap: str) -> bool:
     return any(entry.hidden for entry in roadmap_entries(roadmap))
 
 
-def specs(roadmap: str = "resnet50", upto: str | None = None, branches: bool = True,
-          start: Spec | None = None) -> list[tuple[str, Spec]]:
+def specs(
+    roadmap: str = "resnet50", upto: str | None = None, branches: bool = True, start: Spec | None = None
+) -> list[tuple[str, Spec]]:
     """The ordered (step name, spec) pairs of a roadmap, up to and including `upto`.
 
     Main-path steps apply cumulatively; a branch row (kernel 5/9/11) applies its step to the same
@@ -177,22 +196,14 @@ class ModePlan:
 
 
 def mode_specs(
-    roadmap: str,
-    mode: str,
-    upto: str | None = None,
-    branches: bool = True,
-    steps: Iterable[str] | None = None,
+    roadmap: str, mode: str, upto: str | None = None, branches: bool = True, steps: Iterable[str] | None = None
 ) -> list[tuple[str, Spec]]:
     """The (row name, spec) pairs of `roadmap` under an ablation `mode`; see `mode_plan`."""
     return mode_plan(roadmap, mode, upto, branches, steps).rows
 
 
 def mode_plan(
-    roadmap: str,
-    mode: str,
-    upto: str | None = None,
-    branches: bool = True,
-    steps: Iterable[str] | None = None,
+    roadmap: str, mode: str, upto: str | None = None, branches: bool = True, steps: Iterable[str] | None = None
 ) -> ModePlan:
     """Rows of an ablation mode.
 
@@ -218,8 +229,10 @@ def mode_plan(
     if key == "cumulative":
         return ModePlan(specs(roadmap, upto, branches))
     if starts_from_network(roadmap):
-        raise RoadmapError(f"roadmap {roadmap!r} compares a few variants of one network; only mode 'cumulative' "
-                           f"applies to it (give single steps with --model NAME --steps ...)")
+        raise RoadmapError(
+            f"roadmap {roadmap!r} compares a few variants of one network; only mode 'cumulative' "
+            f"applies to it (give single steps with --model NAME --steps ...)"
+        )
     if key == "custom":
         if not steps:
             raise RoadmapError("mode 'custom' needs a non-empty step list")
@@ -317,6 +330,6 @@ def row_label(name: str) -> str:
     if name == "final":
         return "final network"
     for prefix, word in (("without_", "without"), ("only_", "only")):
-        if name.startswith(prefix) and name[len(prefix):] in REGISTRY:
-            return f"{word} {REGISTRY[name[len(prefix):]].label}"
+        if name.startswith(prefix) and name[len(prefix) :] in REGISTRY:
+            return f"{word} {REGISTRY[name[len(prefix) :]].label}"
     return name

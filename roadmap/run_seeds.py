@@ -22,19 +22,48 @@ STATUSES = ("done", "diverged", "failed", "running", "missing")
 FINISHED = ("done", "diverged", "failed")
 
 # Cost per step: the full-size network timed at 224 px after training (result.json `cost_*`).
-COST_FIELDS = ("cost_train_images_per_s", "cost_infer_images_per_s", "cost_peak_memory_mb", "cost_device",
-               "cost_batch", "cost_dtype")
+COST_FIELDS = (
+    "cost_train_images_per_s",
+    "cost_infer_images_per_s",
+    "cost_peak_memory_mb",
+    "cost_device",
+    "cost_batch",
+    "cost_dtype",
+)
 # How a step was computed (written by newer trainers; absent from older results).
 SETTING_FIELDS = ("precision", "channels_last", "compiled", "deterministic", "pixels")
 ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
 RESULT_FIELDS = (
-    "top1", "top5", "best_top1", "epochs", "proxy_gflops", "proxy_params",
-    "train_images_per_s", "infer_images_per_s", "wall_time_s", "device",
-    *COST_FIELDS, *SETTING_FIELDS, "environment", "reason", "pretrain_loss",
+    "top1",
+    "top5",
+    "best_top1",
+    "epochs",
+    "proxy_gflops",
+    "proxy_params",
+    "train_images_per_s",
+    "infer_images_per_s",
+    "wall_time_s",
+    "device",
+    *COST_FIELDS,
+    *SETTING_FIELDS,
+    "environment",
+    "reason",
+    "pretrain_loss",
 )
 COLLECT_COLUMNS = (
-    "order", "step", "label", "group", "branch_of", "gflops", "params", "seed", "status", "stale",
-    *RESULT_FIELDS, "epochs_done", "last_top1",
+    "order",
+    "step",
+    "label",
+    "group",
+    "branch_of",
+    "gflops",
+    "params",
+    "seed",
+    "status",
+    "stale",
+    *RESULT_FIELDS,
+    "epochs_done",
+    "last_top1",
 )
 
 
@@ -58,8 +87,11 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     path = RunPaths(run_dir).plan
     if not path.is_file():
         raise RunNotFound(run_dir)
-    info = read_json_checked(path, "delete it and rerun the training command with the run's options: it "
-                                   "writes run.json again and keeps every finished step")
+    info = read_json_checked(
+        path,
+        "delete it and rerun the training command with the run's options: it "
+        "writes run.json again and keeps every finished step",
+    )
     if not isinstance(info, dict) or not isinstance(info.get("rows", []), list):
         raise UnreadableFile(path, "it is not a run plan; delete it and rerun the training command")
     return info
@@ -69,8 +101,10 @@ def read_step_result(paths: StepPaths) -> dict[str, Any] | None:
     """A step's result.json for the report; None when absent. It is written atomically, so a file that
     holds no result is damage: UnreadableFile naming it (training counts such a step as unfinished)."""
     if paths.result_unreadable():
-        raise UnreadableFile(paths.result, "delete it, or rerun the training command, which trains that step "
-                                           "again (resuming from its checkpoint)")
+        raise UnreadableFile(
+            paths.result,
+            "delete it, or rerun the training command, which trains that step again (resuming from its checkpoint)",
+        )
     return paths.read_result()
 
 
@@ -174,7 +208,8 @@ def training_curves(run_dir: str | Path) -> pd.DataFrame:
         metrics = paths.read_metrics()
         soft = soft_targets(paths.read_task()) if metrics else None
         for record in metrics:
-            records.append({"order": order, "step": row["step"], **identity, "seed": seed, "soft_targets": soft,
-                            **record})
+            records.append(
+                {"order": order, "step": row["step"], **identity, "seed": seed, "soft_targets": soft, **record}
+            )
     columns = ["order", "step", "label", "group", "branch_of", "seed", "soft_targets", "epoch", "top1"]
     return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)

@@ -18,13 +18,41 @@ from roadmap.run_seeds import COST_FIELDS, SETTING_FIELDS, STATUSES, run_paper_t
 from roadmap.statistics import seeds_to_resolve, verdict, welch_interval
 
 TABLE_COLUMNS = (
-    "step", "label", "paper_label", "group", "branch_of", "compared_with",
-    "top1_mean", "top1_std", "pretrain_loss", "seeds_done", "seeds",
-    "change", "change_ci_low", "change_ci_high", "verdict",
-    "seeds_to_resolve", "spread_source",
-    "gflops", "params", "paper_top1", "paper_top1_std", "paper_change", "paper_gflops",
-    "proxy_gflops", "proxy_params", "train_images_per_s", "infer_images_per_s", "device",
-    *COST_FIELDS, "wall_time_s", "precision", "channels_last", "compiled", "pixels", "status",
+    "step",
+    "label",
+    "paper_label",
+    "group",
+    "branch_of",
+    "compared_with",
+    "top1_mean",
+    "top1_std",
+    "pretrain_loss",
+    "seeds_done",
+    "seeds",
+    "change",
+    "change_ci_low",
+    "change_ci_high",
+    "verdict",
+    "seeds_to_resolve",
+    "spread_source",
+    "gflops",
+    "params",
+    "paper_top1",
+    "paper_top1_std",
+    "paper_change",
+    "paper_gflops",
+    "proxy_gflops",
+    "proxy_params",
+    "train_images_per_s",
+    "infer_images_per_s",
+    "device",
+    *COST_FIELDS,
+    "wall_time_s",
+    "precision",
+    "channels_last",
+    "compiled",
+    "pixels",
+    "status",
 )
 # Cost fields that are text: their distinct values are listed, the others averaged.
 COST_TEXT_FIELDS = ("cost_device", "cost_dtype")
@@ -143,8 +171,13 @@ def add_noise_columns(table: pd.DataFrame, bases: list[int | None]) -> pd.DataFr
             seeds = seeds_to_resolve(interval[0], std)
         needed.append(seeds)
         sources.append(source)
-    return table.assign(change_ci_low=low, change_ci_high=high, verdict=verdicts,
-                        seeds_to_resolve=pd.array(needed, dtype="Int64"), spread_source=sources)
+    return table.assign(
+        change_ci_low=low,
+        change_ci_high=high,
+        verdict=verdicts,
+        seeds_to_resolve=pd.array(needed, dtype="Int64"),
+        spread_source=sources,
+    )
 
 
 def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:

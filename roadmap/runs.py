@@ -13,71 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from roadmap.complexity import complexity
-from roadmap.data import load_datasets
+from roadmap.data import run_datasets
 from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import read_json, read_json_checked, write_json
-from roadmap.reference import paper_table, reference_note
-from roadmap.run_files import RunPaths
 from roadmap.models import model, model_rows, row_label
-from roadmap.roadmaps import MODES, ModePlan, get_roadmap, mode_plan, specs, starts_from_network
-from roadmap.spec import Spec
 from roadmap.precision import Numerics
+from roadmap.reference import paper_table, reference_note
+from roadmap.roadmaps import ModePlan, get_roadmap, mode_plan, specs, starts_from_network
+from roadmap.run_files import RunPaths
+from roadmap.run_options import RunError, RunOptions, check_batches, check_options, check_results_path, with_mask_ratio
 from roadmap.shrink import describe as describe_pixels
+from roadmap.spec import Spec
 from roadmap.task import StepTask
-from roadmap.training_presets import (PresetError, TrainingPreset, batch_plan, describe_resolution, get_preset,
-                                      resolution_schedule, resolve)
-from steps import REGISTRY, canonical_name
-
-
-class RunError(ValueError):
-    """A run that cannot be planned as asked (conflicting results, bad counts)."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    roadmap: str = "resnet50"
-    upto: str | None = None
-    branches: bool = False
-    mode: str = "cumulative"
-    steps: tuple[str, ...] | None = None
-    # A model family member (roadmap.models) as the starting row instead of the roadmap.
-    model: str | None = None
-    preset: str = "cpu"
-    dataset: str = "synthetic"
-    data_path: str | None = None
-    seeds: int = 1
-    epochs: int | None = None
-    batch_size: int | None = None
-    accumulation: int | None = None
-    devices: int = 1
-    workers: int | None = None
-    results: str = "results"
-    run: str | None = None
-    # Measure each step's full-size network (throughput, peak memory) after training it; None:
-    # only for the paper preset (on a 2-core CPU one full-size step costs minutes).
-    measure_cost: bool | None = None
-    cost_settings: tuple[str, ...] = ()
-    # How the networks compute (None: the device's default); recorded in every result, not part
-    # of a step's key: a run resumes across compiled and eager, and across machines.
-    numerics: Numerics = field(default_factory=Numerics)
-    # Opt-in pre-shrunk copy of a folder dataset (shorter side in px) and where it is kept.
-    shrink: int | None = None
-    shrink_format: str = "jpeg"  # how the pre-shrunk copy is stored (roadmap.shrink.STORAGES)
-    cache_dir: str | None = None
-    classes: int | None = None  # a seeded class subset of a folder dataset
-    mask_ratio: float | None = None  # FCMAE rows' pre-training mask ratio; None: the step's (0.6)
-
-    @property
-    def effective_mode(self) -> str:
-        """The ablation mode the rows follow: a step list (`--steps`) makes it `custom`."""
-        return "custom" if self.steps else self.mode
-
-    def run_name(self) -> str:
-        if self.run:
-            return self.run
-        mode = "" if self.effective_mode == "cumulative" else f"-{self.effective_mode.replace('_', '-')}"
-        start = self.model or self.roadmap
-        return f"{start.replace('_', '-')}-{self.preset}-{self.dataset}{mode}"
+from roadmap.training_presets import (
+    TrainingPreset,
+    batch_plan,
+    describe_resolution,
+    get_preset,
+    resolution_schedule,
+    resolve,
+)
+from steps import REGISTRY
 
 
 @dataclass
@@ -100,16 +56,23 @@ def rows_for(options: RunOptions) -> ModePlan:
         if options.mode != "cumulative":
             raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
         return ModePlan(model_rows(options.model, options.steps))
-    return mode_plan(options.roadmap, options.effective_mode, upto=options.upto, branches=branches,
-                     steps=list(options.steps) if options.steps else None)
+    return mode_plan(
+        options.roadmap,
+        options.effective_mode,
+        upto=options.upto,
+        branches=branches,
+        steps=list(options.steps) if options.steps else None,
+    )
 
 
 def _codesign_start(options: RunOptions) -> Spec:
     """The --model a roadmap of variants starts from: a V1 ConvNeXt (the rows add GRN themselves)."""
     start = model(options.model or "")
     if start.network.grn or start.pretrain is not None:
-        raise RunError(f"--roadmap {options.roadmap} starts from a V1 ConvNeXt and adds GRN and FCMAE itself; "
-                       f"--model {options.model} has them already: give a convnext_* model (e.g. convnext_base)")
+        raise RunError(
+            f"--roadmap {options.roadmap} starts from a V1 ConvNeXt and adds GRN and FCMAE itself; "
+            f"--model {options.model} has them already: give a convnext_* model (e.g. convnext_base)"
+        )
     return start
 
 
@@ -121,84 +84,16 @@ def row_group(roadmap: str, step: str) -> str | None:
     return str(paper.at[step, "group"]) if step in paper.index else None
 
 
-def _check_selection(options: RunOptions) -> None:
-    """Options that would be ignored or select nothing: one line each, before any work."""
-    if options.steps is not None and not options.steps:
-        raise RunError("--steps names no step; give a comma-separated list such as --steps patchify,depthwise")
-    if options.upto is not None and options.model and not starts_from_network(options.roadmap):
-        raise RunError("--upto applies to a roadmap, not to --model; drop one of them")
-    if options.upto is not None and options.steps:
-        raise RunError("--upto and --steps both choose the rows; drop one of them")
-    if options.upto is not None:
-        step = REGISTRY.get(canonical_name(options.upto))
-        if step is not None and step.branch_of is not None:
-            raise RunError(f"--upto {options.upto} names a branch row (a variant of {step.branch_of}); use "
-                           f"--upto {step.branch_of} --branches to train it with its siblings, or --upto a main-path row")
-    if options.shrink_format != "jpeg" and options.shrink is None:
-        raise RunError(f"--shrink-format {options.shrink_format} says how --shrink stores its copy; add --shrink PX "
-                       f"(e.g. --shrink 256) or drop --shrink-format")
-    if options.data_path is not None and options.dataset == "synthetic":
-        raise RunError(f"--data {options.data_path} is ignored by the synthetic dataset; give --dataset folder, "
-                       f"cifar10 or cifar100, or drop --data")
-
-
-def _check_results_path(results: Path, run_dir: Path) -> None:
-    """--results must be (or become) a folder: a path through a regular file fails here, not mid-run."""
-    for path in (run_dir, *run_dir.parents):
-        if path.exists():
-            if not path.is_dir():
-                raise RunError(f"--results {results}: {path} is a file, not a folder; give a folder path")
-            return
-
-
-def _check_batches(step: str, recipe: Any, plan: Any, train_images: int, accumulation_given: bool) -> None:
-    """An odd batch with Mixup/CutMix, or more accumulation steps (--accumulation) than an epoch has batches."""
-    if (recipe.mixup > 0 or recipe.cutmix > 0) and plan.per_device % 2:
-        raise RunError(f"{step}: the {recipe.name} recipe uses Mixup/CutMix, which pairs images within a batch: "
-                       f"the batch per device must be even, got {plan.per_device} (e.g. --batch-size "
-                       f"{plan.per_device + 1})")
-    batches = train_images // (plan.per_device * plan.devices)  # the training loader drops the last partial batch
-    if accumulation_given and batches < 1:
-        raise RunError(f"{step}: {train_images} training images do not fill one batch of {plan.per_device} x "
-                       f"{plan.devices} device(s); lower --batch-size")
-    if accumulation_given and plan.accumulation > batches:
-        raise RunError(f"{step}: --accumulation {plan.accumulation} exceeds the {batches} batches of an epoch "
-                       f"({train_images} images / {plan.per_device * plan.devices} per batch); use at most {batches}")
-
-
-def _with_mask_ratio(rows: list[tuple[str, Spec]], mask_ratio: float | None) -> list[tuple[str, Spec]]:
-    """The FCMAE rows with the mask ratio of --mask-ratio; refused when no row pre-trains."""
-    if mask_ratio is None:
-        return rows
-    if not (0.0 < mask_ratio < 1.0):
-        raise RunError(f"--mask-ratio must be in (0, 1), got {mask_ratio:g} (the paper masks 0.6 of the patches)")
-    if not any(spec.pretrain is not None for _, spec in rows):
-        raise RunError("--mask-ratio applies to FCMAE rows and this run has none; add --steps ...,fcmae or "
-                       "--roadmap convnext-v2-codesign, or drop --mask-ratio")
-    return [(name, spec.with_pretrain(mask_ratio=mask_ratio) if spec.pretrain else spec) for name, spec in rows]
-
-
 def _fcmae_resolution(preset: TrainingPreset, rows: list[tuple[str, Spec]]) -> tuple[TrainingPreset, list[str]]:
     """FCMAE masks 32 px patches and needs two or more: a run with FCMAE rows trains every row at
     >= 64 px (all rows alike, so that they compare), and says so."""
     if preset.resolution >= 2 * FCMAE_PATCH or not any(spec.pretrain is not None for _, spec in rows):
         return preset, []
     raised = replace(preset, resolution=2 * FCMAE_PATCH)
-    return raised, [f"every row trains at {raised.resolution} px instead of the {preset.name} preset's "
-                    f"{preset.resolution} px: FCMAE masks {FCMAE_PATCH} px patches and needs at least two"]
-
-
-def _check_options(options: RunOptions) -> None:
-    """Counts and names that no plan can use: one line each, before any work."""
-    if options.seeds < 1:
-        raise RunError(f"--seeds must be a positive integer, got {options.seeds}")
-    if options.mode not in MODES:
-        raise RunError(f"unknown mode {options.mode!r}; choose one of: {', '.join(MODES)}")
-    if options.epochs is not None and options.epochs < 1:
-        raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
-    if options.workers is not None and options.workers < 0:
-        raise PresetError(f"--workers must be zero or positive, got {options.workers}")
-    _check_selection(options)
+    return raised, [
+        f"every row trains at {raised.resolution} px instead of the {preset.name} preset's "
+        f"{preset.resolution} px: FCMAE masks {FCMAE_PATCH} px patches and needs at least two"
+    ]
 
 
 @dataclass(frozen=True)
@@ -218,8 +113,15 @@ class _Planning:
 def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, Any]:
     """What besides the spec makes a row's key: another value is another experiment."""
     options, preset = planning.options, planning.preset
-    settings = {"preset": preset.name, "dataset": options.dataset, "data": planning.data.description,
-                "resolution": preset.resolution, "batch": plan.effective, "per_device": plan.per_device, "lr": plan.lr}
+    settings = {
+        "preset": preset.name,
+        "dataset": options.dataset,
+        "data": planning.data.description,
+        "resolution": preset.resolution,
+        "batch": plan.effective,
+        "per_device": plan.per_device,
+        "lr": plan.lr,
+    }
     schedule = resolution_schedule(preset, trained.recipe.epochs)
     if len(schedule) > 1 or preset.eval_resolution:
         # Progressive and test resolutions are part of the experiment; single-resolution presets
@@ -238,9 +140,56 @@ def _pretrain_plan(planning: _Planning, trained: Spec) -> tuple[dict[str, Any], 
         return {}, None
     options = planning.options
     plan = batch_plan(trained.pretrain, planning.preset, options.devices, options.batch_size, options.accumulation)
-    description = (f"FCMAE pre-training before fine-tuning: {trained.pretrain.epochs} epochs, mask ratio "
-                   f"{trained.pretrain.mask_ratio:g} of {FCMAE_PATCH} px patches, {plan.describe(trained.pretrain)}")
+    description = (
+        f"FCMAE pre-training before fine-tuning: {trained.pretrain.epochs} epochs, mask ratio "
+        f"{trained.pretrain.mask_ratio:g} of {FCMAE_PATCH} px patches, {plan.describe(trained.pretrain)}"
+    )
     return {"per_device": plan.per_device, "accumulation": plan.accumulation, "lr": plan.lr}, description
+
+
+def _task(
+    planning: _Planning,
+    name: str,
+    seed: int,
+    key: str,
+    spec: Spec,
+    trained: Spec,
+    plan: Any,
+    full: Any,
+    pretrain_batch: dict[str, Any],
+) -> StepTask:
+    """The job of one row x seed: everything it needs, as plain data."""
+    options, preset = planning.options, planning.preset
+    schedule = resolution_schedule(preset, trained.recipe.epochs)
+    return StepTask(
+        run_dir=str(planning.run_dir),
+        step=name,
+        seed=seed,
+        key=key,
+        spec=trained.to_dict(),
+        preset=preset.name,
+        dataset=options.dataset,
+        data_path=options.data_path,
+        resolution=preset.resolution,
+        per_device_batch=plan.per_device,
+        accumulation=plan.accumulation,
+        lr=plan.lr,
+        workers=preset.workers if options.workers is None else options.workers,
+        gflops=full.gflops,
+        params=full.params,
+        synthetic=planning.synthetic,
+        launcher_pid=planning.launcher_pid,
+        cost_spec=spec.to_dict() if planning.measure_cost else None,
+        cost_settings=options.cost_settings,
+        numerics=planning.numerics.to_dict(),
+        shrink=options.shrink,
+        shrink_format=options.shrink_format,
+        cache_dir=options.cache_dir,
+        classes=options.classes,
+        resolution_schedule=schedule if len(schedule) > 1 else (),
+        eval_resolution=preset.eval_resolution,
+        pretrain_batch=pretrain_batch,
+    )
 
 
 def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[dict[str, Any], list[StepTask]]:
@@ -248,7 +197,7 @@ def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[dict[str, Any
     options, preset, data = planning.options, planning.preset, planning.data
     trained = resolve(spec, preset, data.num_classes, options.epochs)
     plan = batch_plan(trained.recipe, preset, options.devices, options.batch_size, options.accumulation)
-    _check_batches(name, trained.recipe, plan, len(data.train), options.accumulation is not None)
+    check_batches(name, trained.recipe, plan, len(data.train), options.accumulation is not None)
     full = complexity(spec, 224)
     settings = _row_settings(planning, trained, plan)
     pretrain_batch, pretraining = _pretrain_plan(planning, trained)
@@ -257,25 +206,24 @@ def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[dict[str, Any
     step = REGISTRY.get(name)
     seed_keys = {str(seed): trained.content_hash({**settings, "seed": seed}) for seed in range(options.seeds)}
     row = {
-        "step": name, "label": row_label(name), "group": row_group(options.roadmap, name),
-        "branch_of": step.branch_of if step else None, "gflops": round(full.gflops, 4), "params": full.params,
-        "epochs": trained.recipe.epochs, "recipe": trained.recipe.name, "batch": plan.describe(trained.recipe),
-        "pretrain": pretraining, "pretrain_epochs": trained.pretrain.epochs if trained.pretrain else 0,
-        "key": trained.content_hash(settings), "seed_keys": seed_keys,
+        "step": name,
+        "label": row_label(name),
+        "group": row_group(options.roadmap, name),
+        "branch_of": step.branch_of if step else None,
+        "gflops": round(full.gflops, 4),
+        "params": full.params,
+        "epochs": trained.recipe.epochs,
+        "recipe": trained.recipe.name,
+        "batch": plan.describe(trained.recipe),
+        "pretrain": pretraining,
+        "pretrain_epochs": trained.pretrain.epochs if trained.pretrain else 0,
+        "key": trained.content_hash(settings),
+        "seed_keys": seed_keys,
     }
-    schedule = resolution_schedule(preset, trained.recipe.epochs)
-    tasks = [StepTask(
-        run_dir=str(planning.run_dir), step=name, seed=seed, key=seed_keys[str(seed)], spec=trained.to_dict(),
-        preset=preset.name, dataset=options.dataset, data_path=options.data_path, resolution=preset.resolution,
-        per_device_batch=plan.per_device, accumulation=plan.accumulation, lr=plan.lr,
-        workers=preset.workers if options.workers is None else options.workers, gflops=full.gflops,
-        params=full.params, synthetic=planning.synthetic, launcher_pid=planning.launcher_pid,
-        cost_spec=spec.to_dict() if planning.measure_cost else None, cost_settings=options.cost_settings,
-        numerics=planning.numerics.to_dict(), shrink=options.shrink, shrink_format=options.shrink_format,
-        cache_dir=options.cache_dir, classes=options.classes,
-        resolution_schedule=schedule if len(schedule) > 1 else (), eval_resolution=preset.eval_resolution,
-        pretrain_batch=pretrain_batch,
-    ) for seed in range(options.seeds)]
+    tasks = [
+        _task(planning, name, seed, seed_keys[str(seed)], spec, trained, plan, full, pretrain_batch)
+        for seed in range(options.seeds)
+    ]
     return row, tasks
 
 
@@ -284,17 +232,22 @@ def _planning(options: RunOptions, preset: TrainingPreset, launcher_pid: int | N
     numerics = options.numerics
     if numerics.compile is None and not preset.compile_by_default:
         numerics = replace(numerics, compile=False)
-    synthetic = {"synthetic_train": preset.synthetic_train, "synthetic_val": preset.synthetic_val,
-                 "synthetic_classes": preset.synthetic_classes,
-                 # Drawn shapes carry no detail beyond 64 px; larger inputs are upsampled by the transforms.
-                 "synthetic_size": min(preset.resolution, 64), "seed": preset.synthetic_seed}
-    data = load_datasets(options.dataset, options.data_path, shrink=options.shrink, shrink_format=options.shrink_format,
-                         cache_dir=options.cache_dir, classes=options.classes, **synthetic)
+    synthetic = {
+        "synthetic_train": preset.synthetic_train,
+        "synthetic_val": preset.synthetic_val,
+        "synthetic_classes": preset.synthetic_classes,
+        # Drawn shapes carry no detail beyond 64 px; larger inputs are upsampled by the transforms.
+        "synthetic_size": min(preset.resolution, 64),
+        "seed": preset.synthetic_seed,
+    }
+    data = run_datasets(options, synthetic)
     if data.num_classes < 2:
-        raise RunError(f"the dataset has {data.num_classes} class(es) ({data.description}); classification "
-                       f"needs at least two (one class subfolder per class under train/ and val/)")
+        raise RunError(
+            f"the dataset has {data.num_classes} class(es) ({data.description}); classification "
+            f"needs at least two (one class subfolder per class under train/ and val/)"
+        )
     run_dir = Path(options.results) / options.run_name()
-    _check_results_path(Path(options.results), run_dir)
+    check_results_path(Path(options.results), run_dir)
     if RunPaths(run_dir).plan.is_file():
         read_json_checked(RunPaths(run_dir).plan, "delete it (the next command writes it again from the options)")
     measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
@@ -303,20 +256,31 @@ def _planning(options: RunOptions, preset: TrainingPreset, launcher_pid: int | N
 
 def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
-    _check_options(options)
+    check_options(options)
     selection = rows_for(options)
-    rows = _with_mask_ratio(selection.rows, options.mask_ratio)
+    rows = with_mask_ratio(selection.rows, options.mask_ratio)
     preset, notes = _fcmae_resolution(get_preset(options.preset), rows)
     planning = _planning(options, preset, launcher_pid)
     data = planning.data
     info: dict[str, Any] = {
-        "run": options.run_name(), "roadmap": options.roadmap, "model": options.model, "mode": options.effective_mode,
-        "preset": preset.name, "preset_description": preset.description, "dataset": options.dataset,
-        "dataset_description": data.description, "num_classes": data.num_classes,
-        "train_images": len(data.train), "val_images": len(data.val), "pixels": data.pixels,
-        "seeds": list(range(options.seeds)), "resolution": describe_resolution(preset), "rows": [],
+        "run": options.run_name(),
+        "roadmap": options.roadmap,
+        "model": options.model,
+        "mode": options.effective_mode,
+        "preset": preset.name,
+        "preset_description": preset.description,
+        "dataset": options.dataset,
+        "dataset_description": data.description,
+        "num_classes": data.num_classes,
+        "train_images": len(data.train),
+        "val_images": len(data.val),
+        "pixels": data.pixels,
+        "seeds": list(range(options.seeds)),
+        "resolution": describe_resolution(preset),
+        "rows": [],
         "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
-        "notes": notes, "reference_note": reference_note(options.roadmap) if not options.steps else None,
+        "notes": notes,
+        "reference_note": reference_note(options.roadmap) if not options.steps else None,
     }
     tasks: list[StepTask] = []
     for name, spec in rows:
@@ -346,4 +310,3 @@ def write_plan(plan: RunPlan) -> None:
                 # Keep table order: rows of the longer roadmap path come from the roadmap itself.
                 plan.info["rows"] = plan.info["rows"] + extra
     write_json(path, plan.info)
-

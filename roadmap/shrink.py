@@ -106,8 +106,10 @@ def _writable_folder(cache_dir: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise ShrinkError(f"cache folder {cache_dir} is not writable ({error.strerror or error}); "
-                          f"pass --cache-dir a folder you can write to") from None
+        raise ShrinkError(
+            f"cache folder {cache_dir} is not writable ({error.strerror or error}); "
+            f"pass --cache-dir a folder you can write to"
+        ) from None
     return cache_dir
 
 
@@ -116,14 +118,21 @@ def _build(root: Path, target: Path, size: int, workers: int, storage: str) -> N
     shutil.rmtree(partial, ignore_errors=True)
     files = _image_files(root)
     jobs = [(str(root), str(partial), relative, size, storage) for relative in files]
-    manifest = {"source": str(root), "shorter_side": size, "jpeg_quality": JPEG_QUALITY, "storage": storage,
-                "format_version": FORMAT_VERSION, "files": {}}
+    manifest = {
+        "source": str(root),
+        "shorter_side": size,
+        "jpeg_quality": JPEG_QUALITY,
+        "storage": storage,
+        "format_version": FORMAT_VERSION,
+        "files": {},
+    }
     try:
         partial.mkdir(parents=True)  # also when there is no image to write
         with Pool(max(1, workers)) as pool:
             written = pool.imap_unordered(_shrink_one, jobs, chunksize=64)
-            for entry in tqdm(written, total=len(jobs), desc=f"shrinking {root.name} to {size} px", unit="img",
-                              disable=None):
+            for entry in tqdm(
+                written, total=len(jobs), desc=f"shrinking {root.name} to {size} px", unit="img", disable=None
+            ):
                 if entry is not None:
                     relative, length, crc = entry
                     manifest["files"][relative] = [length, crc]
@@ -145,8 +154,9 @@ def _check(target: Path) -> None:
             raise ShrinkError(f"cached file {path} is corrupt ({state}); delete {target} to rebuild the copy")
 
 
-def shrunk_copy(root: Path, size: int, cache_dir: Path | None = None, workers: int | None = None,
-                storage: str = "jpeg") -> Path:
+def shrunk_copy(
+    root: Path, size: int, cache_dir: Path | None = None, workers: int | None = None, storage: str = "jpeg"
+) -> Path:
     """The folder of `root`'s pre-shrunk copy at `size` in `storage` (STORAGES), built first when
     there is none."""
     if size < 1:

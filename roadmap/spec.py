@@ -195,8 +195,11 @@ class Pretrain:
     interpolation: str = "bicubic"
 
     def __post_init__(self) -> None:
-        if isinstance(self.mask_ratio, bool) or not isinstance(self.mask_ratio, (int, float)) \
-                or not 0.0 < self.mask_ratio < 1.0:
+        if (
+            isinstance(self.mask_ratio, bool)
+            or not isinstance(self.mask_ratio, (int, float))
+            or not 0.0 < self.mask_ratio < 1.0
+        ):
             raise SpecError(f"fcmae mask ratio must be in (0, 1), got {self.mask_ratio!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.decoder_width < 1:
             raise SpecError("fcmae epochs, batch_size and decoder_width must be positive")

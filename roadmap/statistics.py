@@ -99,6 +99,7 @@ def flipped_pairs(steps: Sequence[str], run: Sequence[float], reference: Sequenc
     flips = []
     for (lower, run_low, ref_low), (higher, run_high, ref_high) in zip(ranked, ranked[1:]):
         if ref_high > ref_low and run_low > run_high:
-            flips.append({"lower": lower, "higher": higher, "reference_gap": ref_high - ref_low,
-                          "run_gap": run_high - run_low})
+            flips.append(
+                {"lower": lower, "higher": higher, "reference_gap": ref_high - ref_low, "run_gap": run_high - run_low}
+            )
     return flips

@@ -12,10 +12,23 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
-
 SHAPES = (
-    "disc", "ring", "square", "frame", "triangle", "cross", "diamond", "star",
-    "bars", "stripes", "checker", "wedge", "arrow", "hexagon", "ellipse", "dots",
+    "disc",
+    "ring",
+    "square",
+    "frame",
+    "triangle",
+    "cross",
+    "diamond",
+    "star",
+    "bars",
+    "stripes",
+    "checker",
+    "wedge",
+    "arrow",
+    "hexagon",
+    "ellipse",
+    "dots",
 )
 
 
@@ -29,8 +42,32 @@ def _polygon(count: int, radius: float, phase: float, centre: tuple[float, float
     return points
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: tuple[float, float], radius: float,
-               angle: float, colour: tuple[int, int, int], width: int) -> None:
+def _parallel_lines(
+    draw: ImageDraw.ImageDraw,
+    centre: tuple[float, float],
+    radius: float,
+    angle: float,
+    offsets: tuple[float, ...],
+    colour: tuple[int, int, int],
+    width: int,
+) -> None:
+    """Lines of length 2 x radius along `angle`, shifted sideways by each offset (x radius)."""
+    x, y = centre
+    for offset in offsets:
+        dx, dy = radius * math.cos(angle), radius * math.sin(angle)
+        ox, oy = offset * radius * -math.sin(angle), offset * radius * math.cos(angle)
+        draw.line((x - dx + ox, y - dy + oy, x + dx + ox, y + dy + oy), fill=colour, width=width)
+
+
+def draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    centre: tuple[float, float],
+    radius: float,
+    angle: float,
+    colour: tuple[int, int, int],
+    width: int,
+) -> None:
     """Draw one shape of the synthetic dataset (all coordinates in pixels of the canvas)."""
     x, y = centre
     box = (x - radius, y - radius, x + radius, y + radius)
@@ -55,19 +92,15 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: tuple[float, float
     elif shape == "star":
         draw.polygon(_polygon(5, radius * 1.2, angle, centre, inner=0.45), fill=colour)
     elif shape == "bars":
-        for offset in (-0.5, 0.5):
-            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
-            ox, oy = offset * radius * -math.sin(angle), offset * radius * math.cos(angle)
-            draw.line((x - dx + ox, y - dy + oy, x + dx + ox, y + dy + oy), fill=colour, width=width)
+        _parallel_lines(draw, centre, radius, angle, (-0.5, 0.5), colour, width)
     elif shape == "stripes":
-        for offset in (-0.7, 0.0, 0.7):
-            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
-            ox, oy = offset * radius * -math.sin(angle), offset * radius * math.cos(angle)
-            draw.line((x - dx + ox, y - dy + oy, x + dx + ox, y + dy + oy), fill=colour, width=max(1, width - 1))
+        _parallel_lines(draw, centre, radius, angle, (-0.7, 0.0, 0.7), colour, max(1, width - 1))
     elif shape == "checker":
         half = radius / 2
         for cx, cy in ((-1, -1), (1, 1)):
-            draw.rectangle((x + cx * half - half, y + cy * half - half, x + cx * half + half, y + cy * half + half), fill=colour)
+            draw.rectangle(
+                (x + cx * half - half, y + cy * half - half, x + cx * half + half, y + cy * half + half), fill=colour
+            )
     elif shape == "wedge":
         degrees = math.degrees(angle)
         draw.pieslice(box, degrees + 35, degrees + 325, fill=colour)
@@ -99,13 +132,21 @@ def render_synthetic(seed: int, split: int, index: int, classes: int, size: int)
     draw = ImageDraw.Draw(image)
     # Distractors: small random shapes from any class, dimmer than the object.
     for _ in range(int(rng.integers(0, 3))):
-        draw_shape(draw, SHAPES[int(rng.integers(len(SHAPES)))], tuple(rng.uniform(0, canvas_size, 2)),
-                   canvas_size * rng.uniform(0.06, 0.12), rng.uniform(0, 2 * math.pi),
-                   tuple(int(v) for v in rng.integers(40, 150, 3)), scale)
+        draw_shape(
+            draw,
+            SHAPES[int(rng.integers(len(SHAPES)))],
+            tuple(rng.uniform(0, canvas_size, 2)),
+            canvas_size * rng.uniform(0.06, 0.12),
+            rng.uniform(0, 2 * math.pi),
+            tuple(int(v) for v in rng.integers(40, 150, 3)),
+            scale,
+        )
     radius = canvas_size * rng.uniform(0.2, 0.34)
     centre = tuple(rng.uniform(radius * 0.8, canvas_size - radius * 0.8, 2))
     colour = tuple(int(v) for v in rng.integers(120, 256, 3))
-    draw_shape(draw, SHAPES[label], centre, radius, rng.uniform(0, 2 * math.pi), colour, int(rng.integers(2, 4)) * scale)
+    draw_shape(
+        draw, SHAPES[label], centre, radius, rng.uniform(0, 2 * math.pi), colour, int(rng.integers(2, 4)) * scale
+    )
     image = image.resize((size, size), Image.BILINEAR)
     pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 12, (size, size, 3))
     return pixels.clip(0, 255).astype(np.uint8), label

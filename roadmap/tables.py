@@ -12,8 +12,16 @@ EMPTY = "-"
 # LaTeX specials in free text (the caption); table cells are escaped by pandas' Styler.
 _LATEX_SPECIALS = str.maketrans(
     {
-        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
     }
 )
 
@@ -52,15 +60,15 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "group": table.group,
             "branch of": [EMPTY if _missing(parent) else parent for parent in table.branch_of],
             "top-1 (%)": [_accuracy(mean, std) for mean, std in zip(table.top1_mean, table.top1_std)],
-            "change [95% CI]": [_change(value, low, high) for value, low, high in
-                                zip(table.change, table.change_ci_low, table.change_ci_high)],
+            "change [95% CI]": [
+                _change(value, low, high)
+                for value, low, high in zip(table.change, table.change_ci_low, table.change_ci_high)
+            ],
             "verdict": [EMPTY if _missing(value) else value for value in table.verdict],
             "pre-training loss": [_number(value, 4) for value in table.get("pretrain_loss", [math.nan] * len(table))],
             "GFLOPs": [_number(value, 2) for value in table.gflops],
             "params (M)": [_number(value / 1e6 if not _missing(value) else value, 1) for value in table.params],
-            "paper top-1 (%)": [
-                _accuracy(mean, std) for mean, std in zip(table.paper_top1, table.paper_top1_std)
-            ],
+            "paper top-1 (%)": [_accuracy(mean, std) for mean, std in zip(table.paper_top1, table.paper_top1_std)],
             "paper change": [_number(value, 2, signed=True) for value in table.paper_change],
             "paper GFLOPs": [_number(value, 2) for value in table.paper_gflops],
             "proxy MFLOPs": [_number(value if _missing(value) else value * 1000, 2) for value in table.proxy_gflops],
@@ -102,8 +110,6 @@ def write_tables(table: pd.DataFrame, out_dir: str | Path, caption: str, notes: 
     markdown = display.to_markdown(index=False, disable_numparse=True)
     paths["table_md"].write_text(f"{markdown}\n\n{caption}\n" + (f"\n```\n{notes}\n```\n" if notes else ""))
     styler = display.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    latex = styler.to_latex(
-        caption=latex_escape(caption), label="tab:roadmap", hrules=True, position_float="centering"
-    )
+    latex = styler.to_latex(caption=latex_escape(caption), label="tab:roadmap", hrules=True, position_float="centering")
     paths["table_tex"].write_text(latex)
     return paths

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import random
 import time
 from typing import Any
 
-import numpy as np
 import torch
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -28,16 +25,16 @@ from torch import nn
 from torch._dynamo.utils import counters as dynamo_counters
 
 from roadmap.build import build
-from roadmap.complexity import complexity
-from roadmap.cost import default_cost_settings, measure_settings, synchronise
+from roadmap.checkpoints import Checkpointing
+from roadmap.cost import synchronise
 from roadmap.distributed import cpu_threads, init_distributed
-from roadmap.errors import one_line
 from roadmap.fcmae import load_pretrained
 from roadmap.fcmae_pretrain import create_finetune_optimizer
-from roadmap.files import StepPaths, write_atomic, write_json, write_json_lines
+from roadmap.files import StepPaths, write_json
 from roadmap.loaders import step_data
-from roadmap.precision import Numerics, describe_device, environment
+from roadmap.precision import Numerics, describe_device
 from roadmap.spec import Spec
+from roadmap.step_result import step_result
 from roadmap.task import StepTask
 
 log = logging.getLogger("roadmap.train")
@@ -55,7 +52,7 @@ def compiled_graphs() -> int:
     return int(dynamo_counters["stats"]["unique_graphs"])
 
 
-class Trainer:
+class Trainer(Checkpointing):
     """State of one training job: model, optimizer, scheduler, EMA, data, and its files."""
 
     def __init__(self, task: StepTask, parent: dict[str, Any] | None = None) -> None:
@@ -111,7 +108,8 @@ class Trainer:
     def _wrap_for_data_parallel(self) -> None:
         if self.distributed.world_size > 1:
             self.train_model = nn.parallel.DistributedDataParallel(
-                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
 
     def parent_paths(self) -> StepPaths:
         """Where the pre-training phase of this row keeps its files."""
@@ -125,95 +123,60 @@ class Trainer:
         self.loader, self.val_loader = data.loader, data.val_loader
         self.batches = len(self.loader)
         if self.batches < task.accumulation:
-            raise ValueError(f"{task.step}: {len(self.train_set)} training images give fewer batches than accumulation steps")
+            raise ValueError(
+                f"{task.step}: {len(self.train_set)} training images give fewer batches than accumulation steps"
+            )
         self.updates_per_epoch = max(1, self.batches // task.accumulation)
 
     def _build_optimisation(self) -> None:
         recipe, task = self.recipe, self.task
         if recipe.layer_decay is not None:
             # ConvNeXt V2 fine-tuning: AdamW over timm's layer-decay groups (each with its lr_scale).
-            self.optimizer = create_finetune_optimizer(self.model, task.lr, recipe.weight_decay, recipe.layer_decay,
-                                                       recipe.layer_decay_kind)
+            self.optimizer = create_finetune_optimizer(
+                self.model, task.lr, recipe.weight_decay, recipe.layer_decay, recipe.layer_decay_kind
+            )
         else:
             self.optimizer = create_optimizer_v2(
-                self.model, opt=recipe.opt, lr=task.lr, weight_decay=recipe.weight_decay,
-                momentum=recipe.momentum, filter_bias_and_bn=recipe.no_decay_1d,
+                self.model,
+                opt=recipe.opt,
+                lr=task.lr,
+                weight_decay=recipe.weight_decay,
+                momentum=recipe.momentum,
+                filter_bias_and_bn=recipe.no_decay_1d,
                 **({"eps": recipe.opt_eps, "betas": recipe.opt_betas} if recipe.opt.endswith("adamw") else {}),
             )
         self.scheduler, _ = create_scheduler_v2(
-            self.optimizer, sched=recipe.sched, num_epochs=recipe.epochs,
-            decay_epochs=recipe.decay_epochs, decay_rate=recipe.decay_rate,
-            warmup_epochs=recipe.warmup_epochs, warmup_lr=recipe.warmup_lr, min_lr=recipe.min_lr,
-            step_on_epochs=False, updates_per_epoch=self.updates_per_epoch,
+            self.optimizer,
+            sched=recipe.sched,
+            num_epochs=recipe.epochs,
+            decay_epochs=recipe.decay_epochs,
+            decay_rate=recipe.decay_rate,
+            warmup_epochs=recipe.warmup_epochs,
+            warmup_lr=recipe.warmup_lr,
+            min_lr=recipe.min_lr,
+            step_on_epochs=False,
+            updates_per_epoch=self.updates_per_epoch,
         )
         self.mixup = None
         if recipe.mixup > 0 or recipe.cutmix > 0:
             if task.per_device_batch % 2:
-                raise ValueError(f"{task.step}: Mixup/CutMix need an even batch per device, got {task.per_device_batch}")
-            self.mixup = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
-                               prob=recipe.mixup_prob, switch_prob=recipe.mixup_switch_prob,
-                               mode="batch", label_smoothing=recipe.label_smoothing, num_classes=self.num_classes)
+                raise ValueError(
+                    f"{task.step}: Mixup/CutMix need an even batch per device, got {task.per_device_batch}"
+                )
+            self.mixup = Mixup(
+                mixup_alpha=recipe.mixup,
+                cutmix_alpha=recipe.cutmix,
+                prob=recipe.mixup_prob,
+                switch_prob=recipe.mixup_switch_prob,
+                mode="batch",
+                label_smoothing=recipe.label_smoothing,
+                num_classes=self.num_classes,
+            )
             self.criterion: nn.Module = SoftTargetCrossEntropy()
         elif recipe.label_smoothing > 0:
             self.criterion = LabelSmoothingCrossEntropy(smoothing=recipe.label_smoothing)
         else:
             self.criterion = nn.CrossEntropyLoss()
-
-    # -- checkpoints ------------------------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "key": self.task.key, "epoch": self.epoch, "updates": self.updates, "best_top1": self.best_top1,
-            "history": self.history, "wall_time_s": self.wall_time,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
-            "scaler": self.scaler.state_dict() if self.scaler else None,  # fp16 loss scaling only
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        }
-
-    def save_checkpoint(self) -> None:
-        if not self.distributed.main:
-            return
-        # Keep the previous good checkpoint until the new one is complete: a newest checkpoint cut
-        # short (disk full, copied half-way) then falls back to it instead of stranding the step.
-        if self.paths.checkpoint.exists():
-            os.replace(self.paths.checkpoint, self.paths.previous_checkpoint)
-        write_atomic(self.paths.checkpoint, lambda handle: torch.save(self.state(), handle), binary=True)
-        # metrics.jsonl is rebuilt from the checkpoint's history, so the two never disagree.
-        write_json_lines(self.paths.metrics, self.history)
-
-    def load_checkpoint(self) -> bool:
-        """Resume from the newest readable checkpoint: checkpoint.pt, else the one kept before it,
-        else the start of the step; each unreadable file is named in one log line."""
-        state = None
-        candidates = [path for path in (self.paths.checkpoint, self.paths.previous_checkpoint) if path.exists()]
-        for position, path in enumerate(candidates):
-            try:
-                loaded = torch.load(path, map_location=self.device, weights_only=False)
-                if not isinstance(loaded, dict) or not {"key", "model", "optimizer", "epoch"} <= set(loaded):
-                    raise ValueError("not a training checkpoint")
-            except Exception as error:  # truncated zip, garbage, another pickle: all mean unusable
-                fallback = "the checkpoint before it" if position + 1 < len(candidates) else "the start of the step"
-                log.warning("%s is unreadable (%s); resuming from %s", path, one_line(error), fallback)
-                continue
-            state = loaded
-            break
-        if state is None:
-            return False
-        if state.get("key") != self.task.key:
-            log.warning("%s: checkpoint belongs to another configuration; starting over", self.paths.folder)
-            return False
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        if self.scaler is not None and state.get("scaler") is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.updates, self.best_top1 = state["epoch"], state["updates"], state["best_top1"]
-        self.history, self.wall_time = state["history"], state["wall_time_s"]
-        return True
 
     # -- one epoch --------------------------------------------------------------------------
 
@@ -284,16 +247,20 @@ class Trainer:
                     return None
                 if time.perf_counter() - last_progress > 1.0 and self.distributed.main:
                     last_progress = time.perf_counter()
-                    write_json(self.paths.progress,
-                               {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
+                    write_json(self.paths.progress, {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
         self.scheduler.step(self.epoch + 1)
         elapsed = time.perf_counter() - started - compile_time
         images_seen = self.batches * self.task.per_device_batch * self.distributed.world_size
         # The compiling step is left out of the rate: it is start-up, not training speed.
         timed_images = images_seen - (self.task.per_device_batch * self.distributed.world_size if compile_time else 0)
-        return {"train_loss": total_loss / (self.batches * self.distributed.world_size), "epoch_time_s": elapsed,
-                "data_wait_s": data_wait, "images_per_s": timed_images / max(elapsed, 1e-9),
-                "compile_time_s": compile_time, "lr": self.optimizer.param_groups[0]["lr"]}
+        return {
+            "train_loss": total_loss / (self.batches * self.distributed.world_size),
+            "epoch_time_s": elapsed,
+            "data_wait_s": data_wait,
+            "images_per_s": timed_images / max(elapsed, 1e-9),
+            "compile_time_s": compile_time,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -309,16 +276,26 @@ class Trainer:
             with self.autocast:
                 logits = self.eval_model(images).float()
             hits = logits.topk(k, dim=1).indices.eq(labels[:, None])
-            totals += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
-                                   hits[:, 0].sum().double(), hits.sum().double()])
+            totals += torch.stack(
+                [
+                    nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
+                    hits[:, 0].sum().double(),
+                    hits.sum().double(),
+                ]
+            )
             count += labels.shape[0]
             compile_time += self._timed_first_step("eval", batch_started)
         # One reduction and one host sync for the four figures of all ranks.
         totals = torch.cat([totals, totals.new_tensor([count])])
         loss, top1, top5, count = self.distributed.summed(totals).tolist()
         elapsed = time.perf_counter() - started - compile_time
-        return {"val_loss": loss / count, "top1": 100 * top1 / count, "top5": 100 * top5 / count,
-                "infer_images_per_s": count / max(elapsed, 1e-9), "eval_compile_time_s": compile_time}
+        return {
+            "val_loss": loss / count,
+            "top1": 100 * top1 / count,
+            "top5": 100 * top5 / count,
+            "infer_images_per_s": count / max(elapsed, 1e-9),
+            "eval_compile_time_s": compile_time,
+        }
 
     # -- the whole step ---------------------------------------------------------------------
 
@@ -333,15 +310,26 @@ class Trainer:
         task = self.task
         if self.load_checkpoint():
             log.info("%s seed %d: resuming after epoch %d", task.step, task.seed, self.epoch)
-        log.info("%s seed %d: %s on %s; pixels: %s", task.step, task.seed, self.numerics.describe(),
-                 describe_device(self.device), self.pixels)
+        log.info(
+            "%s seed %d: %s on %s; pixels: %s",
+            task.step,
+            task.seed,
+            self.numerics.describe(),
+            describe_device(self.device),
+            self.pixels,
+        )
         status, first_epoch_of_process = "done", True
         while self.epoch < self.recipe.epochs:
             started = time.perf_counter()
             trained = self.train_epoch()
             if trained is None:
                 status = "diverged"
-                log.warning("%s seed %d: loss is not finite in epoch %d; stopping this step", task.step, task.seed, self.epoch + 1)
+                log.warning(
+                    "%s seed %d: loss is not finite in epoch %d; stopping this step",
+                    task.step,
+                    task.seed,
+                    self.epoch + 1,
+                )
                 break
             evaluated = self.evaluate()
             self.epoch += 1
@@ -353,46 +341,28 @@ class Trainer:
             if evaluated.get("top1") is not None:
                 self.best_top1 = max(self.best_top1, evaluated["top1"])
             self.save_checkpoint()
-            score = (f"top-1 {evaluated['top1']:.2f}%" if evaluated.get("top1") is not None
-                     else f"val loss {evaluated['val_loss']:.4f}")
-            log.info("%s seed %d%s epoch %d/%d: loss %.3f %s (data wait %.0f%%%s)", task.step, task.seed,
-                     f" {task.phase}" if task.phase else "", self.epoch, self.recipe.epochs, trained["train_loss"],
-                     score, 100 * trained["data_wait_s"] / trained["epoch_time_s"],
-                     f", {recompiles} recompilation(s)" if recompiles else "")
+            score = (
+                f"top-1 {evaluated['top1']:.2f}%"
+                if evaluated.get("top1") is not None
+                else f"val loss {evaluated['val_loss']:.4f}"
+            )
+            log.info(
+                "%s seed %d%s epoch %d/%d: loss %.3f %s (data wait %.0f%%%s)",
+                task.step,
+                task.seed,
+                f" {task.phase}" if task.phase else "",
+                self.epoch,
+                self.recipe.epochs,
+                trained["train_loss"],
+                score,
+                100 * trained["data_wait_s"] / trained["epoch_time_s"],
+                f", {recompiles} recompilation(s)" if recompiles else "",
+            )
         return self.result(status)
 
     def result(self, status: str) -> dict[str, Any]:
-        history = self.history
-        last = history[-1] if history else {}
-        proxy = complexity(self.spec, self.task.resolution)
-
-        def median(field: str) -> float | None:
-            return float(np.median([record[field] for record in history])) if history else None
-
-        result = {
-            "status": status, "step": self.task.step, "seed": self.task.seed, "key": self.task.key,
-            "top1": last.get("top1"), "top5": last.get("top5"),
-            "best_top1": self.best_top1 if history else None, "epochs": self.epoch,
-            "gflops": self.task.gflops, "params": self.task.params,
-            "proxy_gflops": proxy.gflops, "proxy_params": proxy.params, "resolution": self.task.resolution,
-            "train_images_per_s": median("images_per_s"), "infer_images_per_s": median("infer_images_per_s"),
-            "data_wait_fraction": (sum(r["data_wait_s"] for r in history) / sum(r["epoch_time_s"] for r in history)
-                                   if history else None),
-            "wall_time_s": self.wall_time, "device": describe_device(self.device),
-            "world_size": self.distributed.world_size, "dataset": self.task.dataset, "preset": self.task.preset,
-            "precision": self.numerics.precision, "channels_last": self.numerics.channels_last,
-            "compiled": self.numerics.compile, "deterministic": self.numerics.deterministic,
-            "compile_time_s": sum(r.get("compile_time_s", 0.0) + r.get("eval_compile_time_s", 0.0) for r in history),
-            "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
-            "pixels": self.pixels, "environment": environment(self.device),
-        }
-        if self.parent is not None:
-            # The pre-training phase is part of the row: its loss, its files and its time.
-            result.update(pretrain_loss=self.parent.get("val_loss"), pretrain=self.parent,
-                          wall_time_s=self.wall_time + (self.parent.get("wall_time_s") or 0.0))
-        if self.task.cost_spec is not None and self.distributed.main:
-            result.update(measure_settings(Spec.from_dict(self.task.cost_spec),
-                                            self.task.cost_settings or default_cost_settings(self.device), self.device))
+        """The step's result record (roadmap.step_result), written as result.json by rank 0."""
+        result = step_result(self, status)
         if self.distributed.main:
             write_json(self.paths.result, result)
             self.paths.progress.unlink(missing_ok=True)

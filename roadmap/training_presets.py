@@ -58,20 +58,39 @@ PRESETS: dict[str, TrainingPreset] = {
         TrainingPreset(
             name="cpu",
             description="CPU proxy: widths / 4, depths / 3, 32 px, epochs x 1/25 (legacy 4, modern 12)",
-            width_divisor=4, depth_divisor=3, resolution=32, epoch_scale=1 / 25, batch_size=128,
-            workers=1, scale_lr=False,
+            width_divisor=4,
+            depth_divisor=3,
+            resolution=32,
+            epoch_scale=1 / 25,
+            batch_size=128,
+            workers=1,
+            scale_lr=False,
         ),
         TrainingPreset(
             name="tiny",
             description="test-sized proxy: widths / 8, depths / 3, 32 px, 1-2 epochs, 256 images",
-            width_divisor=8, depth_divisor=3, resolution=32, epoch_scale=1 / 150, batch_size=32,
-            workers=0, scale_lr=False, synthetic_train=256, synthetic_val=128, synthetic_classes=8,
+            width_divisor=8,
+            depth_divisor=3,
+            resolution=32,
+            epoch_scale=1 / 150,
+            batch_size=32,
+            workers=0,
+            scale_lr=False,
+            synthetic_train=256,
+            synthetic_val=128,
+            synthetic_classes=8,
         ),
         TrainingPreset(
             name="paper",
             description="the paper: full-size networks, 224 px, 300 epochs, effective batch 4096, linear lr scaling",
-            width_divisor=1, depth_divisor=1, resolution=224, epoch_scale=1.0, batch_size=128,
-            workers=8, scale_lr=True, compile_by_default=True,
+            width_divisor=1,
+            depth_divisor=1,
+            resolution=224,
+            epoch_scale=1.0,
+            batch_size=128,
+            workers=8,
+            scale_lr=True,
+            compile_by_default=True,
         ),
         # A proxy of the paper for one 8-GPU node: the 13-row ablation with 3 seeds in about a day
         # (README, "--preset fast"). Full-size networks; timm's A3 recipe (100 epochs at 160 px)
@@ -80,10 +99,18 @@ PRESETS: dict[str, TrainingPreset] = {
         TrainingPreset(
             name="fast",
             description="one-node ImageNet proxy: full-size networks, 160 px then 192 px from 85% of the epochs, "
-                        "tested at 224 from 256, epochs x 1/10 (legacy 9, modern 30), effective batch 4096, "
-                        "linear lr scaling",
-            width_divisor=1, depth_divisor=1, resolution=192, epoch_scale=1 / 10, batch_size=128,
-            workers=8, scale_lr=True, compile_by_default=True, start_resolution=160, eval_resolution=224,
+            "tested at 224 from 256, epochs x 1/10 (legacy 9, modern 30), effective batch 4096, "
+            "linear lr scaling",
+            width_divisor=1,
+            depth_divisor=1,
+            resolution=192,
+            epoch_scale=1 / 10,
+            batch_size=128,
+            workers=8,
+            scale_lr=True,
+            compile_by_default=True,
+            start_resolution=160,
+            eval_resolution=224,
         ),
     )
 }
@@ -101,8 +128,7 @@ def resolution_schedule(preset: TrainingPreset, epochs: int) -> tuple[tuple[int,
 
 def describe_resolution(preset: TrainingPreset) -> str:
     """The resolutions of a preset as a caption states them, e.g. '160->192 px, tested at 224'."""
-    trained = (f"{preset.start_resolution}->{preset.resolution}" if preset.start_resolution
-               else str(preset.resolution))
+    trained = f"{preset.start_resolution}->{preset.resolution}" if preset.start_resolution else str(preset.resolution)
     tested = preset.eval_resolution
     return f"{trained} px" + (f", tested at {tested}" if tested and tested != preset.resolution else "")
 
@@ -147,8 +173,9 @@ def proxy_recipe(recipe: Recipe, preset: TrainingPreset, epochs: int | None = No
     if epochs is not None and epochs < 1:
         raise PresetError(f"epochs must be a positive integer, got {epochs}")
     new_epochs, warmup_epochs = _scaled_schedule(recipe.epochs, recipe.warmup_epochs, scale)
-    return replace(recipe, epochs=new_epochs, warmup_epochs=warmup_epochs,
-                   decay_epochs=max(recipe.decay_epochs * scale, 1e-3))
+    return replace(
+        recipe, epochs=new_epochs, warmup_epochs=warmup_epochs, decay_epochs=max(recipe.decay_epochs * scale, 1e-3)
+    )
 
 
 def proxy_pretrain(pretrain: Pretrain, recipe: Recipe, preset: TrainingPreset, epochs: int | None = None) -> Pretrain:
@@ -162,8 +189,9 @@ def resolve(spec: Spec, preset: TrainingPreset, num_classes: int, epochs: int | 
     """The spec a run of this preset actually trains."""
     try:
         pretrain = proxy_pretrain(spec.pretrain, spec.recipe, preset, epochs) if spec.pretrain else None
-        return Spec(proxy_network(spec.network, preset, num_classes), proxy_recipe(spec.recipe, preset, epochs),
-                    pretrain)
+        return Spec(
+            proxy_network(spec.network, preset, num_classes), proxy_recipe(spec.recipe, preset, epochs), pretrain
+        )
     except SpecError as error:
         raise PresetError(f"preset {preset.name}: {error}") from None
 
@@ -184,7 +212,8 @@ class BatchPlan:
     def describe(self, recipe: Recipe) -> str:
         rule = (
             f"lr {recipe.lr:g} x {self.effective}/{recipe.reference_batch_size} = {self.lr:.3g} (linear scaling)"
-            if self.lr != recipe.lr else f"lr {self.lr:.3g} (not scaled)"
+            if self.lr != recipe.lr
+            else f"lr {self.lr:.3g} (not scaled)"
         )
         return (
             f"effective batch {self.effective} = {self.per_device} per device x {self.devices} device(s) "
@@ -192,8 +221,13 @@ class BatchPlan:
         )
 
 
-def batch_plan(recipe: Recipe, preset: TrainingPreset, devices: int = 1, per_device: int | None = None,
-               accumulation: int | None = None) -> BatchPlan:
+def batch_plan(
+    recipe: Recipe,
+    preset: TrainingPreset,
+    devices: int = 1,
+    per_device: int | None = None,
+    accumulation: int | None = None,
+) -> BatchPlan:
     """Split the batch over devices and accumulation steps, and scale the learning rate."""
     for what, value in (("devices", devices), ("batch size", per_device), ("accumulation", accumulation)):
         if value is not None and value < 1:

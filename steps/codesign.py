@@ -18,7 +18,12 @@ def supervised(spec: Spec) -> Spec:
 STEPS = (
     Step("v1_supervised", supervised, "V1, supervised", "ConvNeXt V1 from scratch, IN-1K recipe with EMA"),
     Step("v1_fcmae", fcmae, "V1 + FCMAE", "V1 block, FCMAE pre-training + V2 fine-tuning"),
-    Step("v2_supervised", global_response_norm, "V2 (GRN), supervised", "V2 block from scratch (branch)",
-         branch_of="v1_fcmae"),
+    Step(
+        "v2_supervised",
+        global_response_norm,
+        "V2 (GRN), supervised",
+        "V2 block from scratch (branch)",
+        branch_of="v1_fcmae",
+    ),
     Step("v2_fcmae", global_response_norm, "V2 (GRN) + FCMAE", "V2 block, FCMAE pre-training + V2 fine-tuning"),
 )

@@ -10,6 +10,4 @@ def depthwise(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("depthwise", depthwise, "depthwise conv", "3x3 conv -> depthwise 3x3 conv"),
-)
+STEPS = (Step("depthwise", depthwise, "depthwise conv", "3x3 conv -> depthwise 3x3 conv"),)

@@ -23,5 +23,10 @@ def fcmae(spec: Spec, mask_ratio: float = 0.6, epochs: int = 800) -> Spec:
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
 STEPS = (
-    Step("fcmae", fcmae, "FCMAE pre-training", "masked-autoencoder pre-training (60% of 32x32 patches), then V2 fine-tuning"),
+    Step(
+        "fcmae",
+        fcmae,
+        "FCMAE pre-training",
+        "masked-autoencoder pre-training (60% of 32x32 patches), then V2 fine-tuning",
+    ),
 )

@@ -10,6 +10,4 @@ def fewer_activations(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("fewer_act", fewer_activations, "fewer activations", "one activation per block"),
-)
+STEPS = (Step("fewer_act", fewer_activations, "fewer activations", "one activation per block"),)

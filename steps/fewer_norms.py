@@ -10,6 +10,4 @@ def fewer_norms(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("fewer_norm", fewer_norms, "fewer norms", "one norm per block, after the depthwise conv"),
-)
+STEPS = (Step("fewer_norm", fewer_norms, "fewer norms", "one norm per block, after the depthwise conv"),)

@@ -10,6 +10,4 @@ def gelu(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("gelu", gelu, "ReLU -> GELU", "every activation becomes GELU"),
-)
+STEPS = (Step("gelu", gelu, "ReLU -> GELU", "every activation becomes GELU"),)

@@ -11,9 +11,7 @@ def global_response_norm(spec: Spec) -> Spec:
     """
     network = spec.network
     if max(network.expansions) <= 1:
-        raise SpecError(
-            "grn: needs an inverted bottleneck (expanded hidden features); apply invert first"
-        )
+        raise SpecError("grn: needs an inverted bottleneck (expanded hidden features); apply invert first")
     # ConvNeXt V2 found LayerScale redundant once GRN is used.
     return spec.with_network(grn=True, layer_scale=False)
 

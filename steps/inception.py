@@ -40,5 +40,10 @@ def inception(
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
 STEPS = (
-    Step("inception", inception, "InceptionNeXt-T", "Inception dw mixer (3x3, 1x11, 11x1 on 1/8 each), BN, MLP ratio 3 in stage 4, MLP head"),
+    Step(
+        "inception",
+        inception,
+        "InceptionNeXt-T",
+        "Inception dw mixer (3x3, 1x11, 11x1 on 1/8 each), BN, MLP ratio 3 in stage 4, MLP head",
+    ),
 )

@@ -14,6 +14,4 @@ def invert(spec: Spec, ratio: float = 4.0) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("invert", invert, "inverting dimensions", "inverted bottleneck, expansion 4"),
-)
+STEPS = (Step("invert", invert, "inverting dimensions", "inverted bottleneck, expansion 4"),)

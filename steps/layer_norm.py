@@ -10,6 +10,4 @@ def layer_norm(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("ln", layer_norm, "BN -> LN", "BatchNorm -> LayerNorm"),
-)
+STEPS = (Step("ln", layer_norm, "BN -> LN", "BatchNorm -> LayerNorm"),)

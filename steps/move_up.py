@@ -10,6 +10,4 @@ def move_up(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("move_up", move_up, "move up depthwise conv", "depthwise conv first in the block"),
-)
+STEPS = (Step("move_up", move_up, "move up depthwise conv", "depthwise conv first in the block"),)

@@ -12,6 +12,20 @@ def resnet(spec: Spec, depths: tuple[int, ...] = (3, 4, 6, 3)) -> Spec:
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
 STEPS = (
-    Step("resnet50", resnet, "ResNet-50 (PyTorch, 90 ep)", "torchvision ResNet-50, 90-epoch SGD recipe", {"depths": (3, 4, 6, 3)}, origin=True),
-    Step("resnet200", resnet, "ResNet-200", "ResNet-200 (3,24,36,3), 90-epoch SGD recipe", {"depths": (3, 24, 36, 3)}, origin=True),
+    Step(
+        "resnet50",
+        resnet,
+        "ResNet-50 (PyTorch, 90 ep)",
+        "torchvision ResNet-50, 90-epoch SGD recipe",
+        {"depths": (3, 4, 6, 3)},
+        origin=True,
+    ),
+    Step(
+        "resnet200",
+        resnet,
+        "ResNet-200",
+        "ResNet-200 (3,24,36,3), 90-epoch SGD recipe",
+        {"depths": (3, 24, 36, 3)},
+        origin=True,
+    ),
 )

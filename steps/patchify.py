@@ -10,6 +10,4 @@ def patchify(spec: Spec, patch_size: int = 4) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("patchify", patchify, '"patchify" stem', "4x4 stride-4 patchify stem"),
-)
+STEPS = (Step("patchify", patchify, '"patchify" stem', "4x4 stride-4 patchify stem"),)

@@ -12,6 +12,4 @@ def separate_downsampling(spec: Spec) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("sep_ds", separate_downsampling, "separate d.s. conv", "separate LN + 2x2 conv downsampling layers"),
-)
+STEPS = (Step("sep_ds", separate_downsampling, "separate d.s. conv", "separate LN + 2x2 conv downsampling layers"),)

@@ -20,6 +20,4 @@ def increase_width(spec: Spec, width: int = 96) -> Spec:
 
 
 # The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
-STEPS = (
-    Step("width", increase_width, "increase width", "base width 64 -> 96"),
-)
+STEPS = (Step("width", increase_width, "increase width", "base width 64 -> 96"),)

@@ -3,9 +3,9 @@
 import pytest
 import timm
 import torch
+from timm_weights import load_timm_weights
 
 import roadmap
-from timm_weights import load_timm_weights
 
 
 def all_rows():

@@ -13,16 +13,39 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_flops_only_upto_ln_table():
     result = run("--upto", "ln", "--flops-only")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    body = [line for line in lines[1:] if line.split() and line.split()[0] in {
-        "resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", "move_up", "kernel",
-        "kernel5", "kernel9", "kernel11", "gelu", "fewer_act", "fewer_norm", "ln"}]
+    body = [
+        line
+        for line in lines[1:]
+        if line.split()
+        and line.split()[0]
+        in {
+            "resnet50",
+            "recipe",
+            "stage_ratio",
+            "patchify",
+            "depthwise",
+            "width",
+            "invert",
+            "move_up",
+            "kernel",
+            "kernel5",
+            "kernel9",
+            "kernel11",
+            "gelu",
+            "fewer_act",
+            "fewer_norm",
+            "ln",
+        }
+    ]
     assert len(body) == 16
     assert "4.146*" in result.stdout and "copy error" in result.stdout
     assert "conv and linear" in result.stdout  # the convention is stated in the caption
@@ -32,8 +55,19 @@ def test_flops_only_upto_ln_table():
 def test_machine_readable_outputs(output_format):
     result = run("--roadmap", "resnet200", "--upto", "move-up", "--flops-only", "--format", output_format)
     assert result.returncode == 0, result.stderr
-    frame = pd.read_csv(io.StringIO(result.stdout)) if output_format == "csv" else pd.DataFrame(json.loads(result.stdout))
-    assert list(frame.step) == ["resnet200", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", "move_up"]
+    frame = (
+        pd.read_csv(io.StringIO(result.stdout)) if output_format == "csv" else pd.DataFrame(json.loads(result.stdout))
+    )
+    assert list(frame.step) == [
+        "resnet200",
+        "recipe",
+        "stage_ratio",
+        "patchify",
+        "depthwise",
+        "width",
+        "invert",
+        "move_up",
+    ]
     assert frame.loc[frame.step == "width", "gflops"].item() == pytest.approx(16.764, abs=1e-3)
     assert frame.loc[frame.step == "width", "paper_gflops"].item() == pytest.approx(16.76)
 

@@ -21,13 +21,20 @@ from steps import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 CODESIGN = ("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae")
-TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",
-                "eval_compile_time_s"}
+TIMED_FIELDS = {
+    "epoch_time_s",
+    "data_wait_s",
+    "images_per_s",
+    "infer_images_per_s",
+    "compile_time_s",
+    "eval_compile_time_s",
+}
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def untimed(records: list[dict]) -> list[dict]:
@@ -49,8 +56,15 @@ def test_codesign_rows_are_the_four_cells():
         assert spec.pretrain.crop_scale == (0.2, 1.0)
         # ConvNeXt-T's fine-tuning (papers.md 5.2): blr 8e-4 at batch 1024, layer decay 0.9, EMA, 300 epochs.
         recipe = spec.recipe
-        assert (recipe.name, recipe.lr, recipe.batch_size, recipe.layer_decay, recipe.ema, recipe.epochs,
-                recipe.drop_path_rate) == ("v2-finetune-tiny", pytest.approx(3.2e-3), 1024, 0.9, True, 300, 0.2)
+        assert (
+            recipe.name,
+            recipe.lr,
+            recipe.batch_size,
+            recipe.layer_decay,
+            recipe.ema,
+            recipe.epochs,
+            recipe.drop_path_rate,
+        ) == ("v2-finetune-tiny", pytest.approx(3.2e-3), 1024, 0.9, True, 300, 0.2)
         assert Spec.from_dict(json.loads(spec.to_json())) == spec
 
 
@@ -73,8 +87,22 @@ def test_base_model_gets_the_base_fine_tuning():
 
 
 def test_plan_counts_pre_training_hours(tmp_path):
-    result = run_cli("--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--results", str(tmp_path), "--plan",
-                     "--format", "json", "--throughput", "1000", "--loader-throughput", "2000", timeout=300)
+    result = run_cli(
+        "--roadmap",
+        "convnext-v2-codesign",
+        "--preset",
+        "tiny",
+        "--results",
+        str(tmp_path),
+        "--plan",
+        "--format",
+        "json",
+        "--throughput",
+        "1000",
+        "--loader-throughput",
+        "2000",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {row["step"]: row for row in json.loads(result.stdout)}
     info = plan_run(RunOptions(roadmap="convnext_v2_codesign", preset="tiny", results=str(tmp_path))).info
@@ -112,8 +140,9 @@ def test_phases_hand_over_the_encoder_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_codesign_roadmap_trains_reports_and_reruns(tmp_path):
-    first = run_cli("--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--executor", "local",
-                    "--results", str(tmp_path))
+    first = run_cli(
+        "--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path)
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     assert "note: every row trains at 64 px" in first.stdout
     run_dir = tmp_path / "convnext-v2-codesign-tiny-synthetic"
@@ -132,8 +161,9 @@ def test_codesign_roadmap_trains_reports_and_reruns(tmp_path):
         assert value in codesign, value
     table = (run_dir / "report" / "table.md").read_text()
     assert "pre-training loss" in table and "FCMAE pre-training before fine-tuning" in table
-    again = run_cli("--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--executor", "local",
-                    "--results", str(tmp_path))
+    again = run_cli(
+        "--roadmap", "convnext-v2-codesign", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path)
+    )
     assert again.returncode == 0 and "0 to train, 4 already done" in again.stdout
 
 
@@ -155,24 +185,42 @@ def _kill_when(process: subprocess.Popen, folder: Path, deadline: float) -> None
 
 @pytest.mark.slow
 def test_kill_in_each_phase_then_rerun_gives_identical_metrics(tmp_path):
-    args = ["--model", "convnext_tiny", "--steps", "fcmae", "--preset", "tiny", "--executor", "local",
-            "--epochs", "6", "--workers", "1", "--deterministic"]
+    args = [
+        "--model",
+        "convnext_tiny",
+        "--steps",
+        "fcmae",
+        "--preset",
+        "tiny",
+        "--executor",
+        "local",
+        "--epochs",
+        "6",
+        "--workers",
+        "1",
+        "--deterministic",
+    ]
     clean = run_cli(*args, "--results", str(tmp_path / "clean"))
     assert clean.returncode == 0, clean.stderr[-2000:]
     killed = tmp_path / "killed"
     row = killed / "convnext-tiny-tiny-synthetic-custom" / "fcmae" / "0"
     deadline = time.time() + 400
     for phase_folder in (row / "pretrain", row):
-        process = subprocess.Popen([sys.executable, "run_roadmap.py", *args, "--results", str(killed)], cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "run_roadmap.py", *args, "--results", str(killed)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _kill_when(process, phase_folder, deadline)
         assert not (phase_folder / "result.json").exists()
     resumed = run_cli(*args, "--results", str(killed))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     reference = tmp_path / "clean" / "convnext-tiny-tiny-synthetic-custom" / "fcmae" / "0"
     for folder in ("pretrain", "."):
-        assert untimed(read_json_lines(row / folder / "metrics.jsonl")) == \
-            untimed(read_json_lines(reference / folder / "metrics.jsonl")), folder
+        assert untimed(read_json_lines(row / folder / "metrics.jsonl")) == untimed(
+            read_json_lines(reference / folder / "metrics.jsonl")
+        ), folder
     ours, theirs = read_json(row / "result.json"), read_json(reference / "result.json")
     for field in ("status", "top1", "top5", "pretrain_loss", "epochs", "key"):
         assert ours[field] == theirs[field], field

@@ -5,15 +5,21 @@ import dataclasses
 import pytest
 
 from roadmap.files import read_json, read_json_lines
+from roadmap.job import run_step
 from roadmap.precision import Numerics
 from roadmap.runs import RunOptions, plan_run
-from roadmap.job import run_step
 from roadmap.train import Trainer
 
 # Compiled kernels sum in another order than eager ones: losses agree to this relative tolerance.
 LOSS_TOLERANCE = 1e-3
-TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",
-                "eval_compile_time_s"}
+TIMED_FIELDS = {
+    "epoch_time_s",
+    "data_wait_s",
+    "images_per_s",
+    "infer_images_per_s",
+    "compile_time_s",
+    "eval_compile_time_s",
+}
 
 
 def untimed(record):

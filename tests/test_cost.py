@@ -11,16 +11,9 @@ import pytest
 import torch
 
 from roadmap import specs
-from roadmap.cost import (
-    COST_SETTINGS,
-    Cost,
-    best_of,
-    measure,
-    measure_settings,
-    parse_cost_settings,
-    unavailable_settings,
-)
+from roadmap.cost import Cost, best_of, measure, measure_settings
 from roadmap.cost_report import RATIOS, ratio_markdown, ratio_table
+from roadmap.cost_settings import COST_SETTINGS, parse_cost_settings, unavailable_settings
 from roadmap.cost_study import main as cost_study
 from roadmap.precision import Numerics
 
@@ -50,8 +43,15 @@ def test_measure_reports_positive_rates_and_its_conditions():
 @pytest.mark.parametrize("precision, channels_last, dtype", [("fp32", False, "float32"), ("bf16", True, "bfloat16")])
 def test_measure_honours_the_numerics_on_the_cpu(precision, channels_last, dtype):
     flags = torch.backends.cudnn.benchmark
-    cost = measure(_tiny(), batch=2, resolution=32, warmup=1, iterations=1, device="cpu",
-                   numerics=Numerics(precision=precision, channels_last=channels_last, compile=False))
+    cost = measure(
+        _tiny(),
+        batch=2,
+        resolution=32,
+        warmup=1,
+        iterations=1,
+        device="cpu",
+        numerics=Numerics(precision=precision, channels_last=channels_last, compile=False),
+    )
     assert (cost.precision, cost.dtype, cost.channels_last, cost.compiled) == (precision, dtype, channels_last, False)
     assert cost.memory_format == ("channels_last" if channels_last else "contiguous")
     assert cost.train_images_per_s > 0 and cost.infer_images_per_s > 0 and (cost.warmup, cost.iterations) == (1, 1)
@@ -60,8 +60,15 @@ def test_measure_honours_the_numerics_on_the_cpu(precision, channels_last, dtype
 
 @pytest.mark.slow
 def test_measure_compiles_when_the_numerics_say_so():
-    cost = measure(_tiny(), batch=2, resolution=32, warmup=0, iterations=2, device="cpu",
-                   numerics=Numerics(precision="fp32", channels_last=False, compile=True))
+    cost = measure(
+        _tiny(),
+        batch=2,
+        resolution=32,
+        warmup=0,
+        iterations=2,
+        device="cpu",
+        numerics=Numerics(precision="fp32", channels_last=False, compile=True),
+    )
     assert cost.compiled and cost.train_images_per_s > 0 and cost.infer_images_per_s > 0
     assert cost.warmup >= 2 and cost.warmup_s > 0  # compilation happens in untimed warm-up steps
 
@@ -88,8 +95,14 @@ def test_settings_resolve_per_device():
 
 def test_best_of_keeps_the_better_figure_of_each_layout():
     nchw = Cost(100.0, 500.0, 10.0, "gpu", "float32", 128, 224, "contiguous", "tf32", False)
-    channels_last = replace(nchw, train_images_per_s=120.0, infer_images_per_s=400.0, memory_format="channels_last",
-                            channels_last=True, peak_memory_mb=12.0)
+    channels_last = replace(
+        nchw,
+        train_images_per_s=120.0,
+        infer_images_per_s=400.0,
+        memory_format="channels_last",
+        channels_last=True,
+        peak_memory_mb=12.0,
+    )
     best = best_of([nchw, channels_last])
     assert (best.train_images_per_s, best.infer_images_per_s, best.peak_memory_mb) == (120.0, 500.0, 12.0)
     assert best.memory_format == "channels_last (train), contiguous (infer)" and best.channels_last
@@ -97,12 +110,21 @@ def test_best_of_keeps_the_better_figure_of_each_layout():
 
 def test_measure_settings_gives_flat_keys_per_setting():
     device = "cuda" if CUDA else "cpu"
-    record = measure_settings(_tiny(), ["bf16-cl", "tf32", "fp32"], device, batch=2, resolution=32, warmup=1,
-                              iterations=1)
+    record = measure_settings(
+        _tiny(), ["bf16-cl", "tf32", "fp32"], device, batch=2, resolution=32, warmup=1, iterations=1
+    )
     assert record["cost_settings"] == ["bf16-cl", "tf32", "fp32"] and record["cost_setting"] == "bf16-cl"
     for key in ("bf16_cl", "tf32", "fp32"):
-        for field in ("train_images_per_s", "infer_images_per_s", "peak_memory_mb", "precision", "channels_last",
-                      "compiled", "batch", "skipped"):
+        for field in (
+            "train_images_per_s",
+            "infer_images_per_s",
+            "peak_memory_mb",
+            "precision",
+            "channels_last",
+            "compiled",
+            "batch",
+            "skipped",
+        ):
             assert f"cost_{key}_{field}" in record
     assert record["cost_bf16_cl_precision"] == "bf16" and record["cost_bf16_cl_channels_last"] is True
     assert record["cost_fp32_precision"] == "fp32" and record["cost_fp32_train_images_per_s"] > 0
@@ -124,8 +146,12 @@ def _fake_measurements() -> pd.DataFrame:
         "k3_par1_2": ((75.0, 412.0), (75.0, 480.0)),
     }
     return pd.DataFrame.from_records(
-        [{"row": row, "setting": setting, "train_images_per_s": pair[index][0], "infer_images_per_s": pair[index][1]}
-         for row, pair in rates.items() for index, setting in enumerate(("a", "b"))])
+        [
+            {"row": row, "setting": setting, "train_images_per_s": pair[index][0], "infer_images_per_s": pair[index][1]}
+            for row, pair in rates.items()
+            for index, setting in enumerate(("a", "b"))
+        ]
+    )
 
 
 def test_ratio_table_against_hand_computed_values():
@@ -146,18 +172,41 @@ def test_ratio_table_against_hand_computed_values():
     assert table.loc[("3x3 on 1/2 / on all channels", "train", "a")].claim == "similar"  # 818 / 798
     # Ratios whose rows were not both measured are left out (no k5, no sep_ds for k3 / k7).
     assert set(table.index.get_level_values("ratio")) == {
-        "ConvNeXt-T / ResNet-50", "InceptionNeXt-T / ConvNeXt-T", "dw 3x3 / dw 7x7 (ConvNeXt-T)",
-        "3x3 on 1/2 / on all channels"}
+        "ConvNeXt-T / ResNet-50",
+        "InceptionNeXt-T / ConvNeXt-T",
+        "dw 3x3 / dw 7x7 (ConvNeXt-T)",
+        "3x3 on 1/2 / on all channels",
+    }
     assert len(table) == 4 * 2 * 2 and len(RATIOS) == 9
     assert table.loc[("dw 3x3 / dw 7x7 (ConvNeXt-T)", "train", "a")].measured == pytest.approx(1.4)
     text = ratio_markdown(ratio_table(_fake_measurements()), "conditions here")
-    assert text.startswith("conditions here") and "| ConvNeXt-T / ResNet-50 | train | Table 4 | 0.59 | 0.64 | slower | " \
-        "0.50 (holds) | 1.20 (fails) |" in text
+    assert (
+        text.startswith("conditions here")
+        and "| ConvNeXt-T / ResNet-50 | train | Table 4 | 0.59 | 0.64 | slower | 0.50 (holds) | 1.20 (fails) |" in text
+    )
 
 
 def test_cost_study_on_the_cpu_writes_its_files(tmp_path, capsys):
-    status = cost_study(["--device", "cpu", "--rows", "resnet50,sep_ds", "--settings", "fp32", "--resolution", "32",
-                         "--batch", "2", "--warmup", "0", "--iterations", "1", "--out", str(tmp_path)])
+    status = cost_study(
+        [
+            "--device",
+            "cpu",
+            "--rows",
+            "resnet50,sep_ds",
+            "--settings",
+            "fp32",
+            "--resolution",
+            "32",
+            "--batch",
+            "2",
+            "--warmup",
+            "0",
+            "--iterations",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert status == 0
     out, err = capsys.readouterr()
     assert "[2/2] sep_ds under fp32" in err and "ConvNeXt-T / ResNet-50" in out
@@ -170,13 +219,16 @@ def test_cost_study_on_the_cpu_writes_its_files(tmp_path, capsys):
     assert (tmp_path / "cost_speed.png").stat().st_size > 0 and (tmp_path / "cost_speed.pdf").exists()
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--rows", "nope"], "unknown row 'nope'"),
-    (["--settings", "fp64"], "unknown cost setting 'fp64'"),
-    (["--device", "cpu", "--settings", "tf32"], "tf32 needs a CUDA device"),
-    (["--batch", "0"], "positive integer"),
-    (["--device", "tpu"], "choose cuda or cpu"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--rows", "nope"], "unknown row 'nope'"),
+        (["--settings", "fp64"], "unknown cost setting 'fp64'"),
+        (["--device", "cpu", "--settings", "tf32"], "tf32 needs a CUDA device"),
+        (["--batch", "0"], "positive integer"),
+        (["--device", "tpu"], "choose cuda or cpu"),
+    ],
+)
 def test_cost_study_refuses_bad_input_in_one_line(argv, words, capsys):
     assert cost_study(argv) == 2
     err = capsys.readouterr().err

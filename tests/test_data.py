@@ -8,19 +8,27 @@ import pytest
 import torch
 from PIL import Image
 
-from roadmap.data import DataError, Transformed, build_transforms, load_datasets
-from roadmap.synthetic import SyntheticShapes
-from roadmap.spec import Recipe
+from roadmap.data import DataError, load_datasets
 from roadmap.recipes import MODERN
+from roadmap.spec import Recipe
+from roadmap.synthetic import SyntheticShapes
+from roadmap.transforms import Transformed, build_transforms
 
 
 def test_synthetic_is_deterministic_and_balanced_enough():
-    first, again, other = SyntheticShapes(200, 8, 32, seed=0), SyntheticShapes(200, 8, 32, seed=0), SyntheticShapes(200, 8, 32, seed=1)
+    first, again, other = (
+        SyntheticShapes(200, 8, 32, seed=0),
+        SyntheticShapes(200, 8, 32, seed=0),
+        SyntheticShapes(200, 8, 32, seed=1),
+    )
     assert np.array_equal(first.images, again.images) and first.targets == again.targets
     assert not np.array_equal(first.images, other.images)
     counts = np.bincount(first.targets, minlength=8)
     assert counts.min() >= 10 and first.images.shape == (200, 32, 32, 3)
-    train, val = load_datasets("synthetic", synthetic_train=50, synthetic_val=20).train, load_datasets("synthetic", synthetic_train=50, synthetic_val=20).val
+    train, val = (
+        load_datasets("synthetic", synthetic_train=50, synthetic_val=20).train,
+        load_datasets("synthetic", synthetic_train=50, synthetic_val=20).val,
+    )
     assert not np.array_equal(train.images[:20], val.images)  # the splits are different images
 
 
@@ -68,7 +76,10 @@ def test_local_cifar10_in_torchvision_format(tmp_path):
     base.mkdir()
     rng = np.random.default_rng(0)
     for name, count in [(f"data_batch_{index}", 4) for index in range(1, 6)] + [("test_batch", 3)]:
-        batch = {"data": rng.integers(0, 255, (count, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, count))}
+        batch = {
+            "data": rng.integers(0, 255, (count, 3072), dtype=np.uint8),
+            "labels": list(rng.integers(0, 10, count)),
+        }
         with open(base / name, "wb") as handle:
             pickle.dump(batch, handle)
     with open(base / "batches.meta", "wb") as handle:

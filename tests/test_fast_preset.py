@@ -24,13 +24,15 @@ def photo_folder(root: Path, classes=("ant", "bee", "cat"), per_class=4) -> Path
             (root / split / name).mkdir(parents=True)
             for index in range(per_class):
                 Image.fromarray(rng.integers(0, 255, (120, 150, 3), dtype=np.uint8)).save(
-                    root / split / name / f"{index}.jpg", quality=90)
+                    root / split / name / f"{index}.jpg", quality=90
+                )
     return root
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_fast_preset_schedules(tmp_path):
@@ -47,9 +49,25 @@ def test_fast_preset_schedules(tmp_path):
 
 
 def test_fast_preset_plans_the_ablation_within_a_day_on_one_node(tmp_path):
-    result = run_cli("--plan", "--preset", "fast", "--upto", "ln", "--seeds", "3", "--images-per-epoch", "1281167",
-                     "--throughput", "3000", "--loader-throughput", "4000", "--format", "json",
-                     "--results", str(tmp_path))
+    result = run_cli(
+        "--plan",
+        "--preset",
+        "fast",
+        "--upto",
+        "ln",
+        "--seeds",
+        "3",
+        "--images-per-epoch",
+        "1281167",
+        "--throughput",
+        "3000",
+        "--loader-throughput",
+        "4000",
+        "--format",
+        "json",
+        "--results",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     total = sum(row["device_hours"] for row in rows)
@@ -61,9 +79,30 @@ def test_fast_preset_plans_the_ablation_within_a_day_on_one_node(tmp_path):
 @pytest.mark.slow
 def test_fast_preset_trains_progressively_on_a_small_folder(tmp_path):
     data = photo_folder(tmp_path / "data")
-    result = run_cli("--upto", "resnet50", "--preset", "fast", "--dataset", "folder", "--data", str(data),
-                     "--classes", "2", "--epochs", "2", "--batch-size", "4", "--accumulation", "1", "--workers", "0",
-                     "--executor", "local", "--results", str(tmp_path / "results"))
+    result = run_cli(
+        "--upto",
+        "resnet50",
+        "--preset",
+        "fast",
+        "--dataset",
+        "folder",
+        "--data",
+        str(data),
+        "--classes",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--accumulation",
+        "1",
+        "--workers",
+        "0",
+        "--executor",
+        "local",
+        "--results",
+        str(tmp_path / "results"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = tmp_path / "results" / "resnet50-fast-folder"
     record = read_json(run_dir / "resnet50" / "0" / "result.json")
@@ -85,10 +124,13 @@ def test_class_subset_is_seeded_recorded_and_checked(tmp_path):
         load_datasets("folder", data, classes=4)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--classes", "0"], "--classes: must be a positive integer, got 0"),
-    (["--classes", "2"], "--classes applies to --dataset folder"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--classes", "0"], "--classes: must be a positive integer, got 0"),
+        (["--classes", "2"], "--classes applies to --dataset folder"),
+    ],
+)
 def test_bad_class_requests_are_one_line(tmp_path, args, expected):
     result = run_cli("--upto", "resnet50", "--preset", "tiny", "--results", str(tmp_path / "r"), *args, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -97,7 +139,20 @@ def test_bad_class_requests_are_one_line(tmp_path, args, expected):
 
 def test_too_many_classes_is_one_line(tmp_path):
     data = photo_folder(tmp_path / "data")
-    result = run_cli("--upto", "resnet50", "--preset", "tiny", "--dataset", "folder", "--data", str(data),
-                     "--classes", "9", "--results", str(tmp_path / "r"), timeout=120)
+    result = run_cli(
+        "--upto",
+        "resnet50",
+        "--preset",
+        "tiny",
+        "--dataset",
+        "folder",
+        "--data",
+        str(data),
+        "--classes",
+        "9",
+        "--results",
+        str(tmp_path / "r"),
+        timeout=120,
+    )
     assert result.returncode == 2 and "--classes 9 asks for more classes than the dataset has (3)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

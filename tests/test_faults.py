@@ -44,15 +44,19 @@ def one_error_line(capsys, argv: list[str]) -> str:
 
 # -- plan-time validation: one line, exit 2, nothing written ------------------------------------
 
-@pytest.mark.parametrize("extra, expected", [
-    (["--upto", "recipe", "--batch-size", "3"], "must be even"),
-    (["--accumulation", "100"], "exceeds the 8 batches"),
-    (["--upto", "kernel5"], "--upto kernel --branches"),
-    (["--steps", ",,"], "--steps names no step"),
-    (["--upto", "recipe", "--model", "convnext_tiny"], "--upto applies to a roadmap"),
-    (["--upto", "recipe", "--steps", "patchify"], "--upto and --steps"),
-    (["--data", "/tmp"], "ignored by the synthetic dataset"),
-])
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--upto", "recipe", "--batch-size", "3"], "must be even"),
+        (["--accumulation", "100"], "exceeds the 8 batches"),
+        (["--upto", "kernel5"], "--upto kernel --branches"),
+        (["--steps", ",,"], "--steps names no step"),
+        (["--upto", "recipe", "--model", "convnext_tiny"], "--upto applies to a roadmap"),
+        (["--upto", "recipe", "--steps", "patchify"], "--upto and --steps"),
+        (["--data", "/tmp"], "ignored by the synthetic dataset"),
+    ],
+)
 def test_bad_options_fail_before_training(tmp_path, capsys, extra, expected):
     results = tmp_path / "results"
     line = one_error_line(capsys, [*TINY, "--results", str(results), *extra])
@@ -109,8 +113,7 @@ def make_folder_dataset(root: Path, classes: list[str], images: int = 4) -> Path
 
 def test_folder_dataset_with_one_class(tmp_path, capsys):
     data = make_folder_dataset(tmp_path / "data", ["only"])
-    line = one_error_line(capsys, [*TINY, "--dataset", "folder", "--data", str(data), "--results",
-                                   str(tmp_path / "r")])
+    line = one_error_line(capsys, [*TINY, "--dataset", "folder", "--data", str(data), "--results", str(tmp_path / "r")])
     assert "at least two" in line
     assert not (tmp_path / "r").exists()
 
@@ -131,24 +134,39 @@ def test_corrupt_cifar_pickle(tmp_path, capsys, damage):
     base = make_cifar10(tmp_path / "data")
     target = base / "data_batch_3"
     content = target.read_bytes()
-    target.write_bytes({"truncated": content[: len(content) // 2], "garbage": b"\xff\xfe{not a pickle" * 50,
-                        "not-a-dict": pickle.dumps([1, 2, 3])}[damage])
-    line = one_error_line(capsys, [*TINY, "--dataset", "cifar10", "--data", str(tmp_path / "data"),
-                                   "--results", str(tmp_path / "r")])
+    target.write_bytes(
+        {
+            "truncated": content[: len(content) // 2],
+            "garbage": b"\xff\xfe{not a pickle" * 50,
+            "not-a-dict": pickle.dumps([1, 2, 3]),
+        }[damage]
+    )
+    line = one_error_line(
+        capsys, [*TINY, "--dataset", "cifar10", "--data", str(tmp_path / "data"), "--results", str(tmp_path / "r")]
+    )
     assert str(target) in line and "not a readable CIFAR pickle" in line
     assert not (tmp_path / "r").exists()
 
 
 # -- report on damaged files --------------------------------------------------------------------
 
+
 def fake_run(results: Path) -> Path:
     """A finished one-row run, by hand (report reads only the on-disk format)."""
     run_dir = results / RUN
     folder = run_dir / "resnet50" / "0"
     folder.mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({
-        "run": RUN, "roadmap": "resnet50", "mode": "cumulative", "seeds": [0],
-        "rows": [{"step": "resnet50", "label": "ResNet-50", "key": "k", "gflops": 4.1, "params": 25}]}))
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "run": RUN,
+                "roadmap": "resnet50",
+                "mode": "cumulative",
+                "seeds": [0],
+                "rows": [{"step": "resnet50", "label": "ResNet-50", "key": "k", "gflops": 4.1, "params": 25}],
+            }
+        )
+    )
     (folder / "result.json").write_text(json.dumps({"status": "done", "key": "k", "top1": 50.0, "epochs": 1}))
     return run_dir
 
@@ -225,9 +243,24 @@ def test_progress_of_a_damaged_progress_file(tmp_path):
 def tiny_task(run_dir: Path):
     from roadmap.task import StepTask
 
-    return StepTask(run_dir=str(run_dir), step="resnet50", seed=0, key="k", spec={}, preset="tiny",
-                    dataset="synthetic", data_path=None, resolution=32, per_device_batch=2, accumulation=1, lr=0.1,
-                    workers=0, gflops=4.1, params=25, synthetic={})
+    return StepTask(
+        run_dir=str(run_dir),
+        step="resnet50",
+        seed=0,
+        key="k",
+        spec={},
+        preset="tiny",
+        dataset="synthetic",
+        data_path=None,
+        resolution=32,
+        per_device_batch=2,
+        accumulation=1,
+        lr=0.1,
+        workers=0,
+        gflops=4.1,
+        params=25,
+        synthetic={},
+    )
 
 
 def test_task_file_of_a_run_written_before_is_read_then_replaced(tmp_path):
@@ -247,9 +280,16 @@ def test_task_file_of_a_run_written_before_is_read_then_replaced(tmp_path):
 
 # -- real runs ----------------------------------------------------------------------------------
 
+
 def launch(results: Path, *extra: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "run_roadmap.py"), *TINY, "--results", str(results), *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_roadmap.py"), *TINY, "--results", str(results), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:

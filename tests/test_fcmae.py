@@ -7,20 +7,8 @@ from torch import nn
 
 import roadmap
 from roadmap.build import RoadmapNet
-from roadmap.fcmae import (
-    FcmaeError,
-    MaskedEncoder,
-    MaskGenerator,
-    encoder_state_dict,
-    load_pretrained,
-    visible_map,
-)
-from roadmap.fcmae_decoder import (
-    build_decoder,
-    normalised_patches,
-    patchify,
-    reconstruction_loss,
-)
+from roadmap.fcmae import FcmaeError, MaskedEncoder, MaskGenerator, encoder_state_dict, load_pretrained, visible_map
+from roadmap.fcmae_decoder import build_decoder, normalised_patches, patchify, reconstruction_loss
 from roadmap.fcmae_pretrain import (
     FcmaeModel,
     create_finetune_optimizer,
@@ -77,11 +65,7 @@ def reference_features(network: RoadmapNet, images: torch.Tensor, masked: torch.
             if block.grn.__class__.__name__ == "GlobalResponseNorm":
                 visible = visible_map(masked, y.shape[1], y.shape[2], y.dtype).permute(0, 2, 3, 1)
                 energy = (y * visible).norm(p=2, dim=(1, 2), keepdim=True)
-                y = (
-                    y
-                    + block.grn.bias
-                    + block.grn.weight * y * (energy / (energy.mean(-1, keepdim=True) + 1e-6))
-                )
+                y = y + block.grn.bias + block.grn.weight * y * (energy / (energy.mean(-1, keepdim=True) + 1e-6))
             y = block.pointwise2(y).permute(0, 3, 1, 2)
             x = x + block.layer_scale(y)
     return mask(x)

@@ -39,8 +39,9 @@ print(json.dumps(failures))
 
 def test_every_module_imports_first():
     assert "steps" in MODULES and "roadmap.cli" in MODULES
-    result = subprocess.run([sys.executable, "-c", ONE_BY_ONE, *MODULES], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_BY_ONE, *MODULES], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {}
 
@@ -59,8 +60,11 @@ def test_no_import_hides_inside_a_function():
             path = ROOT / Path(*module.split(".")) / "__init__.py"
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                hidden += [f"{module}.{node.name}" for inner in ast.walk(node)
-                           if isinstance(inner, (ast.Import, ast.ImportFrom))]
+                hidden += [
+                    f"{module}.{node.name}"
+                    for inner in ast.walk(node)
+                    if isinstance(inner, (ast.Import, ast.ImportFrom))
+                ]
     assert not hidden
 
 
@@ -72,16 +76,31 @@ def test_non_editable_install_runs_outside_the_checkout(tmp_path):
     # machine's; the machine's pip then installs into this environment.
     venv.create(environment, system_site_packages=True, with_pip=False)
     python = environment / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    where = subprocess.run([str(python), "-c", "import roadmap, steps; print(roadmap.__file__, steps.__file__)"],
-                           cwd=outside, capture_output=True, text=True, timeout=300)
+    where = subprocess.run(
+        [str(python), "-c", "import roadmap, steps; print(roadmap.__file__, steps.__file__)"],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert where.returncode == 0 and str(ROOT) not in where.stdout, where.stdout + where.stderr
-    table = subprocess.run([str(python), "-m", "roadmap", "--flops-only", "--format", "csv"], cwd=outside,
-                           capture_output=True, text=True, timeout=300)
+    table = subprocess.run(
+        [str(python), "-m", "roadmap", "--flops-only", "--format", "csv"],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert table.returncode == 0, table.stderr[-2000:]
     header, *rows = table.stdout.strip().splitlines()
     paper = header.split(",").index("paper_gflops")

@@ -10,9 +10,9 @@ from timm.data import create_transform
 from timm.data.loader import fast_collate
 from torch.utils.data import DistributedSampler
 
-from roadmap.data import Transformed, build_transforms
 from roadmap.loaders import EpochSeeded, eval_loader, train_loader, uint8_collate
 from roadmap.recipes import LEGACY, MODERN
+from roadmap.transforms import Transformed, build_transforms
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -59,7 +59,7 @@ def device_batches(photos, recipe, resolution, workers, epochs, batch=4):
 @pytest.mark.parametrize("recipe", [LEGACY, dataclasses.replace(MODERN, random_erasing=0.0)], ids=["legacy", "modern"])
 def test_device_normalisation_gives_the_cpu_pipelines_tensors(tmp_path, recipe):
     photos = Photos(tmp_path)
-    (order, batches), = device_batches(photos, recipe, 64, workers=0, epochs=1, batch=8)
+    ((order, batches),) = device_batches(photos, recipe, 64, workers=0, epochs=1, batch=8)
     reference = cpu_pipeline_images(photos, recipe, 64, seed=1000, order=order)
     assert batches[0].dtype == torch.float32 and batches[0].shape == (8, 3, 64, 64)
     assert torch.allclose(batches[0], reference, atol=1e-6, rtol=0)
@@ -72,8 +72,8 @@ def test_device_erasing_erases_as_the_recipe_says(tmp_path):
     photos = Photos(tmp_path)
     always = dataclasses.replace(MODERN, random_erasing=1.0)
     never = dataclasses.replace(MODERN, random_erasing=0.0)
-    (_, erased), = device_batches(photos, always, 64, workers=0, epochs=1, batch=8)
-    (_, plain), = device_batches(photos, never, 64, workers=0, epochs=1, batch=8)
+    ((_, erased),) = device_batches(photos, always, 64, workers=0, epochs=1, batch=8)
+    ((_, plain),) = device_batches(photos, never, 64, workers=0, epochs=1, batch=8)
     changed = (erased[0] != plain[0]).any(dim=1)  # per pixel: did erasing touch it?
     for mask in changed:
         rows, cols = torch.nonzero(mask, as_tuple=True)
@@ -118,10 +118,18 @@ def test_workers_give_timms_own_uint8_pixels_at_224(tmp_path, recipe):
     # as the recipe gives it: the trimmed pipeline (no ColorJitter(0, 0, 0) when the recipe has no
     # jitter) must give the same bytes for the same keys.
     photos = Photos(tmp_path, scale=3)
-    timms = create_transform(224, is_training=True, scale=recipe.crop_scale, color_jitter=recipe.color_jitter or 0.0,
-                             auto_augment=recipe.auto_augment, interpolation=recipe.interpolation,
-                             re_prob=recipe.random_erasing, re_mode=recipe.random_erasing_mode, re_count=1,
-                             use_prefetcher=True)
+    timms = create_transform(
+        224,
+        is_training=True,
+        scale=recipe.crop_scale,
+        color_jitter=recipe.color_jitter or 0.0,
+        auto_augment=recipe.auto_augment,
+        interpolation=recipe.interpolation,
+        re_prob=recipe.random_erasing,
+        re_mode=recipe.random_erasing_mode,
+        re_count=1,
+        use_prefetcher=True,
+    )
     ours = Transformed(photos, build_transforms(recipe, 224, True))
     reference = Transformed(photos, timms)
     assert ("ColorJitter" in repr(ours.transforms[None])) == bool(recipe.color_jitter and not recipe.auto_augment)

@@ -16,10 +16,16 @@ FIGURES = ("roadmap", "trajectory", "throughput", "curves")
 # the row logic of every mode on full paths is covered in test_modes.py.
 MODES = [
     (["--upto", "stage_ratio"], "cumulative", ["resnet50", "recipe", "stage_ratio"]),
-    (["--mode", "leave-one-out", "--upto", "stage_ratio"], "leave-one-out",
-     ["final", "without_recipe", "without_stage_ratio"]),
-    (["--mode", "single", "--upto", "patchify"], "single",
-     ["resnet50", "only_recipe", "only_stage_ratio", "only_patchify"]),
+    (
+        ["--mode", "leave-one-out", "--upto", "stage_ratio"],
+        "leave-one-out",
+        ["final", "without_recipe", "without_stage_ratio"],
+    ),
+    (
+        ["--mode", "single", "--upto", "patchify"],
+        "single",
+        ["resnet50", "only_recipe", "only_stage_ratio", "only_patchify"],
+    ),
     (["--steps", "gelu,ln"], "custom", ["resnet50", "gelu", "ln"]),
     (["--model", "convnext_tiny", "--steps", "grn"], "model", ["convnext_tiny", "grn"]),
 ]
@@ -27,8 +33,10 @@ MODES = [
 
 @pytest.mark.parametrize("arguments,run,rows", MODES, ids=[run for _, run, _ in MODES])
 def test_mode_trains_and_reports(tmp_path: Path, capsys, arguments: list[str], run: str, rows: list[str]) -> None:
-    code = main(arguments + ["--preset", "tiny", "--executor", "debug", "--epochs", "1",
-                             "--results", str(tmp_path), "--run", run])
+    code = main(
+        arguments
+        + ["--preset", "tiny", "--executor", "debug", "--epochs", "1", "--results", str(tmp_path), "--run", run]
+    )
     assert code == 0, capsys.readouterr().err
     run_dir = tmp_path / run
     info = json.loads((run_dir / "run.json").read_text())
@@ -50,8 +58,21 @@ def test_mode_trains_and_reports(tmp_path: Path, capsys, arguments: list[str], r
 
 def test_leave_one_out_names_what_it_leaves_out(tmp_path: Path, capsys) -> None:
     # ConvNeXt V2's GRN needs the inverted bottleneck: its leave-one-out row is skipped with a reason.
-    code = main(["--roadmap", "convnext-v2", "--mode", "leave-one-out", "--preset", "tiny", "--plan",
-                 "--throughput", "100", "--results", str(tmp_path)])
+    code = main(
+        [
+            "--roadmap",
+            "convnext-v2",
+            "--mode",
+            "leave-one-out",
+            "--preset",
+            "tiny",
+            "--plan",
+            "--throughput",
+            "100",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "without_grn" in out and "without_invert" not in out.split("Plan of run")[0]

@@ -6,13 +6,13 @@ import gc
 import pytest
 import timm
 import torch
+from timm_weights import load_timm_weights
 
 import roadmap
 from roadmap import SpecError
 from roadmap.build import RoadmapNet
 from roadmap.models import MODELS, model_names
 from roadmap.models import model as model_spec
-from timm_weights import load_timm_weights
 
 # Over ~150M parameters (or very deep): seconds each to create and compare on two cores.
 SLOW = {"convnext_large", "convnext_xlarge", "convnextv2_large", "convnextv2_huge", "resnet200"}

@@ -7,8 +7,21 @@ import roadmap
 from roadmap.roadmaps import RoadmapError, mode_plan, mode_specs
 from steps import REGISTRY
 
-RESNET50_MAIN = ["recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", "move_up", "kernel",
-                 "gelu", "fewer_act", "fewer_norm", "ln", "sep_ds"]
+RESNET50_MAIN = [
+    "recipe",
+    "stage_ratio",
+    "patchify",
+    "depthwise",
+    "width",
+    "invert",
+    "move_up",
+    "kernel",
+    "gelu",
+    "fewer_act",
+    "fewer_norm",
+    "ln",
+    "sep_ds",
+]
 
 
 def names(rows):
@@ -18,7 +31,9 @@ def names(rows):
 def test_cumulative_is_the_paper_path():
     for name in ("resnet50", "convnext_v2", "inceptionnext"):
         assert mode_specs(name, "cumulative") == roadmap.specs(name)
-    assert mode_specs("resnet50", "cumulative", upto="kernel", branches=False) == roadmap.specs("resnet50", "kernel", False)
+    assert mode_specs("resnet50", "cumulative", upto="kernel", branches=False) == roadmap.specs(
+        "resnet50", "kernel", False
+    )
 
 
 def test_leave_one_out_rows():
@@ -65,11 +80,24 @@ def test_single_rows():
     assert all(spec != baseline for _, spec in plan.rows[1:])
     assert dict(plan.rows)["only_gelu"] == baseline.with_network(activation="gelu")
     assert len(mode_specs("resnet50", "single", branches=False)) == 1 + len(RESNET50_MAIN)
-    assert names(mode_specs("resnet50", "single", upto="patchify")) == ["resnet50", "only_recipe", "only_stage_ratio", "only_patchify"]
+    assert names(mode_specs("resnet50", "single", upto="patchify")) == [
+        "resnet50",
+        "only_recipe",
+        "only_stage_ratio",
+        "only_patchify",
+    ]
     # Steps that need earlier ones cannot apply to ResNet-50 alone: skipped with the reason.
     skipped = dict(mode_plan("inceptionnext", "single").skipped)
-    assert set(skipped) == {"only_inception", "only_k5", "only_k3", "only_k3_par1_2", "only_k3_par3_8",
-                            "only_k3_par1_4", "only_k3_par1_8", "only_k3_par1_16"}
+    assert set(skipped) == {
+        "only_inception",
+        "only_k5",
+        "only_k3",
+        "only_k3_par1_2",
+        "only_k3_par3_8",
+        "only_k3_par1_4",
+        "only_k3_par1_8",
+        "only_k3_par1_16",
+    }
     assert skipped["only_inception"].startswith("inception cannot apply to resnet50: needs a depthwise")
     assert "invert" in dict(mode_plan("convnext_v2", "single").skipped)["only_grn"]
 

@@ -27,8 +27,9 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("ROADMAP_NOTEBOOK_UPTO", "stage_ratio")
     monkeypatch.setenv("ROADMAP_NOTEBOOK_RESULTS", str(tmp_path))
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors
     report = tmp_path / "resnet50-tiny-synthetic" / "report"
@@ -39,7 +40,9 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
         assert (tmp_path / "reference-figures" / f"{name}.png").stat().st_size > 10_000
     loo = tmp_path / "resnet50-tiny-synthetic-leave-one-out" / "report" / "roadmap.png"
     assert matplotlib.image.imread(loo).std() > 0
-    images = [output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    images = [
+        output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})
+    ]
     codesign = tmp_path / "convnext-v2-codesign-tiny-synthetic" / "report"
     assert matplotlib.image.imread(codesign / "codesign.png").std() > 0
     assert "84.60" in (codesign / "codesign.md").read_text()  # the paper's V2 + FCMAE beside this run

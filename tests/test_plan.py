@@ -42,9 +42,30 @@ def test_loader_rate_is_the_pipelines_own(tmp_path):
 @pytest.mark.slow
 def test_plan_command_for_the_paper_preset(tmp_path):
     result = subprocess.run(
-        [sys.executable, "run_roadmap.py", "--upto", "ln", "--plan", "--preset", "paper", "--throughput", "1000",
-         "--images-per-epoch", "1281167", "--format", "json", "--workers", "2", "--results", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "run_roadmap.py",
+            "--upto",
+            "ln",
+            "--plan",
+            "--preset",
+            "paper",
+            "--throughput",
+            "1000",
+            "--images-per-epoch",
+            "1281167",
+            "--format",
+            "json",
+            "--workers",
+            "2",
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert len(rows) == 13 and rows[0]["epochs"] == 90 and rows[1]["epochs"] == 300
@@ -58,7 +79,22 @@ def test_plan_command_for_the_paper_preset(tmp_path):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-5"])
 def test_plan_refuses_a_throughput_that_is_not_a_rate(tmp_path, value):
-    result = subprocess.run([sys.executable, "run_roadmap.py", "--plan", "--preset", "tiny", "--throughput", value,
-                             "--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "run_roadmap.py",
+            "--plan",
+            "--preset",
+            "tiny",
+            "--throughput",
+            value,
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "--throughput must be a positive number" in result.stderr

@@ -19,16 +19,44 @@ def test_modern_recipe_at_paper_preset_matches_table_5():
     spec = resolve(final_convnext_tiny(), get_preset("paper"), num_classes=1000)
     # papers.md 3.1 (Table 5, ImageNet-1K, ConvNeXt-T) and 3.2 (EMA off for the roadmap).
     expected = {
-        "name": "modern", "epochs": 300, "batch_size": 4096, "reference_batch_size": 4096,
-        "opt": "adamw", "lr": 4e-3, "momentum": 0.9, "opt_eps": 1e-8, "opt_betas": (0.9, 0.999),
-        "weight_decay": 0.05, "no_decay_1d": True, "sched": "cosine", "decay_epochs": 30.0, "decay_rate": 0.1,
-        "warmup_epochs": 20, "warmup_lr": 0.0, "min_lr": 1e-6, "auto_augment": "rand-m9-mstd0.5-inc1",
-        "mixup": 0.8, "cutmix": 1.0, "mixup_prob": 1.0, "mixup_switch_prob": 0.5, "label_smoothing": 0.1,
-        "random_erasing": 0.25, "random_erasing_mode": "pixel", "color_jitter": 0.4, "interpolation": "bicubic",
-        "crop_pct": 0.875, "drop_path_rate": 0.1, "layer_scale_init": 1e-6, "weight_init": "trunc_normal",
-        "ema": False, "ema_decay": 0.9999, "gradient_clip": None,
+        "name": "modern",
+        "epochs": 300,
+        "batch_size": 4096,
+        "reference_batch_size": 4096,
+        "opt": "adamw",
+        "lr": 4e-3,
+        "momentum": 0.9,
+        "opt_eps": 1e-8,
+        "opt_betas": (0.9, 0.999),
+        "weight_decay": 0.05,
+        "no_decay_1d": True,
+        "sched": "cosine",
+        "decay_epochs": 30.0,
+        "decay_rate": 0.1,
+        "warmup_epochs": 20,
+        "warmup_lr": 0.0,
+        "min_lr": 1e-6,
+        "auto_augment": "rand-m9-mstd0.5-inc1",
+        "mixup": 0.8,
+        "cutmix": 1.0,
+        "mixup_prob": 1.0,
+        "mixup_switch_prob": 0.5,
+        "label_smoothing": 0.1,
+        "random_erasing": 0.25,
+        "random_erasing_mode": "pixel",
+        "color_jitter": 0.4,
+        "interpolation": "bicubic",
+        "crop_pct": 0.875,
+        "drop_path_rate": 0.1,
+        "layer_scale_init": 1e-6,
+        "weight_init": "trunc_normal",
+        "ema": False,
+        "ema_decay": 0.9999,
+        "gradient_clip": None,
         # timm's RandomResizedCrop area range; no layer-wise lr decay (training from scratch).
-        "crop_scale": (0.08, 1.0), "layer_decay": None, "layer_decay_kind": "single",
+        "crop_scale": (0.08, 1.0),
+        "layer_decay": None,
+        "layer_decay_kind": "single",
     }
     assert dataclasses.asdict(spec.recipe) == expected
     assert spec.network.layer_scale and spec.network.num_classes == 1000
@@ -43,7 +71,13 @@ def test_modern_recipe_at_paper_preset_matches_table_5():
 def test_legacy_recipe_is_torchvision():
     spec = resolve(specs("resnet50")[0][1], get_preset("paper"), num_classes=1000)
     recipe = spec.recipe
-    assert (recipe.epochs, recipe.opt, recipe.lr, recipe.momentum, recipe.weight_decay) == (90, "momentum", 0.1, 0.9, 1e-4)
+    assert (recipe.epochs, recipe.opt, recipe.lr, recipe.momentum, recipe.weight_decay) == (
+        90,
+        "momentum",
+        0.1,
+        0.9,
+        1e-4,
+    )
     assert (recipe.sched, recipe.decay_epochs, recipe.decay_rate, recipe.no_decay_1d) == ("step", 30.0, 0.1, False)
     assert recipe.auto_augment is None and recipe.mixup == 0 and recipe.random_erasing == 0
     plan = batch_plan(recipe, get_preset("paper"), devices=2)
@@ -73,8 +107,9 @@ def test_proxies_keep_every_structural_change(preset):
 def test_no_weight_decay_on_one_dimensional_parameters():
     spec = resolve(final_convnext_tiny(), get_preset("tiny"), 10)
     model = build(spec)
-    optimizer = create_optimizer_v2(model, opt="adamw", lr=1e-3, weight_decay=spec.recipe.weight_decay,
-                                    filter_bias_and_bn=spec.recipe.no_decay_1d)
+    optimizer = create_optimizer_v2(
+        model, opt="adamw", lr=1e-3, weight_decay=spec.recipe.weight_decay, filter_bias_and_bn=spec.recipe.no_decay_1d
+    )
     decayed = {id(p) for group in optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
     for name, parameter in model.named_parameters():
         assert (id(parameter) in decayed) == (parameter.ndim > 1), name

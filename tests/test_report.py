@@ -20,14 +20,22 @@ from roadmap.run_files import LEGACY_TASK_FILE, TASK_FILE
 
 RUN = "resnet50-cpu-synthetic"
 STEPS = [
-    ("resnet50", "training techniques", None, 4.089), ("recipe", "training techniques", None, 4.089),
-    ("stage_ratio", "macro design", None, 4.526), ("patchify", "macro design", None, 4.418),
-    ("depthwise", "ResNeXt", None, 2.350), ("width", "ResNeXt", None, 5.268),
-    ("invert", "inverted bottleneck", None, 4.644), ("move_up", "large kernel", None, 4.065),
-    ("kernel", "large kernel", None, 4.146), ("kernel5", "large kernel", "kernel", 4.097),
-    ("kernel9", "large kernel", "kernel", 4.210), ("kernel11", "large kernel", "kernel", 4.291),
-    ("gelu", "micro design", None, 4.146), ("fewer_act", "micro design", None, 4.146),
-    ("fewer_norm", "micro design", None, 4.146), ("ln", "micro design", None, 4.146),
+    ("resnet50", "training techniques", None, 4.089),
+    ("recipe", "training techniques", None, 4.089),
+    ("stage_ratio", "macro design", None, 4.526),
+    ("patchify", "macro design", None, 4.418),
+    ("depthwise", "ResNeXt", None, 2.350),
+    ("width", "ResNeXt", None, 5.268),
+    ("invert", "inverted bottleneck", None, 4.644),
+    ("move_up", "large kernel", None, 4.065),
+    ("kernel", "large kernel", None, 4.146),
+    ("kernel5", "large kernel", "kernel", 4.097),
+    ("kernel9", "large kernel", "kernel", 4.210),
+    ("kernel11", "large kernel", "kernel", 4.291),
+    ("gelu", "micro design", None, 4.146),
+    ("fewer_act", "micro design", None, 4.146),
+    ("fewer_norm", "micro design", None, 4.146),
+    ("ln", "micro design", None, 4.146),
 ]
 SEEDS = (0, 1)
 EPOCHS = 3
@@ -63,34 +71,82 @@ def write_seed(run_dir: Path, order: int, step: str, seed: int, gflops: float, s
     lines = []
     for epoch in range(1, epochs + 1):
         diverged = status == "diverged" and epoch == epochs
-        lines.append(json.dumps({
-            "epoch": epoch, "train_loss": float("nan") if diverged else 2.0 / epoch, "val_loss": 1.5 / epoch,
-            "top1": final - 3.0 * (EPOCHS - epoch), "top5": 90.0, "lr": 0.001, "epoch_time_s": 1.0,
-            "data_wait_s": 0.1, "images_per_s": 500.0,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "epoch": epoch,
+                    "train_loss": float("nan") if diverged else 2.0 / epoch,
+                    "val_loss": 1.5 / epoch,
+                    "top1": final - 3.0 * (EPOCHS - epoch),
+                    "top5": 90.0,
+                    "lr": 0.001,
+                    "epoch_time_s": 1.0,
+                    "data_wait_s": 0.1,
+                    "images_per_s": 500.0,
+                }
+            )
+        )
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     if status == "running":
         return
-    write_json(folder / "result.json", {
-        "status": status, "step": step, "seed": seed, "key": key,
-        "top1": 10.0 if status == "diverged" else final, "top5": 90.0, "best_top1": final, "epochs": EPOCHS,
-        "gflops": gflops, "params": 25_000_000 + order, "proxy_gflops": 0.01 * (order + 1),
-        "proxy_params": 400_000, "train_images_per_s": 800.0 - 10 * order + seed * 20,
-        "infer_images_per_s": 3000.0 - 50 * order, "wall_time_s": 40.0 + order, "device": "cpu (2 threads)",
-        "dataset": "synthetic", "preset": "cpu",
-    })
+    write_json(
+        folder / "result.json",
+        {
+            "status": status,
+            "step": step,
+            "seed": seed,
+            "key": key,
+            "top1": 10.0 if status == "diverged" else final,
+            "top5": 90.0,
+            "best_top1": final,
+            "epochs": EPOCHS,
+            "gflops": gflops,
+            "params": 25_000_000 + order,
+            "proxy_gflops": 0.01 * (order + 1),
+            "proxy_params": 400_000,
+            "train_images_per_s": 800.0 - 10 * order + seed * 20,
+            "infer_images_per_s": 3000.0 - 50 * order,
+            "wall_time_s": 40.0 + order,
+            "device": "cpu (2 threads)",
+            "dataset": "synthetic",
+            "preset": "cpu",
+        },
+    )
 
 
-def write_run(results: Path, name: str, rows: list[tuple[str, str | None, str | None, float]], mode: str,
-              roadmap: str = "resnet50") -> Path:
+def write_run(
+    results: Path,
+    name: str,
+    rows: list[tuple[str, str | None, str | None, float]],
+    mode: str,
+    roadmap: str = "resnet50",
+) -> Path:
     run_dir = results / name
-    write_json(run_dir / "run.json", {
-        "run": name, "roadmap": roadmap, "mode": mode, "preset": "cpu", "dataset": "synthetic",
-        "seeds": list(SEEDS), "resolution": 32, "epochs": EPOCHS,
-        "rows": [{"step": step, "label": step.replace("_", " "), "group": group, "branch_of": parent,
-                  "gflops": gflops, "params": 25_000_000 + order, "key": f"{order:016x}"}
-                 for order, (step, group, parent, gflops) in enumerate(rows)],
-    })
+    write_json(
+        run_dir / "run.json",
+        {
+            "run": name,
+            "roadmap": roadmap,
+            "mode": mode,
+            "preset": "cpu",
+            "dataset": "synthetic",
+            "seeds": list(SEEDS),
+            "resolution": 32,
+            "epochs": EPOCHS,
+            "rows": [
+                {
+                    "step": step,
+                    "label": step.replace("_", " "),
+                    "group": group,
+                    "branch_of": parent,
+                    "gflops": gflops,
+                    "params": 25_000_000 + order,
+                    "key": f"{order:016x}",
+                }
+                for order, (step, group, parent, gflops) in enumerate(rows)
+            ],
+        },
+    )
     return run_dir
 
 
@@ -202,16 +258,19 @@ def test_run_written_before_task_json_is_still_reported(run_dir: Path, tmp_path:
     assert "running 1/2, missing 1/2" in paths["table_md"].read_text()
 
 
-@pytest.mark.parametrize("info, shared", [
-    ({"dataset": "folder", "num_classes": 1000, "preset": "paper"}, True),
-    ({"dataset": "folder", "num_classes": 1000, "preset": "fast"}, True),
-    ({"dataset": "folder", "num_classes": 100, "preset": "paper"}, False),  # a --classes subset
-    ({"dataset": "folder", "num_classes": 1000, "preset": "cpu"}, False),  # scaled-down networks
-    ({"dataset": "cifar100", "num_classes": 100, "preset": "paper"}, False),
-    ({"dataset": "synthetic", "num_classes": 16, "preset": "cpu"}, False),
-    ({"dataset": "imagenet", "preset": "paper"}, False),  # no such dataset; older tests assumed one
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    "info, shared",
+    [
+        ({"dataset": "folder", "num_classes": 1000, "preset": "paper"}, True),
+        ({"dataset": "folder", "num_classes": 1000, "preset": "fast"}, True),
+        ({"dataset": "folder", "num_classes": 100, "preset": "paper"}, False),  # a --classes subset
+        ({"dataset": "folder", "num_classes": 1000, "preset": "cpu"}, False),  # scaled-down networks
+        ({"dataset": "cifar100", "num_classes": 100, "preset": "paper"}, False),
+        ({"dataset": "synthetic", "num_classes": 16, "preset": "cpu"}, False),
+        ({"dataset": "imagenet", "preset": "paper"}, False),  # no such dataset; older tests assumed one
+        ({}, False),
+    ],
+)
 def test_paper_scale_only_for_full_size_imagenet(info: dict, shared: bool) -> None:
     assert paper_scale(info) is shared
 
@@ -303,8 +362,18 @@ def test_agreement_json_by_hand(written: dict[str, Path]) -> None:
     agreement = json.loads(written["agreement_json"].read_text())
     # Every run change is positive; counted steps have |paper change| > paper std (patchify +0.15
     # < 0.18 and gelu +0.05 < 0.14 are not); depthwise and move_up lose in the paper.
-    assert agreement["steps_compared"] == ["recipe", "stage_ratio", "depthwise", "width", "invert", "move_up",
-                                           "kernel", "kernel5", "kernel9", "fewer_act"]
+    assert agreement["steps_compared"] == [
+        "recipe",
+        "stage_ratio",
+        "depthwise",
+        "width",
+        "invert",
+        "move_up",
+        "kernel",
+        "kernel5",
+        "kernel9",
+        "fewer_act",
+    ]
     assert agreement["sign_agreement"] == pytest.approx(8 / 10)
     assert agreement["steps_disagreeing"] == ["depthwise", "move_up"]
     # 11 main-path rows with both values; the run rises monotonically, the paper has 7 discordant pairs.
@@ -319,8 +388,9 @@ def test_agreement_json_by_hand(written: dict[str, Path]) -> None:
 
 def test_new_columns_captions_and_figure(written: dict[str, Path]) -> None:
     csv = pd.read_csv(written["table_csv"]).set_index("step")
-    assert {"change_ci_low", "change_ci_high", "verdict", "precision", "channels_last", "compiled",
-            "pixels"} <= set(csv.columns)
+    assert {"change_ci_low", "change_ci_high", "verdict", "precision", "channels_last", "compiled", "pixels"} <= set(
+        csv.columns
+    )
     markdown = written["table_md"].read_text()
     assert f"+1.50 [{1.5 - HALF_WIDTH:+.2f}, {1.5 + HALF_WIDTH:+.2f}]" in markdown and "| gain " in markdown
     assert "kernel9 2" in markdown  # seeds that would resolve the one-seed change
@@ -344,10 +414,22 @@ def write_settings_run(results: Path, name: str, statuses: list[str], settings: 
 
 
 def test_settings_caption_and_failed_rows(tmp_path: Path) -> None:
-    settings = {"precision": "bf16", "channels_last": True, "compiled": False, "deterministic": True,
-                "pixels": "shrunk: shorter side 256 px, JPEG q95",
-                "environment": {"torch": "2.14.1", "timm": "1.0.31", "cuda": "12.8", "cudnn": "91000",
-                                "roadmap": "0.1.0", "git_commit": "abc123", "device": "NVIDIA H100"}}
+    settings = {
+        "precision": "bf16",
+        "channels_last": True,
+        "compiled": False,
+        "deterministic": True,
+        "pixels": "shrunk: shorter side 256 px, JPEG q95",
+        "environment": {
+            "torch": "2.14.1",
+            "timm": "1.0.31",
+            "cuda": "12.8",
+            "cudnn": "91000",
+            "roadmap": "0.1.0",
+            "git_commit": "abc123",
+            "device": "NVIDIA H100",
+        },
+    }
     run_dir = write_settings_run(tmp_path, "settings", ["failed", "out-of-memory"], settings)
     frame = collect(run_dir).set_index(["step", "seed"])
     assert frame.status[("resnet50", 0)] == "failed" and frame.status[("recipe", 0)] == "failed"
@@ -363,8 +445,17 @@ def test_settings_caption_and_failed_rows(tmp_path: Path) -> None:
 def test_failed_row_drawn_as_failed() -> None:
     from roadmap.plot_roadmap import FAILED_COLOUR, roadmap_figure
 
-    rows = pd.DataFrame({"step": ["a", "b"], "label": ["a", "b"], "group": ["g", "g"], "branch_of": [None, None],
-                         "top1_mean": [50.0, math.nan], "gflops": [1.0, 1.0], "status": ["done", "failed 2/2"]})
+    rows = pd.DataFrame(
+        {
+            "step": ["a", "b"],
+            "label": ["a", "b"],
+            "group": ["g", "g"],
+            "branch_of": [None, None],
+            "top1_mean": [50.0, math.nan],
+            "gflops": [1.0, 1.0],
+            "status": ["done", "failed 2/2"],
+        }
+    )
     figure = roadmap_figure(rows, "caption")
     texts = [text for axis in figure.axes for text in axis.texts if text.get_text() == "failed 2/2"]
     assert texts and texts[0].get_color() == FAILED_COLOUR
@@ -378,18 +469,24 @@ def test_point_labels_never_overlap() -> None:
 
     # The default run's crowd: kernel, gelu, fewer_act, fewer_norm (and ln) at one MFLOPs count.
     steps = ["move_up", "kernel", "gelu", "fewer_act", "fewer_norm", "ln", "depthwise"]
-    table = pd.DataFrame({
-        "step": steps, "branch_of": [None] * 7, "proxy_gflops": [0.0017, *[0.0018] * 5, 0.0015],
-        "train_images_per_s": [1686, 1035, 944, 975, 1054, 2484, 1640],
-        "infer_images_per_s": [4579, 2636, 2428, 2375, 2447, 5460, 4324], "device": ["cpu (x86_64, 1 threads)"] * 7,
-        "gflops": [4.065, *[4.146] * 5, 2.35], "top1_mean": [20.7, 19.7, 23.1, 14.1, 15.1, 11.9, 18.6],
-        "paper_top1": [79.92, 80.57, 80.62, 81.27, 81.41, 81.47, 78.28],
-        "paper_gflops": [4.07, 4.15, 4.15, 4.15, 4.15, 4.46, 2.35],
-    })
+    table = pd.DataFrame(
+        {
+            "step": steps,
+            "branch_of": [None] * 7,
+            "proxy_gflops": [0.0017, *[0.0018] * 5, 0.0015],
+            "train_images_per_s": [1686, 1035, 944, 975, 1054, 2484, 1640],
+            "infer_images_per_s": [4579, 2636, 2428, 2375, 2447, 5460, 4324],
+            "device": ["cpu (x86_64, 1 threads)"] * 7,
+            "gflops": [4.065, *[4.146] * 5, 2.35],
+            "top1_mean": [20.7, 19.7, 23.1, 14.1, 15.1, 11.9, 18.6],
+            "paper_top1": [79.92, 80.57, 80.62, 81.27, 81.41, 81.47, 78.28],
+            "paper_gflops": [4.07, 4.15, 4.15, 4.15, 4.15, 4.46, 2.35],
+        }
+    )
     for figure in (throughput_figure(table, "caption"), trajectory_figure(table, "caption")):
         boxes = label_boxes(figure)
         assert len(boxes) >= len(steps)
-        overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+        overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
         assert not overlapping
     throughput = throughput_figure(table, "caption")
     assert "1 threads" not in throughput.axes[0].get_ylabel() and "1 thread" in throughput.axes[0].get_ylabel()
@@ -400,14 +497,33 @@ def test_group_labels_curves_colours_and_loss_panels() -> None:
     from roadmap.plot_roadmap import roadmap_figure
     from roadmap.plots import curves_figure
 
-    rows = pd.DataFrame({"step": ["a", "b"], "label": ["a", "b"], "group": ["leave_one_out"] * 2,
-                         "branch_of": [None, None], "top1_mean": [50.0, 51.0], "gflops": [1.0, 1.0]})
+    rows = pd.DataFrame(
+        {
+            "step": ["a", "b"],
+            "label": ["a", "b"],
+            "group": ["leave_one_out"] * 2,
+            "branch_of": [None, None],
+            "top1_mean": [50.0, 51.0],
+            "gflops": [1.0, 1.0],
+        }
+    )
     figure = roadmap_figure(rows, "caption")
     group_text = [text.get_text() for text in figure.axes[0].texts][0]
     assert group_text.split("\n") == ["leave_one_", "out"]
-    records = [{"order": order, "step": f"s{order}", "branch_of": None, "seed": 0, "epoch": epoch,
-                "top1": 10.0 + order + epoch, "train_loss": 2.0 / epoch, "soft_targets": order > 0}
-               for order in range(13) for epoch in (1, 2)]
+    records = [
+        {
+            "order": order,
+            "step": f"s{order}",
+            "branch_of": None,
+            "seed": 0,
+            "epoch": epoch,
+            "top1": 10.0 + order + epoch,
+            "train_loss": 2.0 / epoch,
+            "soft_targets": order > 0,
+        }
+        for order in range(13)
+        for epoch in (1, 2)
+    ]
     figure = curves_figure(pd.DataFrame.from_records(records), "caption")
     colours = {line.get_color() for line in figure.axes[0].get_lines()}
     assert len(colours) == 13
@@ -448,8 +564,9 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_run_writes_noise_columns_agreement_and_figure(tiny_runs: Path) -> None:
     report_dir = tiny_runs / TINY / "report"
     csv = pd.read_csv(report_dir / "table.csv").set_index("step")
-    assert {"change_ci_low", "change_ci_high", "verdict", "precision", "channels_last", "compiled",
-            "pixels"} <= set(csv.columns)
+    assert {"change_ci_low", "change_ci_high", "verdict", "precision", "channels_last", "compiled", "pixels"} <= set(
+        csv.columns
+    )
     assert csv.verdict[["recipe", "stage_ratio"]].isin(["gain", "loss", "within noise"]).all()
     assert (csv.change_ci_low <= csv.change).iloc[1:].all() and (csv.change <= csv.change_ci_high).iloc[1:].all()
     agreement = json.loads((report_dir / "agreement.json").read_text())
@@ -477,8 +594,9 @@ def test_report_compare_two_tiny_runs(tiny_runs: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.slow
 @pytest.mark.parametrize("other, message", [("resnet200-hand-made", "different roadmaps"), ("nope", "no run at")])
-def test_report_compare_refuses_in_one_line(tiny_runs: Path, capsys: pytest.CaptureFixture, other: str,
-                                            message: str) -> None:
+def test_report_compare_refuses_in_one_line(
+    tiny_runs: Path, capsys: pytest.CaptureFixture, other: str, message: str
+) -> None:
     from roadmap.cli import main
 
     assert main(["report", "--run", TINY, "--results", str(tiny_runs), "--compare", other]) == 2

@@ -29,8 +29,9 @@ def jpeg_folder(root: Path, sizes=((240, 180), (50, 40), (200, 300)), classes=("
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_copy_is_shrunk_once_and_small_files_are_kept_as_they_are(tmp_path):
@@ -52,7 +53,6 @@ def test_copy_is_shrunk_once_and_small_files_are_kept_as_they_are(tmp_path):
     assert [path.name for path in (tmp_path / "cache").iterdir()] == [copy.name]  # no partial folder left
     with pytest.raises(ShrinkError, match="positive number of pixels"):
         shrunk_copy(data, 0, tmp_path / "cache")
-
 
 
 def test_ppm_copy_holds_the_resized_pixels_uncompressed(tmp_path):
@@ -81,17 +81,42 @@ def test_ppm_copy_holds_the_resized_pixels_uncompressed(tmp_path):
     with pytest.raises(DataError, match="unknown storage"):
         load_datasets("folder", data, shrink=64, cache_dir=tmp_path / "cache", shrink_format="png")
 
+
 @pytest.mark.slow
 def test_shrunk_run_records_its_pixels_and_is_another_experiment(tmp_path):
     data = jpeg_folder(tmp_path / "data", sizes=((240, 180),) * 8)
-    args = ["--upto", "resnet50", "--preset", "tiny", "--dataset", "folder", "--data", str(data), "--epochs", "1", "--batch-size", "8",
-            "--executor", "local", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "--upto",
+        "resnet50",
+        "--preset",
+        "tiny",
+        "--dataset",
+        "folder",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--executor",
+        "local",
+        "--results",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     result = run_cli(*args, "--shrink", "64")
     assert result.returncode == 0, result.stderr[-2000:]
     record = read_json(tmp_path / "results" / "resnet50-tiny-folder" / "resnet50" / "0" / "result.json")
     assert record["status"] == "done" and record["pixels"] == describe(64) and "64 px" in record["pixels"]
-    options = RunOptions(upto="resnet50", preset="tiny", dataset="folder", data_path=str(data),
-                         results=str(tmp_path / "other"), cache_dir=str(tmp_path / "cache"))
+    options = RunOptions(
+        upto="resnet50",
+        preset="tiny",
+        dataset="folder",
+        data_path=str(data),
+        results=str(tmp_path / "other"),
+        cache_dir=str(tmp_path / "cache"),
+    )
     original = plan_run(options).tasks[0]
     shrunk = plan_run(RunOptions(**{**options.__dict__, "shrink": 64})).tasks[0]
     uncompressed = plan_run(RunOptions(**{**options.__dict__, "shrink": 64, "shrink_format": "ppm"})).tasks[0]
@@ -112,9 +137,24 @@ def test_corrupt_cached_file_is_one_line_and_nothing_is_trained(tmp_path, damage
     victim = copy / "train" / "a" / "0.jpg"
     size = victim.stat().st_size
     victim.write_bytes(victim.read_bytes()[: size // 2] if damage == "truncate" else b"\0" * size)
-    result = run_cli("--upto", "resnet50", "--preset", "tiny", "--dataset", "folder", "--data", str(data),
-                     "--shrink", "64", "--cache-dir", str(tmp_path / "cache"), "--executor", "local",
-                     "--results", str(tmp_path / "results"))
+    result = run_cli(
+        "--upto",
+        "resnet50",
+        "--preset",
+        "tiny",
+        "--dataset",
+        "folder",
+        "--data",
+        str(data),
+        "--shrink",
+        "64",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--executor",
+        "local",
+        "--results",
+        str(tmp_path / "results"),
+    )
     one_line_exit_2(result, f"cached file {victim} is corrupt")
     assert "delete" in result.stderr and not (tmp_path / "results").exists()
 
@@ -124,11 +164,19 @@ def test_bad_shrink_requests_are_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     common = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path / "results")]
-    one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "0"),
-                    "--shrink: must be a positive integer, got 0")
-    one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "64",
-                            "--cache-dir", str(blocker / "cache")), "is not writable")
+    one_line_exit_2(
+        run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "0"),
+        "--shrink: must be a positive integer, got 0",
+    )
+    one_line_exit_2(
+        run_cli(
+            *common, "--dataset", "folder", "--data", str(data), "--shrink", "64", "--cache-dir", str(blocker / "cache")
+        ),
+        "is not writable",
+    )
     one_line_exit_2(run_cli(*common, "--shrink", "64"), "--shrink applies to --dataset folder")
-    one_line_exit_2(run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink-format", "ppm"),
-                    "--shrink-format ppm says how --shrink stores its copy")
+    one_line_exit_2(
+        run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink-format", "ppm"),
+        "--shrink-format ppm says how --shrink stores its copy",
+    )
     assert not (tmp_path / "results").exists()

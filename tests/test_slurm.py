@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from roadmap.executors import ClusterOptions, controller_answers
 from roadmap.files import read_json_lines
-from roadmap.launch import ClusterOptions, controller_answers, launch
+from roadmap.launch import launch
 from roadmap.runs import RunOptions, plan_run, write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,13 @@ def slurm() -> None:
 
 
 def run_cli(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_roadmap.py"), *arguments], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_roadmap.py"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -49,8 +55,9 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 def files_of(run_dir: Path) -> set[str]:
     """The run's files relative to its folder, without submitit's logs (executor-specific)."""
-    return {str(path.relative_to(run_dir)) for path in run_dir.rglob("*")
-            if path.is_file() and "submitit" not in path.parts}
+    return {
+        str(path.relative_to(run_dir)) for path in run_dir.rglob("*") if path.is_file() and "submitit" not in path.parts
+    }
 
 
 @pytest.mark.slurm
@@ -61,8 +68,9 @@ def test_roadmap_runs_as_one_job_array(slurm, tmp_path: Path) -> None:
     submitted = re.search(r"submitted job array (\d+) \(3 tasks\)", on_slurm.stdout)
     assert submitted, on_slurm.stdout
     array = submitted.group(1)
-    states = subprocess.run(["sacct", "-j", array, "-n", "-X", "-o", "JobID,State", "-P"], capture_output=True,
-                            text=True, check=True).stdout.split()
+    states = subprocess.run(
+        ["sacct", "-j", array, "-n", "-X", "-o", "JobID,State", "-P"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert sorted(states) == [f"{array}_{index}|COMPLETED" for index in range(3)]
 
     local = run_cli(*arguments, "--preset", "tiny", "--executor", "local", "--run", "local")
@@ -82,13 +90,15 @@ def test_roadmap_runs_as_one_job_array(slurm, tmp_path: Path) -> None:
 
 def train_alone(tmp_path: Path, run: str, devices: int, per_device: int, cluster: ClusterOptions) -> Path:
     """Train only the `ln` row of `--steps ln` (ResNet-50 with LayerNorm, legacy recipe) on SLURM."""
-    options = RunOptions(steps=("ln",), preset="tiny", epochs=2, batch_size=per_device, devices=devices,
-                         results=str(tmp_path), run=run)
+    options = RunOptions(
+        steps=("ln",), preset="tiny", epochs=2, batch_size=per_device, devices=devices, results=str(tmp_path), run=run
+    )
     plan = plan_run(options)
     write_plan(plan)
     tasks = [task for task in plan.tasks if task.step == "ln"]
-    results = launch(tasks, {"ln": 2}, "slurm", plan.run_dir / "submitit", cluster, devices, wait=True,
-                     report=lambda line: None)
+    results = launch(
+        tasks, {"ln": 2}, "slurm", plan.run_dir / "submitit", cluster, devices, wait=True, report=lambda line: None
+    )
     assert len(results) == 1 and results[0]["status"] == "done"
     return plan.run_dir / "ln" / "0"
 
@@ -119,8 +129,18 @@ def test_two_task_data_parallel_matches_one_process(slurm, tmp_path: Path) -> No
 @pytest.mark.slurm
 def test_preempted_and_requeued_step_resumes(slurm, tmp_path: Path) -> None:
     epochs = 120  # about 0.3 s each: long enough that the plain requeue (SIGKILL after KillWait 10 s) lands mid-run
-    submitted = run_cli("--upto", "resnet50", "--epochs", str(epochs), "--no-wait", "--results", str(tmp_path),
-                        "--run", "preempt", *TINY)
+    submitted = run_cli(
+        "--upto",
+        "resnet50",
+        "--epochs",
+        str(epochs),
+        "--no-wait",
+        "--results",
+        str(tmp_path),
+        "--run",
+        "preempt",
+        *TINY,
+    )
     assert submitted.returncode == 0, submitted.stderr
     job = re.search(r"resnet50/s0=(\d+(?:_\d+)?)", submitted.stdout).group(1)
     step = tmp_path / "preempt" / "resnet50" / "0"
@@ -132,8 +152,11 @@ def test_preempted_and_requeued_step_resumes(slurm, tmp_path: Path) -> None:
     wait_until(lambda: len(epochs_done()) >= 3, 180, "3 epochs before the signal")
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     before_signal = epochs_done()
-    wait_until(lambda: len(epochs_done()) > len(before_signal) + 2 and restarts(job) >= 1, 180,
-               "the requeued job to train again")
+    wait_until(
+        lambda: len(epochs_done()) > len(before_signal) + 2 and restarts(job) >= 1,
+        180,
+        "the requeued job to train again",
+    )
     # 2. A plain requeue (SIGTERM, then SIGKILL): resumes from the last epoch checkpoint on disk.
     subprocess.run(["scontrol", "requeue", job], check=True)
     wait_until(lambda: (step / "result.json").exists(), 300, "the step to finish")
@@ -158,13 +181,15 @@ def restarts(job: str) -> int:
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("option,reason", [
-    (["--partition", "nosuchpartition"], "invalid partition"),
-    (["--mem-gb", "100000"], "requested node configuration is not available"),
-])
+@pytest.mark.parametrize(
+    "option,reason",
+    [
+        (["--partition", "nosuchpartition"], "invalid partition"),
+        (["--mem-gb", "100000"], "requested node configuration is not available"),
+    ],
+)
 def test_refused_submission_is_one_line(slurm, tmp_path: Path, option: list[str], reason: str) -> None:
-    refused = run_cli("--upto", "resnet50", "--results", str(tmp_path), "--run", "refused", *TINY, *option,
-                      timeout=120)
+    refused = run_cli("--upto", "resnet50", "--results", str(tmp_path), "--run", "refused", *TINY, *option, timeout=120)
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("run_roadmap.py: error: SLURM refused"), refused.stderr
@@ -175,9 +200,25 @@ def test_refused_submission_is_one_line(slurm, tmp_path: Path, option: list[str]
 def test_auto_falls_back_to_local_without_a_controller(tmp_path: Path) -> None:
     environment = {**os.environ, "SLURM_CONF": str(tmp_path / "no-such-slurm.conf")}
     finished = subprocess.run(
-        [sys.executable, str(ROOT / "run_roadmap.py"), "--upto", "resnet50", "--preset", "tiny", "--epochs", "1",
-         "--results", str(tmp_path), "--run", "auto"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env=environment,
+        [
+            sys.executable,
+            str(ROOT / "run_roadmap.py"),
+            "--upto",
+            "resnet50",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--results",
+            str(tmp_path),
+            "--run",
+            "auto",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=environment,
     )
     assert finished.returncode == 0, finished.stderr
     assert "no SLURM controller answers `scontrol ping`; using local" in finished.stdout

@@ -94,14 +94,23 @@ def test_paper_noise_for_single_run_tables() -> None:
     table10_std = paper_table("resnet50").paper_top1_std.dropna().mean()
     paper = paper_table("resnet200")
     steps = list(paper.index[:3])
-    table = pd.DataFrame({
-        "step": steps, "branch_of": [None] * 3, "compared_with": [None, steps[0], steps[1]],
-        "top1_mean": [10.0, 12.0, 11.0], "top1_std": [math.nan] * 3, "change": [math.nan, 2.0, -1.0],
-        "change_ci_low": [math.nan] * 3, "change_ci_high": [math.nan] * 3, "verdict": [None] * 3,
-        "seeds_done": [1, 1, 1], "paper_top1": paper.paper_top1.iloc[:3].to_numpy(),
-        "paper_top1_std": [math.nan] * 3,
-        "paper_change": [math.nan, *(paper.paper_top1.iloc[1:3].to_numpy() - paper.paper_top1.iloc[:2].to_numpy())],
-    })
+    table = pd.DataFrame(
+        {
+            "step": steps,
+            "branch_of": [None] * 3,
+            "compared_with": [None, steps[0], steps[1]],
+            "top1_mean": [10.0, 12.0, 11.0],
+            "top1_std": [math.nan] * 3,
+            "change": [math.nan, 2.0, -1.0],
+            "change_ci_low": [math.nan] * 3,
+            "change_ci_high": [math.nan] * 3,
+            "verdict": [None] * 3,
+            "seeds_done": [1, 1, 1],
+            "paper_top1": paper.paper_top1.iloc[:3].to_numpy(),
+            "paper_top1_std": [math.nan] * 3,
+            "paper_change": [math.nan, *(paper.paper_top1.iloc[1:3].to_numpy() - paper.paper_top1.iloc[:2].to_numpy())],
+        }
+    )
     reference = paper_reference(table, "resnet200")
     assert reference.name == "paper Table 11" and reference.fallback_std == pytest.approx(table10_std)
     result = agreement(table, reference, "r200")

@@ -18,8 +18,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_registry_names_labels_and_order():
-    expected = ["resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "width", "invert", "move_up",
-                "kernel", "kernel5", "kernel9", "kernel11", "gelu", "fewer_act", "fewer_norm", "ln", "sep_ds"]
+    expected = [
+        "resnet50",
+        "recipe",
+        "stage_ratio",
+        "patchify",
+        "depthwise",
+        "width",
+        "invert",
+        "move_up",
+        "kernel",
+        "kernel5",
+        "kernel9",
+        "kernel11",
+        "gelu",
+        "fewer_act",
+        "fewer_norm",
+        "ln",
+        "sep_ds",
+    ]
     assert [step for step, _ in roadmap.specs("resnet50")] == expected
     for step in REGISTRY.values():
         assert step.label and step.description and step.function.__module__.startswith("steps.")
@@ -41,7 +58,8 @@ def test_every_step_is_pure(name):
 def test_a_new_step_is_one_new_module(tmp_path):
     """A module dropped into the steps package is a step: the CLI composes it, nothing else changes."""
     shutil.copytree(ROOT / "steps", tmp_path / "steps", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "steps" / "double_width.py").write_text(textwrap.dedent('''
+    (tmp_path / "steps" / "double_width.py").write_text(
+        textwrap.dedent('''
         """Row "double width": twice the channels in every stage (not a paper row)."""
 
         from roadmap.spec import Spec
@@ -55,11 +73,17 @@ def test_a_new_step_is_one_new_module(tmp_path):
 
 
         STEPS = (Step("double_width", double_width, "double width", "twice the channels of every stage"),)
-    '''))
+    ''')
+    )
     command = "import sys; from roadmap.cli import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run([sys.executable, "-c", command, "--steps", "resnet50,double-width", "--flops-only",
-                             "--format", "csv"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-c", command, "--steps", "resnet50,double-width", "--flops-only", "--format", "csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {line.split(",")[0]: line for line in result.stdout.splitlines()[1:]}
     assert set(rows) == {"resnet50", "double_width"} and "double width" in rows["double_width"]
@@ -77,7 +101,9 @@ def test_json_round_trip_and_hash():
 def test_branch_rows_share_the_kernel_parent():
     rows = dict(roadmap.specs("resnet50"))
     assert rows["kernel5"].network.kernel_size == 5
-    assert rows["kernel11"] == dataclasses.replace(rows["kernel"], network=dataclasses.replace(rows["kernel"].network, kernel_size=11))
+    assert rows["kernel11"] == dataclasses.replace(
+        rows["kernel"], network=dataclasses.replace(rows["kernel"].network, kernel_size=11)
+    )
     assert rows["gelu"].network.kernel_size == 7
 
 
@@ -99,8 +125,20 @@ def test_steps_commute_where_the_order_is_arbitrary():
 
 def test_applying_twice_is_idempotent_or_an_error():
     start = roadmap.specs("resnet50", upto="width")[-1][1]
-    for name in ("recipe", "stage_ratio", "patchify", "depthwise", "width", "move_up", "kernel", "gelu",
-                 "fewer_act", "fewer_norm", "ln", "sep_ds"):
+    for name in (
+        "recipe",
+        "stage_ratio",
+        "patchify",
+        "depthwise",
+        "width",
+        "move_up",
+        "kernel",
+        "gelu",
+        "fewer_act",
+        "fewer_norm",
+        "ln",
+        "sep_ds",
+    ):
         once = REGISTRY[name].apply(start)
         assert REGISTRY[name].apply(once) == once, name
     with pytest.raises(SpecError, match="invert"):

@@ -12,19 +12,26 @@ from pathlib import Path
 import pytest
 import submitit
 
+from roadmap.executors import StepJob
 from roadmap.files import read_json, read_json_lines
-from roadmap.launch import StepJob
-from roadmap.runs import RunOptions, plan_run
 from roadmap.job import run_step
+from roadmap.runs import RunOptions, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMED_FIELDS = {"epoch_time_s", "data_wait_s", "images_per_s", "infer_images_per_s", "compile_time_s",
-                "eval_compile_time_s"}
+TIMED_FIELDS = {
+    "epoch_time_s",
+    "data_wait_s",
+    "images_per_s",
+    "infer_images_per_s",
+    "compile_time_s",
+    "eval_compile_time_s",
+}
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def untimed(records: list[dict]) -> list[dict]:
@@ -54,8 +61,10 @@ def test_tiny_run_trains_reports_and_reruns_instantly(tmp_path):
 
 
 def tiny_task(tmp_path: Path, step: str = "resnet50", epochs: int = 3, workers: int = 0, launcher_pid=None):
-    plan = plan_run(RunOptions(upto=step, preset="tiny", results=str(tmp_path), epochs=epochs, workers=workers),
-                    launcher_pid=launcher_pid)
+    plan = plan_run(
+        RunOptions(upto=step, preset="tiny", results=str(tmp_path), epochs=epochs, workers=workers),
+        launcher_pid=launcher_pid,
+    )
     return next(task for task in plan.tasks if task.step == step)
 
 
@@ -68,13 +77,28 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
     # --deterministic: on a GPU, bit-identical resumption needs deterministic kernels (a no-op on the CPU).
     # Enough epochs that the kill lands mid-run: with persistent workers a tiny epoch takes a fraction
     # of a second, and the orphaned job takes up to a second to notice its launcher is gone.
-    args = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--epochs", str(EPOCHS), "--workers", "1",
-            "--deterministic"]
+    args = [
+        "--upto",
+        "resnet50",
+        "--preset",
+        "tiny",
+        "--executor",
+        "local",
+        "--epochs",
+        str(EPOCHS),
+        "--workers",
+        "1",
+        "--deterministic",
+    ]
     reference = run_cli(*args, "--results", str(tmp_path / "clean"))
     assert reference.returncode == 0, reference.stderr[-2000:]
     killed_dir = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "run_roadmap.py", *args, "--results", str(killed_dir)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "run_roadmap.py", *args, "--results", str(killed_dir)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     step_dir = killed_dir / "resnet50-tiny-synthetic" / "resnet50" / "0"
     deadline = time.time() + 300
     # Wait until one epoch is checkpointed and the next one is under way, then kill -9.
@@ -168,7 +192,16 @@ def test_bad_training_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, args
 def test_folder_without_classes_is_refused(tmp_path):
     (tmp_path / "data" / "train").mkdir(parents=True)
     (tmp_path / "data" / "val").mkdir()
-    result = run_cli("--preset", "tiny", "--dataset", "folder", "--data", str(tmp_path / "data"),
-                     "--results", str(tmp_path / "results"), timeout=120)
+    result = run_cli(
+        "--preset",
+        "tiny",
+        "--dataset",
+        "folder",
+        "--data",
+        str(tmp_path / "data"),
+        "--results",
+        str(tmp_path / "results"),
+        timeout=120,
+    )
     assert result.returncode == 2 and "no class subfolders" in result.stderr
     assert not (tmp_path / "results").exists()

@@ -1,0 +1,103 @@
+"""A training job's checkpoints: what a resumed step needs to continue bit for bit, written atomically.
+
+`Checkpointing` is part of `roadmap.train.Trainer` (and of the FCMAE pre-training trainer): it reads
+the trainer's model, optimizer, scheduler, EMA, loss scaler, history and random streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from roadmap.errors import one_line
+from roadmap.files import write_atomic, write_json_lines
+
+log = logging.getLogger("roadmap.train")
+
+
+class Checkpointing:
+    """Save and resume the state of a trainer (its attributes are set by `Trainer.__init__`)."""
+
+    task: Any
+    paths: Any
+    distributed: Any
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    ema: Any
+    scaler: Any
+    epoch: int
+    updates: int
+    best_top1: float
+    history: list[dict]
+    wall_time: float
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "key": self.task.key,
+            "epoch": self.epoch,
+            "updates": self.updates,
+            "best_top1": self.best_top1,
+            "history": self.history,
+            "wall_time_s": self.wall_time,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,  # fp16 loss scaling only
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        }
+
+    def save_checkpoint(self) -> None:
+        if not self.distributed.main:
+            return
+        # Keep the previous good checkpoint until the new one is complete: a newest checkpoint cut
+        # short (disk full, copied half-way) then falls back to it instead of stranding the step.
+        if self.paths.checkpoint.exists():
+            os.replace(self.paths.checkpoint, self.paths.previous_checkpoint)
+        write_atomic(self.paths.checkpoint, lambda handle: torch.save(self.state(), handle), binary=True)
+        # metrics.jsonl is rebuilt from the checkpoint's history, so the two never disagree.
+        write_json_lines(self.paths.metrics, self.history)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from the newest readable checkpoint: checkpoint.pt, else the one kept before it,
+        else the start of the step; each unreadable file is named in one log line."""
+        state = None
+        candidates = [path for path in (self.paths.checkpoint, self.paths.previous_checkpoint) if path.exists()]
+        for position, path in enumerate(candidates):
+            try:
+                loaded = torch.load(path, map_location=self.device, weights_only=False)
+                if not isinstance(loaded, dict) or not {"key", "model", "optimizer", "epoch"} <= set(loaded):
+                    raise ValueError("not a training checkpoint")
+            except Exception as error:  # truncated zip, garbage, another pickle: all mean unusable
+                fallback = "the checkpoint before it" if position + 1 < len(candidates) else "the start of the step"
+                log.warning("%s is unreadable (%s); resuming from %s", path, one_line(error), fallback)
+                continue
+            state = loaded
+            break
+        if state is None:
+            return False
+        if state.get("key") != self.task.key:
+            log.warning("%s: checkpoint belongs to another configuration; starting over", self.paths.folder)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.updates, self.best_top1 = state["epoch"], state["updates"], state["best_top1"]
+        self.history, self.wall_time = state["history"], state["wall_time_s"]
+        return True

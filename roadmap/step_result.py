@@ -1,0 +1,74 @@
+"""The result record of a trained step (result.json): accuracy, complexity, speed, numerics,
+environment, its pre-training where it had one, and the full-size network's cost when asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from roadmap.complexity import complexity
+from roadmap.cost import measure_settings
+from roadmap.cost_settings import default_cost_settings
+from roadmap.precision import describe_device, environment
+from roadmap.spec import Spec
+
+
+def step_result(trainer: Any, status: str) -> dict[str, Any]:
+    """The record of `trainer` (a roadmap.train.Trainer) after its last epoch, ending with `status`."""
+    history = trainer.history
+    last = history[-1] if history else {}
+    proxy = complexity(trainer.spec, trainer.task.resolution)
+
+    def median(field: str) -> float | None:
+        return float(np.median([record[field] for record in history])) if history else None
+
+    result = {
+        "status": status,
+        "step": trainer.task.step,
+        "seed": trainer.task.seed,
+        "key": trainer.task.key,
+        "top1": last.get("top1"),
+        "top5": last.get("top5"),
+        "best_top1": trainer.best_top1 if history else None,
+        "epochs": trainer.epoch,
+        "gflops": trainer.task.gflops,
+        "params": trainer.task.params,
+        "proxy_gflops": proxy.gflops,
+        "proxy_params": proxy.params,
+        "resolution": trainer.task.resolution,
+        "train_images_per_s": median("images_per_s"),
+        "infer_images_per_s": median("infer_images_per_s"),
+        "data_wait_fraction": (
+            sum(r["data_wait_s"] for r in history) / sum(r["epoch_time_s"] for r in history) if history else None
+        ),
+        "wall_time_s": trainer.wall_time,
+        "device": describe_device(trainer.device),
+        "world_size": trainer.distributed.world_size,
+        "dataset": trainer.task.dataset,
+        "preset": trainer.task.preset,
+        "precision": trainer.numerics.precision,
+        "channels_last": trainer.numerics.channels_last,
+        "compiled": trainer.numerics.compile,
+        "deterministic": trainer.numerics.deterministic,
+        "compile_time_s": sum(r.get("compile_time_s", 0.0) + r.get("eval_compile_time_s", 0.0) for r in history),
+        "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
+        "pixels": trainer.pixels,
+        "environment": environment(trainer.device),
+    }
+    if trainer.parent is not None:
+        # The pre-training phase is part of the row: its loss, its files and its time.
+        result.update(
+            pretrain_loss=trainer.parent.get("val_loss"),
+            pretrain=trainer.parent,
+            wall_time_s=trainer.wall_time + (trainer.parent.get("wall_time_s") or 0.0),
+        )
+    if trainer.task.cost_spec is not None and trainer.distributed.main:
+        result.update(
+            measure_settings(
+                Spec.from_dict(trainer.task.cost_spec),
+                trainer.task.cost_settings or default_cost_settings(trainer.device),
+                trainer.device,
+            )
+        )
+    return result
