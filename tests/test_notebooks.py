@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom in a real Jupyter kernel, on the tiny preset."""
 
+import json
 from pathlib import Path
 
 import matplotlib.image
@@ -43,8 +44,18 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     images = [
         output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})
     ]
-    codesign = tmp_path / "convnext-v2-codesign-tiny-synthetic" / "report"
+    # The co-design roadmap (issue 13): four rows, FCMAE rows with their pre-training, the table and figure.
+    codesign_run = tmp_path / "convnext-v2-codesign-tiny-synthetic"
+    for step in ("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae"):
+        result = json.loads((codesign_run / step / "0" / "result.json").read_text())
+        assert result["status"] == "done" and result["resolution"] == 64  # raised from 32: two 32 px patches
+        assert (codesign_run / step / "0" / "pretrain" / "encoder.pt").exists() == step.endswith("fcmae")
+        assert (result.get("pretrain_loss") or 0) > 0 if step.endswith("fcmae") else "pretrain" not in result
+    codesign = codesign_run / "report"
     assert matplotlib.image.imread(codesign / "codesign.png").std() > 0
-    assert "84.60" in (codesign / "codesign.md").read_text()  # the paper's V2 + FCMAE beside this run
+    text = (codesign / "codesign.md").read_text()
+    for value in ("83.80", "83.70", "84.30", "84.60", "-0.10", "+0.30", "+0.40", "not ImageNet"):
+        assert value in text, value
+    assert "pre-training loss" in (codesign / "table.md").read_text()
     # five run figures, two reference figures, the leave-one-out figure (a), the co-design figure
     assert len(images) >= 9
