@@ -292,6 +292,10 @@ def launch(results: Path, *extra: str, **popen) -> subprocess.Popen:
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
@@ -403,7 +407,9 @@ def test_failed_step_says_why_and_shows_failed(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_prints_one_line(tmp_path):
-    process = launch(tmp_path, "--upto", "recipe", start_new_session=True)
+    # Ctrl-C's default meaning in the launcher, whatever this test runner inherited: a shell starts
+    # background jobs with SIGINT ignored, and an ignored signal stays ignored across exec.
+    process = launch(tmp_path, "--upto", "recipe", start_new_session=True, preexec_fn=_default_sigint)
     task_file = StepPaths(tmp_path / RUN, "resnet50", 0).task
     deadline = time.time() + 120
     while not task_file.exists() and time.time() < deadline:
