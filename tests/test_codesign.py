@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import run_cli, untimed  # the CLI runner and timing filter of the training tests
 
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
 from roadmap.files import read_json, read_json_lines
@@ -21,24 +22,6 @@ from steps import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 CODESIGN = ("v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae")
-TIMED_FIELDS = {
-    "epoch_time_s",
-    "data_wait_s",
-    "images_per_s",
-    "infer_images_per_s",
-    "compile_time_s",
-    "eval_compile_time_s",
-}
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def untimed(records: list[dict]) -> list[dict]:
-    return [{key: value for key, value in record.items() if key not in TIMED_FIELDS} for record in records]
 
 
 def test_codesign_rows_are_the_four_cells():
