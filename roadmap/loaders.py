@@ -89,6 +89,32 @@ def _data_loader(dataset: Dataset, batch: int, workers: int, device: torch.devic
     )
 
 
+class EarlyStart:
+    """A DataLoader whose next pass can be started ahead of time: `start()` makes the pass's
+    iterator now, so persistent workers decode the next epoch's first batches while the device
+    still evaluates the last one; the following `iter()` hands that pass over. Sits under timm's
+    `PrefetchLoader`, whose own `__iter__` builds the DataLoader's iterator only at the first batch.
+    """
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+        self.started: Iterator | None = None
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = iter(self.loader)
+
+    def __iter__(self) -> Iterator:
+        started, self.started = self.started, None
+        return started if started is not None else iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)  # sampler, dataset, batch_size, ... for PrefetchLoader
+
+
 def train_loader(
     dataset: Dataset,
     sampler: EpochSeeded,
@@ -101,7 +127,7 @@ def train_loader(
     """Training batches on `device`: normalised float32, random erasing as the recipe says."""
     loader = _data_loader(dataset, batch, workers, device, sampler=sampler, drop_last=True, generator=generator)
     return PrefetchLoader(
-        loader,
+        EarlyStart(loader),
         IMAGENET_DEFAULT_MEAN,
         IMAGENET_DEFAULT_STD,
         device=device,
@@ -112,9 +138,12 @@ def train_loader(
 
 
 def eval_loader(dataset: Dataset, batch: int, workers: int, device: torch.device) -> PrefetchLoader:
-    """Evaluation batches on `device`, normalised; built once and reused every epoch."""
+    """Evaluation batches on `device`, normalised; built once and reused every epoch.
+
+    Its own generator: a DataLoader draws each pass's worker base seed from its generator, which
+    would otherwise be the global one that the next training epoch, already seeded, goes on to use."""
     return PrefetchLoader(
-        _data_loader(dataset, batch, workers, device, shuffle=False),
+        _data_loader(dataset, batch, workers, device, shuffle=False, generator=torch.Generator()),
         IMAGENET_DEFAULT_MEAN,
         IMAGENET_DEFAULT_STD,
         device=device,

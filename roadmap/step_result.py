@@ -51,7 +51,7 @@ def step_result(trainer: Any, status: str) -> dict[str, Any]:
         "channels_last": trainer.numerics.channels_last,
         "compiled": trainer.numerics.compile,
         "deterministic": trainer.numerics.deterministic,
-        "compile_time_s": sum(r.get("compile_time_s", 0.0) + r.get("eval_compile_time_s", 0.0) for r in history),
+        "startup_time_s": sum(r.get("startup_time_s", 0.0) + r.get("eval_startup_time_s", 0.0) for r in history),
         "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
         "pixels": trainer.pixels,
         "environment": environment(trainer.device),

@@ -84,10 +84,12 @@ class Trainer(Checkpointing):
         self.best_top1 = -1.0
         self.history: list[dict] = []
         self.wall_time = 0.0
-        # Compilation: graphs built so far (new ones after the first epoch are recompilations), and
-        # whether the first train / eval step (which compiles) is still ahead.
+        # Graphs built so far (new ones after the first epoch are recompilations), and whether the
+        # process's first train / eval step is still ahead: it is start-up, eager or compiled (it
+        # compiles, autotunes cuDNN's kernels for the shapes, waits for the workers' first batch).
         self.graphs_seen = 0
-        self.first_step_ahead = {"train": self.numerics.compile, "eval": self.numerics.compile}
+        self.first_step_ahead = {"train": True, "eval": True}
+        self.started_epoch: int | None = None  # the epoch whose loader pass start_epoch began
 
     def _build_model(self) -> None:
         self.model: nn.Module = build(self.spec).to(self.device, memory_format=self.numerics.memory_format)
@@ -181,7 +183,7 @@ class Trainer(Checkpointing):
     # -- one epoch --------------------------------------------------------------------------
 
     def _timed_first_step(self, kind: str, started: float) -> float:
-        """Seconds the first (compiling) step of `kind` took, once per process; 0 otherwise."""
+        """Seconds the first (start-up) step of `kind` took, once per process; 0 otherwise."""
         if not self.first_step_ahead[kind]:
             return 0.0
         self.first_step_ahead[kind] = False
@@ -217,28 +219,43 @@ class Trainer(Checkpointing):
         random_seed(seed, self.distributed.rank)
         self.generator.manual_seed(seed)
 
-    def train_epoch(self) -> dict[str, float] | None:
-        """Train one epoch; None when the loss became NaN or infinite."""
-        seed = epoch_seed(self.task.seed, self.epoch)
+    def start_epoch(self, epoch: int) -> None:
+        """Seed `epoch`'s streams and start its loader pass (workers begin decoding at once).
+
+        The run starts the next epoch before evaluating the current one, so that the pass fills
+        while the device evaluates. Evaluation draws from no random stream, so the streams that
+        training then finds are the ones a resumed process gets by starting the epoch afresh."""
+        seed = epoch_seed(self.task.seed, epoch)
         self.seed_epoch(seed)
         # Per-image augmentation seeds and the epoch's training resolution travel with the keys.
-        self.sampler.set_epoch(self.epoch, seed, self.task.train_resolution(self.epoch))
+        self.sampler.set_epoch(epoch, seed, self.task.train_resolution(epoch))
+        self.loader.loader.start()
+        self.started_epoch = epoch
+
+    def train_epoch(self) -> dict[str, float] | None:
+        """Train one epoch; None when the loss became NaN or infinite."""
+        if self.started_epoch != self.epoch:
+            self.start_epoch(self.epoch)
+        self.started_epoch = None
         self.train_model.train()
         loss_sum, total_loss = torch.zeros((), device=self.device), 0.0
-        data_wait, compile_time, last_progress = 0.0, 0.0, 0.0
+        data_wait, startup_time, last_progress = 0.0, 0.0, 0.0
         started = time.perf_counter()
         iterator = iter(self.loader)
         for index in range(self.batches):
             waited = time.perf_counter()
             images, labels = next(iterator)  # on the device, normalised and erased (roadmap.loaders)
-            data_wait += time.perf_counter() - waited
+            first_wait = time.perf_counter() - waited
+            data_wait += first_wait
             loss = self.batch_loss(images.contiguous(memory_format=self.numerics.memory_format), labels)
             scaled = loss / self.task.accumulation
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             loss_sum += loss.detach()
             if (index + 1) % self.task.accumulation == 0:
                 self._optimizer_step()
-            compile_time += self._timed_first_step("train", waited)
+            startup = self._timed_first_step("train", waited)
+            if startup:  # the start-up step's wait for data is start-up too, not a data-bound loop
+                startup_time, data_wait = startup, data_wait - first_wait
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == self.batches:
                 # Summed over ranks so that every rank sees the same value and stops together; the
                 # last batch always passes here, so the epoch's mean loss below reuses this sum.
@@ -249,16 +266,17 @@ class Trainer(Checkpointing):
                     last_progress = time.perf_counter()
                     write_json(self.paths.progress, {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
         self.scheduler.step(self.epoch + 1)
-        elapsed = time.perf_counter() - started - compile_time
+        elapsed = time.perf_counter() - started - startup_time
         images_seen = self.batches * self.task.per_device_batch * self.distributed.world_size
-        # The compiling step is left out of the rate: it is start-up, not training speed.
-        timed_images = images_seen - (self.task.per_device_batch * self.distributed.world_size if compile_time else 0)
+        # The start-up step is left out of the rate: it is not training speed, and an ImageNet
+        # epoch of 10,000 batches would dilute it anyway while a proxy's few dozen would not.
+        timed_images = images_seen - (self.task.per_device_batch * self.distributed.world_size if startup_time else 0)
         return {
             "train_loss": total_loss / (self.batches * self.distributed.world_size),
             "epoch_time_s": elapsed,
             "data_wait_s": data_wait,
             "images_per_s": timed_images / max(elapsed, 1e-9),
-            "compile_time_s": compile_time,
+            "startup_time_s": startup_time,
             "lr": self.optimizer.param_groups[0]["lr"],
         }
 
@@ -268,10 +286,9 @@ class Trainer(Checkpointing):
         self.eval_model.eval()
         k = min(5, self.num_classes)
         totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, top-1 hits, top-k hits
-        count, compile_time = 0, 0.0
-        started = time.perf_counter()
+        count, startup_time, startup_images = 0, 0.0, 0
+        started = batch_started = time.perf_counter()
         for images, labels in self.val_loader:
-            batch_started = time.perf_counter()
             images = images.contiguous(memory_format=self.numerics.memory_format)
             with self.autocast:
                 logits = self.eval_model(images).float()
@@ -284,17 +301,20 @@ class Trainer(Checkpointing):
                 ]
             )
             count += labels.shape[0]
-            compile_time += self._timed_first_step("eval", batch_started)
+            startup = self._timed_first_step("eval", batch_started)
+            if startup:  # neither its time (workers' first batch included) nor its images count
+                startup_time, startup_images = startup, labels.shape[0] * self.distributed.world_size
+            batch_started = time.perf_counter()
         # One reduction and one host sync for the four figures of all ranks.
         totals = torch.cat([totals, totals.new_tensor([count])])
         loss, top1, top5, count = self.distributed.summed(totals).tolist()
-        elapsed = time.perf_counter() - started - compile_time
+        elapsed = time.perf_counter() - started - startup_time
         return {
             "val_loss": loss / count,
             "top1": 100 * top1 / count,
             "top5": 100 * top5 / count,
-            "infer_images_per_s": count / max(elapsed, 1e-9),
-            "eval_compile_time_s": compile_time,
+            "infer_images_per_s": (count - startup_images) / max(elapsed, 1e-9),
+            "eval_startup_time_s": startup_time,
         }
 
     # -- the whole step ---------------------------------------------------------------------
@@ -331,6 +351,8 @@ class Trainer(Checkpointing):
                     self.epoch + 1,
                 )
                 break
+            if self.epoch + 1 < self.recipe.epochs:
+                self.start_epoch(self.epoch + 1)  # its first batches decode during evaluation
             evaluated = self.evaluate()
             self.epoch += 1
             self.wall_time += time.perf_counter() - started

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
-from timm.data.transforms import MaybePILToTensor
+from timm.data.transforms import MaybePILToTensor, str_to_interp_mode
 from torch.utils.data import Dataset, get_worker_info
 from torchvision import transforms
 
@@ -19,7 +19,9 @@ from roadmap.spec import Recipe
 
 def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device: bool = True) -> Callable:
     """timm's transform pipeline for the recipe; at <= 32 px a padded random crop replaces the
-    RandomResizedCrop and evaluation uses the image as is, like the official ConvNeXt code.
+    RandomResizedCrop and evaluation uses the image as is, like CIFAR training in pycls. Larger
+    images (a folder dataset on a small preset) are first resized to the resolution (shorter side)
+    and centre-cropped; an image already at the resolution passes through both unchanged.
 
     on_device (the default): the pipeline ends in a uint8 tensor, and normalisation and random
     erasing are left to the device (timm's prefetch loader, roadmap.loaders): a worker then ships a
@@ -27,6 +29,7 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device:
     ends in a normalised (and, when training, erased) float tensor; the two give the same pixels.
     """
     small = resolution <= 32
+    to_size = [transforms.Resize(resolution, str_to_interp_mode(recipe.interpolation)), transforms.CenterCrop(resolution)]
     if not training:
         if small:
             final = (
@@ -34,7 +37,7 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device:
                 if on_device
                 else [transforms.ToTensor(), transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)]
             )
-            return transforms.Compose(final)
+            return transforms.Compose(to_size + final)
         return create_transform(
             resolution,
             is_training=False,
@@ -58,7 +61,7 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device:
         use_prefetcher=on_device,
     )
     if small:
-        pipeline.transforms[0] = transforms.RandomCrop(resolution, padding=4)
+        pipeline.transforms[0:1] = [*to_size, transforms.RandomCrop(resolution, padding=4)]
     return pipeline
 
 

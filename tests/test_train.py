@@ -23,8 +23,8 @@ TIMED_FIELDS = {
     "data_wait_s",
     "images_per_s",
     "infer_images_per_s",
-    "compile_time_s",
-    "eval_compile_time_s",
+    "startup_time_s",
+    "eval_startup_time_s",
 }
 
 
