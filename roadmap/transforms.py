@@ -29,7 +29,10 @@ def build_transforms(recipe: Recipe, resolution: int, training: bool, on_device:
     ends in a normalised (and, when training, erased) float tensor; the two give the same pixels.
     """
     small = resolution <= 32
-    to_size = [transforms.Resize(resolution, str_to_interp_mode(recipe.interpolation)), transforms.CenterCrop(resolution)]
+    to_size = [
+        transforms.Resize(resolution, str_to_interp_mode(recipe.interpolation)),
+        transforms.CenterCrop(resolution),
+    ]
     if not training:
         if small:
             final = (
