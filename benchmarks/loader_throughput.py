@@ -4,7 +4,7 @@
 
 In the spirit of FFCV's loader benchmark. On a folder of real JPEG files (generated once, ImageNet-
 like: 350-500 px, about 60 KB each, unless --data names one), for the legacy and the modern
-transforms of the paper's recipe:
+training transforms of the paper's recipe and for its evaluation transforms (256 then 224 centre crop):
 
 - reference: torchvision `ImageFolder` + timm `create_transform` with the same recipe (normalisation
   and random erasing on the CPU) + a plain DataLoader with float32 default collate;
@@ -63,7 +63,12 @@ def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) ->
     return root
 
 
-def reference_dataset(root: Path, recipe, resolution: int):
+def reference_dataset(root: Path, recipe, resolution: int, training: bool = True):
+    if not training:  # the paper's evaluation: resize to 256, centre crop 224 (crop_pct 0.875)
+        transform = create_transform(
+            resolution, is_training=False, interpolation=recipe.interpolation, crop_pct=recipe.crop_pct
+        )
+        return ImageFolder(str(root / "train"), transform=transform)
     transform = create_transform(
         resolution,
         is_training=True,
@@ -77,8 +82,8 @@ def reference_dataset(root: Path, recipe, resolution: int):
     return ImageFolder(str(root / "train"), transform=transform)
 
 
-def our_dataset(root: Path, recipe, resolution: int):
-    return Transformed(image_folder(root / "train"), build_transforms(recipe, resolution, True))
+def our_dataset(root: Path, recipe, resolution: int, training: bool = True):
+    return Transformed(image_folder(root / "train"), build_transforms(recipe, resolution, training))
 
 
 class WorkerJob(Dataset):
@@ -139,13 +144,15 @@ def measure(arguments) -> list[dict]:
         )
     device = torch.device(arguments.device)
     rows = []
-    for recipe in (LEGACY, MODERN):
+    # Evaluation's transforms are the same for both recipes (bicubic, crop_pct 0.875): one row.
+    for recipe, training in ((LEGACY, True), (MODERN, True), (MODERN, False)):
+        transforms_name = recipe.name if training else "evaluation"
         pipelines = {
-            "reference": (reference_dataset(root, recipe, arguments.resolution), default_collate),
-            "ours": (our_dataset(root, recipe, arguments.resolution), uint8_collate),
+            "reference": (reference_dataset(root, recipe, arguments.resolution, training), default_collate),
+            "ours": (our_dataset(root, recipe, arguments.resolution, training), uint8_collate),
         }
         for name, copy in copies.items():
-            pipelines[name] = (our_dataset(copy, recipe, arguments.resolution), uint8_collate)
+            pipelines[name] = (our_dataset(copy, recipe, arguments.resolution, training), uint8_collate)
         rates: dict[str, list[float]] = {name: [] for name in pipelines}
         for round_index in range(arguments.rounds):
             for name, (dataset, collate) in pipelines.items():
@@ -157,7 +164,7 @@ def measure(arguments) -> list[dict]:
                 )
                 rates[name].append(per_worker_rate(dataset, keys, collate, arguments.batch))
                 print(
-                    f"  {recipe.name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
+                    f"  {transforms_name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -165,12 +172,12 @@ def measure(arguments) -> list[dict]:
         for name, (dataset, _) in pipelines.items():
             per_worker = statistics.median(rates[name])
             row = {
-                "transforms": recipe.name,
+                "transforms": transforms_name,
                 "pipeline": name,
                 "per_worker_images_per_s": round(per_worker, 1),
                 "vs_reference": round(per_worker / reference, 2),
             }
-            if arguments.workers:
+            if arguments.workers and training:
                 kind = "reference" if name == "reference" else "ours"
                 row[f"loader_{arguments.workers}_workers_images_per_s"] = round(
                     loader_rate(kind, dataset, arguments.batch, arguments.workers, device, recipe), 1

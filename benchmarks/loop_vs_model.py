@@ -1,7 +1,8 @@
 """Does the training loop keep the device busy? Loop, model-only, evaluation and --plan, one run.
 
     python benchmarks/loop_vs_model.py --data DIR [--upto recipe] [--epochs 2] [--batch-size 128]
-                                       [--workers 14] [--compile | --no-compile] [--shrink 256] [--out DIR]
+                                       [--workers 14] [--compile | --no-compile] [--shrink 256 [--shrink-format ppm]]
+                                       [--out DIR]
 
 For each row of the roadmap up to --upto, on an ImageNet-style JPEG folder with `--preset paper`:
 1. `--plan` predicts the row's images/s (min of model and loader, measured at the run's batch);
@@ -53,7 +54,7 @@ def roadmap_command(arguments, *extra: str) -> list[str]:
     if arguments.compile is not None:
         command.append("--compile" if arguments.compile else "--no-compile")
     if arguments.shrink:
-        command += ["--shrink", str(arguments.shrink)]
+        command += ["--shrink", str(arguments.shrink), "--shrink-format", arguments.shrink_format]
     return command + list(extra)
 
 
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=14)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--shrink", type=int, default=None)
+    parser.add_argument("--shrink-format", choices=("jpeg", "ppm"), default="jpeg")
     parser.add_argument("--results", default="/tmp/roadmap-loop-vs-model")
     parser.add_argument("--out", default=".")
     arguments = parser.parse_args()
