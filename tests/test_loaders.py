@@ -1,10 +1,12 @@
 """The input pipeline: uint8 batches from the workers, float work on the device, seeds per epoch."""
 
 import dataclasses
+import random
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 from timm.data import create_transform
 from timm.data.loader import fast_collate
@@ -43,7 +45,7 @@ def cpu_pipeline_images(photos, recipe, resolution, seed, order):
     return torch.stack([dataset[(seed, index)][0] for index in order])
 
 
-def device_batches(photos, recipe, resolution, workers, epochs, batch=4):
+def device_batches(photos, recipe, resolution, workers, epochs, batch=4, start_ahead=False):
     dataset = Transformed(photos, build_transforms(recipe, resolution, True))
     sampler = EpochSeeded(DistributedSampler(dataset, 1, 0, shuffle=True, seed=0, drop_last=True))
     loader = train_loader(dataset, sampler, batch, workers, DEVICE, recipe, torch.Generator())
@@ -51,7 +53,14 @@ def device_batches(photos, recipe, resolution, workers, epochs, batch=4):
     for epoch in range(epochs):
         sampler.set_epoch(epoch, seed=1000 + epoch)
         order = [index for _, index in sampler]
+        if start_ahead:  # as the trainer does before evaluating: the workers begin this pass now
+            loader.loader.start()
+            started = loader.loader.started
+            sampler.set_epoch(epoch + 7, seed=7)  # too late: the started pass read its keys already
+            assert started is not None and iter(loader.loader) is started and loader.loader.started is None
+            loader.loader.started = started
         torch.manual_seed(epoch)
+        random.seed(epoch)  # timm's device-side erasing draws its boxes from `random`
         seen.append((order, [images.cpu() for images, _ in loader]))
     return seen
 
@@ -96,6 +105,31 @@ def test_persistent_workers_keep_the_per_epoch_seeds(tmp_path):
             assert torch.equal(first, again)
     # Each epoch gets new augmentations, also from workers that live through both epochs.
     assert not torch.equal(persistent[0][1][0], persistent[1][1][0])
+
+
+def test_a_pass_started_ahead_gives_the_batches_of_one_started_on_time(tmp_path):
+    photos = Photos(tmp_path)
+    on_time = device_batches(photos, MODERN, 48, workers=2, epochs=2)
+    ahead = device_batches(photos, MODERN, 48, workers=2, epochs=2, start_ahead=True)
+    for (order, batches), (order_ahead, batches_ahead) in zip(on_time, ahead):
+        assert order == order_ahead and len(batches) == len(batches_ahead) == 2
+        for first, again in zip(batches, batches_ahead):
+            assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_small_presets_resize_large_images_and_leave_small_ones_alone(tmp_path, training):
+    """At <= 32 px a folder's large images are resized before the crop; CIFAR-sized images pass
+    through unchanged, so the CIFAR proxy's pixels are those of a crop without the resize."""
+    photos = Photos(tmp_path, count=2)  # 90-127 px
+    transform = build_transforms(LEGACY, 32, training)
+    assert transform(photos[0][0].convert("RGB")).shape == (3, 32, 32)
+    small = Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    bare = [step for step in transform.transforms if type(step).__name__ not in ("Resize", "CenterCrop")]
+    torch.manual_seed(0)
+    expected = torchvision.transforms.Compose(bare)(small)
+    torch.manual_seed(0)
+    assert torch.equal(transform(small), expected)
 
 
 def test_evaluation_loader_normalises_on_the_device(tmp_path):

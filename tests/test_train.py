@@ -51,6 +51,11 @@ def test_tiny_run_trains_reports_and_reruns_instantly(tmp_path):
         assert result["epochs"] == len(read_json_lines(run_dir / step / "0" / "metrics.jsonl"))
         assert result["proxy_params"] < result["params"]
     assert read_json(run_dir / "recipe" / "0" / "result.json")["gflops"] == pytest.approx(4.089, abs=1e-3)
+    history = read_json_lines(run_dir / "resnet50" / "0" / "metrics.jsonl")
+    # The process's first train step and first eval batch are start-up: timed apart, once.
+    assert history[0]["startup_time_s"] > 0 and history[0]["eval_startup_time_s"] > 0
+    assert all(record["startup_time_s"] == 0 == record["eval_startup_time_s"] for record in history[1:])
+    assert all(0 <= record["data_wait_s"] <= record["epoch_time_s"] for record in history)
     assert "[3/3] stage_ratio seed 0: top-1" in first.stdout
     for name in ("table.csv", "table.md", "table.tex", "roadmap.png", "trajectory.pdf", "curves.png", "throughput.png"):
         assert (run_dir / "report" / name).stat().st_size > 0
