@@ -170,8 +170,8 @@ def run_plan(args: argparse.Namespace) -> None:
         }
         table = table.assign(**hours) if pretraining else table.assign(**hours).drop(columns="pretrain_device_hours")
     caption = (
-        f"Plan of run {plan.info['run']} (preset {plan.info['preset']}, {plan.info['dataset_description']}; "
-        f"pixels: {plan.info['pixels']}). images/s = min(model, loader), each given or measured here at the "
+        f"Plan of run {plan.info.run} (preset {plan.info.preset}, {plan.info.dataset_description}; "
+        f"pixels: {plan.info.pixels}). images/s = min(model, loader), each given or measured here at the "
         f"run's batch (the model after a warm-up, the loader on the run's data with its workers); "
         f"device-hours = seeds x "
         f"epochs x images per epoch / images/s (training only; evaluation and start-up not included)"

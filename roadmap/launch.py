@@ -261,18 +261,18 @@ def say_plan(plan: RunPlan, kind: str, pending: int, say: Callable[[str], None])
     """The run in a few lines before it trains: rows, seeds, preset, data, recipes, notes, left-out rows."""
     info = plan.info
     say(
-        f"run {info['run']}: {len(info['rows'])} rows x {len(info['seeds'])} seed(s), preset {info['preset']} "
-        f"({info['preset_description']}), dataset {info['dataset_description']}; executor {kind}; "
+        f"run {info.run}: {len(info.rows)} rows x {len(info.seeds)} seed(s), preset {info.preset} "
+        f"({info.preset_description}), dataset {info.dataset_description}; executor {kind}; "
         f"{pending} to train, {len(plan.tasks) - pending} already done"
     )
-    for description in dict.fromkeys(f"{row['recipe']} recipe: {row['batch']}" for row in info["rows"]):
+    for description in dict.fromkeys(f"{row.recipe} recipe: {row.batch}" for row in info.rows):
         say(description)
-    for description in dict.fromkeys(row["pretrain"] for row in info["rows"] if row.get("pretrain")):
+    for description in dict.fromkeys(row.pretrain for row in info.rows if row.pretrain):
         say(description)
-    for note in info.get("notes", []):
+    for note in info.notes:
         say(f"note: {note}")
-    for row in info.get("skipped", []):
-        say(f"{info['mode']} mode leaves out {row['step']}: {row['reason']}")
+    for skipped in info.skipped:
+        say(f"{info.mode} mode leaves out {skipped.step}: {skipped.reason}")
 
 
 def train_roadmap(
@@ -287,7 +287,6 @@ def train_roadmap(
     kind = choose_executor(executor, say)
     plan = plan_run(options, launcher_pid=os.getpid() if kind == "local" else None)
     pending = plan.pending()
-    info = plan.info
     say_plan(plan, kind, len(pending), say)
     new_run = not plan.run_dir.exists()
     check_writable_folder(plan.run_dir)
@@ -300,7 +299,7 @@ def train_roadmap(
     write_plan(plan)
     failed = 0
     if pending:
-        epochs = {row["step"]: row["epochs"] for row in info["rows"]}
+        epochs = {row.step: row.epochs for row in plan.info.rows}
         try:
             results = launch(
                 pending,

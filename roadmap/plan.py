@@ -117,25 +117,25 @@ def plan_table(
     (`pretrain_device_hours`); its model rate is the encoder's dense train step at the pre-training
     batch (the one-block decoder adds about 4% of ConvNeXt-T's FLOPs and is not timed)."""
     info = plan.info
-    images, seeds = images_per_epoch or info["train_images"], len(info["seeds"])
+    images, seeds = images_per_epoch or info.train_images, len(info.seeds)
     first_task = {task.step: task for task in reversed(plan.tasks)}
     rates = _Rates(throughput, loader_throughput, say)
     records = []
-    for number, row in enumerate(info["rows"], start=1):
-        task = first_task[row["step"]]
-        say(f"plan: [{number}/{len(info['rows'])}] {row['step']}")
-        model, loader = rates.of(task, row["recipe"], row["epochs"])
+    for number, row in enumerate(info.rows, start=1):
+        task = first_task[row.step]
+        say(f"plan: [{number}/{len(info.rows)}] {row.step}")
+        model, loader = rates.of(task, row.recipe, row.epochs)
         rate = min(model, loader)
-        hours = device_hours(rate, row["epochs"], images, seeds)
+        hours = device_hours(rate, row.epochs, images, seeds)
         pretrain_hours = 0.0
-        if row.get("pretrain_epochs"):
+        if row.pretrain_epochs:
             phase = pretrain_task(task)
-            pretrain_rate = min(rates.of(phase, "fcmae pre-training", row["pretrain_epochs"]))
-            pretrain_hours = device_hours(pretrain_rate, row["pretrain_epochs"], images, seeds)
+            pretrain_rate = min(rates.of(phase, "fcmae pre-training", row.pretrain_epochs))
+            pretrain_hours = device_hours(pretrain_rate, row.pretrain_epochs, images, seeds)
         records.append(
             {
-                "step": row["step"],
-                "epochs": row["epochs"],
+                "step": row.step,
+                "epochs": row.epochs,
                 "images_per_epoch": images,
                 "seeds": seeds,
                 "model_images_per_s": round(model, 1),

@@ -15,12 +15,13 @@ from typing import Any
 from roadmap.complexity import complexity
 from roadmap.data import run_datasets
 from roadmap.fcmae import FCMAE_PATCH
-from roadmap.files import read_json, read_json_checked, write_json
+from roadmap.files import UnreadableFile, read_json_checked, write_json
 from roadmap.models import model, model_rows, row_label
 from roadmap.precision import Numerics
 from roadmap.reference import paper_table, reference_note
 from roadmap.roadmaps import ModePlan, get_roadmap, mode_plan, specs, starts_from_network
 from roadmap.run_files import RunPaths
+from roadmap.run_info import RunInfo, RunRow, SkippedRow, epoch_counts
 from roadmap.run_options import RunError, RunOptions, check_batches, check_options, check_results_path, with_mask_ratio
 from roadmap.shrink import describe as describe_pixels
 from roadmap.spec import Spec
@@ -39,7 +40,7 @@ from steps import REGISTRY
 @dataclass
 class RunPlan:
     run_dir: Path
-    info: dict[str, Any]
+    info: RunInfo
     tasks: list[StepTask] = field(default_factory=list)
 
     def pending(self) -> list[StepTask]:
@@ -192,7 +193,7 @@ def _task(
     )
 
 
-def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[dict[str, Any], list[StepTask]]:
+def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[RunRow, list[StepTask]]:
     """run.json's record of one row, and its tasks (one per seed)."""
     options, preset, data = planning.options, planning.preset, planning.data
     trained = resolve(spec, preset, data.num_classes, options.epochs)
@@ -205,21 +206,21 @@ def _plan_row(planning: _Planning, name: str, spec: Spec) -> tuple[dict[str, Any
         settings["pretrain_batch"] = pretrain_batch["per_device"] * options.devices * pretrain_batch["accumulation"]
     step = REGISTRY.get(name)
     seed_keys = {str(seed): trained.content_hash({**settings, "seed": seed}) for seed in range(options.seeds)}
-    row = {
-        "step": name,
-        "label": row_label(name),
-        "group": row_group(options.roadmap, name),
-        "branch_of": step.branch_of if step else None,
-        "gflops": round(full.gflops, 4),
-        "params": full.params,
-        "epochs": trained.recipe.epochs,
-        "recipe": trained.recipe.name,
-        "batch": plan.describe(trained.recipe),
-        "pretrain": pretraining,
-        "pretrain_epochs": trained.pretrain.epochs if trained.pretrain else 0,
-        "key": trained.content_hash(settings),
-        "seed_keys": seed_keys,
-    }
+    row = RunRow(
+        step=name,
+        label=row_label(name),
+        group=row_group(options.roadmap, name),
+        branch_of=step.branch_of if step else None,
+        gflops=round(full.gflops, 4),
+        params=full.params,
+        epochs=trained.recipe.epochs,
+        recipe=trained.recipe.name,
+        batch=plan.describe(trained.recipe),
+        pretrain=pretraining,
+        pretrain_epochs=trained.pretrain.epochs if trained.pretrain else 0,
+        key=trained.content_hash(settings),
+        seed_keys=seed_keys,
+    )
     tasks = [
         _task(planning, name, seed, seed_keys[str(seed)], spec, trained, plan, full, pretrain_batch)
         for seed in range(options.seeds)
@@ -248,8 +249,7 @@ def _planning(options: RunOptions, preset: TrainingPreset, launcher_pid: int | N
         )
     run_dir = Path(options.results) / options.run_name()
     check_results_path(Path(options.results), run_dir)
-    if RunPaths(run_dir).plan.is_file():
-        read_json_checked(RunPaths(run_dir).plan, "delete it (the next command writes it again from the options)")
+    earlier_plan(run_dir)  # a damaged run.json stops the run here, before anything is written
     measure_cost = options.measure_cost if options.measure_cost is not None else preset.name == "paper"
     return _Planning(options, preset, data, synthetic, numerics, measure_cost, run_dir, launcher_pid)
 
@@ -262,30 +262,11 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     preset, notes = _fcmae_resolution(get_preset(options.preset), rows)
     planning = _planning(options, preset, launcher_pid)
     data = planning.data
-    info: dict[str, Any] = {
-        "run": options.run_name(),
-        "roadmap": options.roadmap,
-        "model": options.model,
-        "mode": options.effective_mode,
-        "preset": preset.name,
-        "preset_description": preset.description,
-        "dataset": options.dataset,
-        "dataset_description": data.description,
-        "num_classes": data.num_classes,
-        "train_images": len(data.train),
-        "val_images": len(data.val),
-        "pixels": data.pixels,
-        "seeds": list(range(options.seeds)),
-        "resolution": describe_resolution(preset),
-        "rows": [],
-        "skipped": [{"step": name, "reason": reason} for name, reason in selection.skipped],
-        "notes": notes,
-        "reference_note": reference_note(options.roadmap) if not options.steps else None,
-    }
+    planned_rows: list[RunRow] = []
     tasks: list[StepTask] = []
     for name, spec in rows:
         row, row_tasks = _plan_row(planning, name, spec)
-        info["rows"].append(row)
+        planned_rows.append(row)
         tasks += row_tasks
     for task in tasks:
         finished = task.paths.completed_key()
@@ -294,19 +275,53 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
                 f"run {options.run_name()!r} already holds a finished {task.step} (seed {task.seed}) trained with "
                 f"other settings; choose another --run NAME or delete {task.paths.folder}"
             )
-    info["epochs"] = "/".join(str(value) for value in dict.fromkeys(row["epochs"] for row in info["rows"]))
+    info = RunInfo(
+        run=options.run_name(),
+        roadmap=options.roadmap,
+        model=options.model,
+        mode=options.effective_mode,
+        preset=preset.name,
+        preset_description=preset.description,
+        dataset=options.dataset,
+        dataset_description=data.description,
+        num_classes=data.num_classes,
+        train_images=len(data.train),
+        val_images=len(data.val),
+        pixels=data.pixels,
+        seeds=tuple(range(options.seeds)),
+        resolution=describe_resolution(preset),
+        rows=tuple(planned_rows),
+        skipped=tuple(SkippedRow(name, reason) for name, reason in selection.skipped),
+        notes=tuple(notes),
+        reference_note=reference_note(options.roadmap) if not options.steps else None,
+        epochs=epoch_counts(planned_rows),
+    )
     return RunPlan(planning.run_dir, info, tasks)
+
+
+def earlier_plan(run_dir: Path) -> RunInfo | None:
+    """The plan an earlier command wrote into run_dir (None when there is none); UnreadableFile when
+    run.json is not a plan."""
+    path = RunPaths(run_dir).plan
+    if not path.is_file():
+        return None
+    what_to_do = "delete it (the next command writes it again from the options)"
+    data = read_json_checked(path, what_to_do)
+    try:
+        return RunInfo.from_json(data)
+    except (KeyError, TypeError, AttributeError):  # another JSON value, or a key every plan has is absent
+        raise UnreadableFile(path, f"it is not a run plan; {what_to_do}") from None
 
 
 def write_plan(plan: RunPlan) -> None:
     """Record the plan (run.json); rows planned by earlier commands with other limits are kept."""
     path = RunPaths(plan.run_dir).plan
-    if path.exists():
-        earlier = read_json(path)
-        names = {row["step"] for row in plan.info["rows"]}
-        if earlier.get("mode") == plan.info["mode"] and earlier.get("roadmap") == plan.info["roadmap"]:
-            extra = [row for row in earlier.get("rows", []) if row["step"] not in names]
+    earlier = earlier_plan(plan.run_dir)
+    if earlier is not None:
+        names = {row.step for row in plan.info.rows}
+        if earlier.mode == plan.info.mode and earlier.roadmap == plan.info.roadmap:
+            extra = tuple(row for row in earlier.rows if row.step not in names)
             if extra:
                 # Keep table order: rows of the longer roadmap path come from the roadmap itself.
-                plan.info["rows"] = plan.info["rows"] + extra
-    write_json(path, plan.info)
+                plan.info = replace(plan.info, rows=plan.info.rows + extra)
+    write_json(path, plan.info.to_json())

@@ -89,10 +89,10 @@ def test_plan_counts_pre_training_hours(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {row["step"]: row for row in json.loads(result.stdout)}
     info = plan_run(RunOptions(roadmap="convnext_v2_codesign", preset="tiny", results=str(tmp_path))).info
-    images = info["train_images"]
-    planned = {row["step"]: row for row in info["rows"]}
+    images = info.train_images
+    planned = {row.step: row for row in info.rows}
     for step in CODESIGN:
-        epochs = planned[step]["epochs"] + planned[step]["pretrain_epochs"]
+        epochs = planned[step].epochs + planned[step].pretrain_epochs
         assert rows[step]["device_hours"] == pytest.approx(epochs * images / 1000 / 3600)
     assert rows["v1_supervised"]["pretrain_device_hours"] == 0 and rows["v2_fcmae"]["pretrain_device_hours"] > 0
 

@@ -38,10 +38,10 @@ def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def test_fast_preset_schedules(tmp_path):
     plan = plan_run(RunOptions(upto="recipe", preset="fast", results=str(tmp_path)))
     legacy, modern = plan.tasks
-    assert [row["epochs"] for row in plan.info["rows"]] == [9, 30]  # 90 and 300 epochs x 1/10
+    assert [row.epochs for row in plan.info.rows] == [9, 30]  # 90 and 300 epochs x 1/10
     assert modern.resolution_schedule == ((0, 160), (26, 192)) and legacy.resolution_schedule == ((0, 160), (8, 192))
     assert [modern.train_resolution(epoch) for epoch in (0, 25, 26, 29)] == [160, 160, 192, 192]
-    assert modern.eval_resolution == 224 and plan.info["resolution"] == "160->192 px, tested at 224"
+    assert modern.eval_resolution == 224 and plan.info.resolution == "160->192 px, tested at 224"
     full_size = dict(specs("resnet50", upto="recipe"))["recipe"].network
     trained = modern.spec["network"]
     assert tuple(trained["widths"]) == full_size.widths and tuple(trained["depths"]) == full_size.depths

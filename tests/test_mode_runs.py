@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from roadmap.cli import main
+from roadmap.files import read_json
+from roadmap.run_files import RunPaths
+from roadmap.run_info import RunInfo
 
 FIGURES = ("roadmap", "trajectory", "throughput", "curves")
 
@@ -39,8 +42,8 @@ def test_mode_trains_and_reports(tmp_path: Path, capsys, arguments: list[str], r
     )
     assert code == 0, capsys.readouterr().err
     run_dir = tmp_path / run
-    info = json.loads((run_dir / "run.json").read_text())
-    assert [row["step"] for row in info["rows"]] == rows
+    info = RunInfo.from_json(read_json(RunPaths(run_dir).plan))
+    assert [row.step for row in info.rows] == rows
     for step in rows:
         result = json.loads((run_dir / step / "0" / "result.json").read_text())
         assert result["status"] == "done" and 0.0 <= result["top1"] <= 100.0

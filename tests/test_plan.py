@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_plan_follows_the_stated_formula(tmp_path):
     plan = plan_run(RunOptions(upto="stage_ratio", preset="tiny", results=str(tmp_path), seeds=2))
     table = plan_table(plan, throughput=50.0, say=lambda text: None)
-    images = plan.info["train_images"]
+    images = plan.info.train_images
     assert list(table.step) == ["resnet50", "recipe", "stage_ratio"]
     for row in table.itertuples():
         assert row.images_per_s == min(row.model_images_per_s, row.loader_images_per_s)
