@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 from test_train import run_cli, untimed  # the CLI runner and timing filter of the training tests
 
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
@@ -194,11 +195,8 @@ def test_kill_in_each_phase_then_rerun_gives_identical_metrics(tmp_path):
         (["--roadmap", "convnext-v2-codesign", "--mode", "single"], "only mode 'cumulative' applies"),
     ],
 )
-def test_bad_fcmae_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, args, expected):
-    result = run_cli("--preset", "tiny", "--results", str(tmp_path), *args, timeout=120)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
+def test_bad_fcmae_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, capsys, args, expected):
+    assert expected in one_error_line(capsys, ["--preset", "tiny", "--results", str(tmp_path), *args])
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,13 +1,13 @@
 """`--preset fast` (full-size networks, progressive 160->192 px, 224/256 testing) and `--classes N`."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
+from test_train import run_cli  # the script in a subprocess
 
 from roadmap import specs
 from roadmap.data import DataError, load_datasets
@@ -27,12 +27,6 @@ def photo_folder(root: Path, classes=("ant", "bee", "cat"), per_class=4) -> Path
                     root / split / name / f"{index}.jpg", quality=90
                 )
     return root
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_fast_preset_schedules(tmp_path):
@@ -131,10 +125,9 @@ def test_class_subset_is_seeded_recorded_and_checked(tmp_path):
         (["--classes", "2"], "--classes applies to --dataset folder"),
     ],
 )
-def test_bad_class_requests_are_one_line(tmp_path, args, expected):
-    result = run_cli("--upto", "resnet50", "--preset", "tiny", "--results", str(tmp_path / "r"), *args, timeout=120)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert expected in result.stderr and not (tmp_path / "r").exists()
+def test_bad_class_requests_are_one_line(tmp_path, capsys, args, expected):
+    argv = ["--upto", "resnet50", "--preset", "tiny", "--results", str(tmp_path / "r"), *args]
+    assert expected in one_error_line(capsys, argv) and not (tmp_path / "r").exists()
 
 
 def test_too_many_classes_is_one_line(tmp_path):

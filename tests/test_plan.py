@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap.plan import device_hours, loader_images_per_s, plan_table
 from roadmap.runs import RunOptions, plan_run
@@ -78,23 +79,6 @@ def test_plan_command_for_the_paper_preset(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-5"])
-def test_plan_refuses_a_throughput_that_is_not_a_rate(tmp_path, value):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "run_roadmap.py",
-            "--plan",
-            "--preset",
-            "tiny",
-            "--throughput",
-            value,
-            "--results",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "--throughput must be a positive number" in result.stderr
+def test_plan_refuses_a_throughput_that_is_not_a_rate(tmp_path, capsys, value):
+    argv = ["--plan", "--preset", "tiny", "--throughput", value, "--results", str(tmp_path)]
+    assert "--throughput must be a positive number" in one_error_line(capsys, argv)

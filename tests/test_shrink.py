@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap.data import DataError, load_datasets
 from roadmap.files import read_json
@@ -159,24 +160,18 @@ def test_corrupt_cached_file_is_one_line_and_nothing_is_trained(tmp_path, damage
     assert "delete" in result.stderr and not (tmp_path / "results").exists()
 
 
-def test_bad_shrink_requests_are_one_line(tmp_path):
+def test_bad_shrink_requests_are_one_line(tmp_path, capsys):
     data = jpeg_folder(tmp_path / "data")
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     common = ["--upto", "resnet50", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path / "results")]
-    one_line_exit_2(
-        run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink", "0"),
-        "--shrink: must be a positive integer, got 0",
-    )
-    one_line_exit_2(
-        run_cli(
-            *common, "--dataset", "folder", "--data", str(data), "--shrink", "64", "--cache-dir", str(blocker / "cache")
-        ),
-        "is not writable",
-    )
-    one_line_exit_2(run_cli(*common, "--shrink", "64"), "--shrink applies to --dataset folder")
-    one_line_exit_2(
-        run_cli(*common, "--dataset", "folder", "--data", str(data), "--shrink-format", "ppm"),
-        "--shrink-format ppm says how --shrink stores its copy",
-    )
+    folder = [*common, "--dataset", "folder", "--data", str(data)]
+    cases = [
+        ([*folder, "--shrink", "0"], "--shrink: must be a positive integer, got 0"),
+        ([*folder, "--shrink", "64", "--cache-dir", str(blocker / "cache")], "is not writable"),
+        ([*common, "--shrink", "64"], "--shrink applies to --dataset folder"),
+        ([*folder, "--shrink-format", "ppm"], "--shrink-format ppm says how --shrink stores its copy"),
+    ]
+    for argv, expected in cases:  # in-process; the corrupt-file test above runs the script itself
+        assert expected in one_error_line(capsys, argv)
     assert not (tmp_path / "results").exists()
