@@ -2,7 +2,7 @@
 
     python benchmarks/loop_vs_model.py --data DIR [--upto recipe] [--epochs 2] [--batch-size 128]
                                        [--workers 14] [--compile | --no-compile] [--shrink 256 [--shrink-format ppm]]
-                                       [--out DIR]
+                                       [--deterministic] [--out DIR]
 
 For each row of the roadmap up to --upto, on an ImageNet-style JPEG folder with `--preset paper`:
 1. `--plan` predicts the row's images/s (min of model and loader, measured at the run's batch);
@@ -55,6 +55,8 @@ def roadmap_command(arguments, *extra: str) -> list[str]:
         command.append("--compile" if arguments.compile else "--no-compile")
     if arguments.shrink:
         command += ["--shrink", str(arguments.shrink), "--shrink-format", arguments.shrink_format]
+    if arguments.deterministic:
+        command.append("--deterministic")
     return command + list(extra)
 
 
@@ -69,6 +71,7 @@ def main() -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--shrink", type=int, default=None)
     parser.add_argument("--shrink-format", choices=("jpeg", "ppm"), default="jpeg")
+    parser.add_argument("--deterministic", action="store_true", help="deterministic GPU kernels (its speed cost)")
     parser.add_argument("--results", default="/tmp/roadmap-loop-vs-model")
     parser.add_argument("--out", default=".")
     arguments = parser.parse_args()
@@ -97,6 +100,7 @@ def main() -> None:
                     f"{'channels-last' if result['channels_last'] else 'NCHW'}, "
                     f"{'compiled' if result['compiled'] else 'eager'}",
                     "pixels": result["pixels"],
+                    "deterministic": result["deterministic"],
                     "loop_images_per_s": round(loop, 1),
                     "model_images_per_s": round(model, 1),
                     "loop_over_model": round(loop / model, 3),
