@@ -4,7 +4,7 @@
 # one part, so run the one whose figures matter more). Run from the project root on the GPU machine, after installing the wheels
 # that machine lacks (../shared/gpu/README.md):
 #
-#   bash benchmarks/gpu_session.sh measure   # issue 10 opt-in decoding (eager and compiled), the
+#   bash benchmarks/gpu_session.sh measure   # issue 10 opt-in decoding (PPM copy compiled, nvJPEG evaluation), the
 #                                            # train-step ratios not yet measured, --deterministic's cost
 #   bash benchmarks/gpu_session.sh suite     # the test suite on CUDA (SLURM tests skip)
 #
@@ -25,9 +25,10 @@ loop() {  # loop() NAME SECONDS ARGS...: benchmarks/loop_vs_model.py on the fold
 case "${1:-}" in
   measure)
     [ -d "$JPEG/train" ] || python3 "$GEN" "$JPEG" 1000 > /dev/null
-    # Opt-in decoding: the PPM copy at 256, eager then compiled (the GPU default); the copy is made once.
-    loop ppm-eager 150 --no-compile --shrink 256 --shrink-format ppm
+    # Opt-in decoding: the PPM copy at 256 at the compiled speed (the GPU default), then the original
+    # files with evaluation decoded by nvJPEG (eager).
     loop ppm-compiled 180 --compile --shrink 256 --shrink-format ppm
+    loop eval-device 110 --no-compile --upto resnet50 --eval-decode device
     # The price of bit-reproducibility: the default pipeline, eager, with --deterministic.
     loop deterministic 110 --no-compile --upto resnet50 --deterministic
     timeout 100 python3 benchmarks/train_step_throughput.py --device cuda --compile --rounds 5 \

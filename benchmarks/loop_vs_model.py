@@ -2,7 +2,7 @@
 
     python benchmarks/loop_vs_model.py --data DIR [--upto recipe] [--epochs 2] [--batch-size 128]
                                        [--workers 14] [--compile | --no-compile] [--shrink 256 [--shrink-format ppm]]
-                                       [--deterministic] [--out DIR]
+                                       [--deterministic] [--eval-decode device] [--out DIR]
 
 For each row of the roadmap up to --upto, on an ImageNet-style JPEG folder with `--preset paper`:
 1. `--plan` predicts the row's images/s (min of model and loader, measured at the run's batch);
@@ -57,6 +57,8 @@ def roadmap_command(arguments, *extra: str) -> list[str]:
         command += ["--shrink", str(arguments.shrink), "--shrink-format", arguments.shrink_format]
     if arguments.deterministic:
         command.append("--deterministic")
+    if arguments.eval_decode != "cpu":
+        command += ["--eval-decode", arguments.eval_decode]
     return command + list(extra)
 
 
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--shrink", type=int, default=None)
     parser.add_argument("--shrink-format", choices=("jpeg", "ppm"), default="jpeg")
     parser.add_argument("--deterministic", action="store_true", help="deterministic GPU kernels (its speed cost)")
+    parser.add_argument("--eval-decode", choices=("cpu", "device"), default="cpu", help="where evaluation decodes")
     parser.add_argument("--results", default="/tmp/roadmap-loop-vs-model")
     parser.add_argument("--out", default=".")
     arguments = parser.parse_args()

@@ -126,6 +126,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         shrink=args.shrink,
         shrink_format=args.shrink_format,
         cache_dir=args.cache_dir,
+        eval_decode=args.eval_decode,
         classes=args.classes,
         mask_ratio=args.mask_ratio,
     )

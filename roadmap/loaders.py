@@ -24,6 +24,7 @@ from timm.data.loader import PrefetchLoader, fast_collate
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, default_collate
 
 from roadmap.data import run_datasets
+from roadmap.device_decode import DeviceDecoded, EncodedFiles, encoded_collate, pixels_with_eval
 from roadmap.spec import Recipe, Spec
 from roadmap.task import StepTask
 from roadmap.transforms import Transformed, build_transforms
@@ -76,12 +77,14 @@ def uint8_collate(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images), targets.long() if targets.ndim == 1 else targets
 
 
-def _data_loader(dataset: Dataset, batch: int, workers: int, device: torch.device, **options) -> DataLoader:
+def _data_loader(
+    dataset: Dataset, batch: int, workers: int, device: torch.device, collate=uint8_collate, **options
+) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch,
         num_workers=workers,
-        collate_fn=uint8_collate,
+        collate_fn=collate,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=seed_worker,
@@ -150,6 +153,19 @@ def eval_loader(dataset: Dataset, batch: int, workers: int, device: torch.device
     )
 
 
+def device_decoded_eval_loader(
+    samples: list[tuple[str, int]], batch: int, workers: int, device: torch.device, resolution: int, crop_pct: float
+) -> PrefetchLoader:
+    """`--eval-decode device`: workers read the files, the device decodes, resizes and crops
+    (roadmap.device_decode), timm's PrefetchLoader normalises; built once, like eval_loader."""
+    loader = _data_loader(
+        EncodedFiles(samples), batch, workers, device, encoded_collate, shuffle=False, generator=torch.Generator()
+    )
+    return PrefetchLoader(
+        DeviceDecoded(loader, device, resolution, crop_pct), IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, device=device
+    )
+
+
 @dataclass
 class StepData:
     """The data side of one training process: datasets, the seeded sampler and both loaders."""
@@ -171,8 +187,17 @@ def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: i
     train_set = Transformed(
         data.train, {resolution: build_transforms(recipe, resolution, True) for resolution in task.train_resolutions}
     )
-    val_set = Transformed(data.val, build_transforms(recipe, task.eval_resolution or task.resolution, False))
+    eval_size = task.eval_resolution or task.resolution
+    val_set = Transformed(data.val, build_transforms(recipe, eval_size, False))
     val_part = Subset(val_set, range(rank, len(val_set), world_size))
+    if task.eval_decode == "device":
+        # At <= 32 px the CPU path resizes straight to the resolution (transforms.build_transforms).
+        crop_pct = recipe.crop_pct if eval_size > 32 else 1.0
+        samples = data.val.samples[rank::world_size]  # a folder dataset (checked when the run is planned)
+        batch = task.per_device_batch * 2
+        val_loader = device_decoded_eval_loader(samples, batch, task.workers, device, eval_size, crop_pct)
+    else:
+        val_loader = eval_loader(val_part, task.per_device_batch * 2, task.workers, device)
     # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
     # permutation, so a global batch of R ranks holds exactly the images of the single-process
     # batch of the same size (the equivalence the DDP test checks).
@@ -184,7 +209,7 @@ def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: i
         sampler,
         generator,
         train_loader(train_set, sampler, task.per_device_batch, task.workers, device, recipe, generator),
-        eval_loader(val_part, task.per_device_batch * 2, task.workers, device),
+        val_loader,
         data.num_classes,
-        data.pixels,
+        pixels_with_eval(data.pixels, task.eval_decode),
     )

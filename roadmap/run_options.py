@@ -49,6 +49,7 @@ class RunOptions:
     shrink: int | None = None
     shrink_format: str = "jpeg"  # how the pre-shrunk copy is stored (roadmap.shrink.STORAGES)
     cache_dir: str | None = None
+    eval_decode: str = "cpu"  # where evaluation's JPEGs are decoded (roadmap.device_decode.EVAL_DECODES)
     classes: int | None = None  # a seeded class subset of a folder dataset
     mask_ratio: float | None = None  # FCMAE rows' pre-training mask ratio; None: the step's (0.6)
 
@@ -84,6 +85,11 @@ def check_selection(options: RunOptions) -> None:
         raise RunError(
             f"--shrink-format {options.shrink_format} says how --shrink stores its copy; add --shrink PX "
             f"(e.g. --shrink 256) or drop --shrink-format"
+        )
+    if options.eval_decode == "device" and (options.dataset != "folder" or options.shrink_format == "ppm"):
+        raise RunError(
+            "--eval-decode device decodes JPEG files: it needs --dataset folder and a copy that is not "
+            "--shrink-format ppm (PPM files need no decoding); drop --eval-decode or change the data"
         )
     if options.data_path is not None and options.dataset == "synthetic":
         raise RunError(

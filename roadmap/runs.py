@@ -14,6 +14,7 @@ from typing import Any
 
 from roadmap.complexity import complexity
 from roadmap.data import run_datasets
+from roadmap.device_decode import pixels_with_eval
 from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import UnreadableFile, read_json_checked, write_json
 from roadmap.models import model, model_rows, row_label
@@ -132,6 +133,8 @@ def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, An
     if options.shrink is not None:
         # Other pixels are another experiment; the original files keep the keys they always had.
         settings["pixels"] = describe_pixels(options.shrink, options.shrink_format)
+    if options.eval_decode != "cpu":
+        settings["eval_decode"] = options.eval_decode  # other evaluation pixels: another experiment
     return settings
 
 
@@ -186,6 +189,7 @@ def _task(
         shrink=options.shrink,
         shrink_format=options.shrink_format,
         cache_dir=options.cache_dir,
+        eval_decode=options.eval_decode,
         classes=options.classes,
         resolution_schedule=schedule if len(schedule) > 1 else (),
         eval_resolution=preset.eval_resolution,
@@ -287,7 +291,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         num_classes=data.num_classes,
         train_images=len(data.train),
         val_images=len(data.val),
-        pixels=data.pixels,
+        pixels=pixels_with_eval(data.pixels, options.eval_decode),
         seeds=tuple(range(options.seeds)),
         resolution=describe_resolution(preset),
         rows=tuple(planned_rows),

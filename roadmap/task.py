@@ -44,6 +44,7 @@ class StepTask:
     shrink: int | None = None
     shrink_format: str = "jpeg"
     cache_dir: str | None = None
+    eval_decode: str = "cpu"  # "device": evaluation decoded on the device (roadmap.device_decode)
     classes: int | None = None  # a seeded class subset of a folder dataset (roadmap.data.class_subset)
     # Progressive resizing: (first epoch, training resolution) pairs; empty: always `resolution`.
     # Evaluation at `eval_resolution` (None: `resolution`).

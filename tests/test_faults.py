@@ -55,6 +55,7 @@ def one_error_line(capsys, argv: list[str]) -> str:
         (["--upto", "recipe", "--model", "convnext_tiny"], "--upto applies to a roadmap"),
         (["--upto", "recipe", "--steps", "patchify"], "--upto and --steps"),
         (["--data", "/tmp"], "ignored by the synthetic dataset"),
+        (["--eval-decode", "device"], "--eval-decode device decodes JPEG files"),
     ],
 )
 def test_bad_options_fail_before_training(tmp_path, capsys, extra, expected):

@@ -175,3 +175,16 @@ def test_bad_shrink_requests_are_one_line(tmp_path, capsys):
     for argv, expected in cases:  # in-process; the corrupt-file test above runs the script itself
         assert expected in one_error_line(capsys, argv)
     assert not (tmp_path / "results").exists()
+
+
+def test_device_decoded_evaluation_is_another_experiment(tmp_path):
+    data = jpeg_folder(tmp_path / "data")
+    common = {"upto": "resnet50", "preset": "tiny", "dataset": "folder", "data_path": str(data)}
+    plain = plan_run(RunOptions(**common, results=str(tmp_path / "plain")))
+    decoded = plan_run(RunOptions(**common, eval_decode="device", results=str(tmp_path / "decoded")))
+    assert decoded.tasks[0].key != plain.tasks[0].key and decoded.tasks[0].eval_decode == "device"
+    assert plain.info.pixels == "original files"
+    assert (
+        decoded.info.pixels
+        == "original files; evaluation decoded on the device (torchvision decode_jpeg, torch bicubic resize)"
+    )
