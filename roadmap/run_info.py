@@ -10,7 +10,7 @@ This module imports nothing of the project, so that any reader of a run folder c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping
 
 
@@ -33,40 +33,12 @@ class RunRow:
     seed_keys: Mapping[str, str]  # seed (as text) -> the key its result.json must carry; {} in older runs
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "label": self.label,
-            "group": self.group,
-            "branch_of": self.branch_of,
-            "gflops": self.gflops,
-            "params": self.params,
-            "epochs": self.epochs,
-            "recipe": self.recipe,
-            "batch": self.batch,
-            "pretrain": self.pretrain,
-            "pretrain_epochs": self.pretrain_epochs,
-            "key": self.key,
-            "seed_keys": dict(self.seed_keys),
-        }
+        return record_to_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunRow:
         """A row of run.json; a row planned before FCMAE rows or per-seed keys existed has none."""
-        return cls(
-            step=data["step"],
-            label=data["label"],
-            group=data["group"],
-            branch_of=data["branch_of"],
-            gflops=data["gflops"],
-            params=data["params"],
-            epochs=data["epochs"],
-            recipe=data["recipe"],
-            batch=data["batch"],
-            pretrain=data.get("pretrain"),
-            pretrain_epochs=data.get("pretrain_epochs", 0),
-            key=data["key"],
-            seed_keys=dict(data.get("seed_keys", {})),
-        )
+        return cls(**record_fields(cls, data, older={"pretrain": None, "pretrain_epochs": 0, "seed_keys": {}}))
 
 
 @dataclass(frozen=True)
@@ -77,11 +49,11 @@ class SkippedRow:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "reason": self.reason}
+        return record_to_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SkippedRow:
-        return cls(step=data["step"], reason=data["reason"])
+        return cls(**record_fields(cls, data))
 
 
 @dataclass(frozen=True)
@@ -109,55 +81,61 @@ class RunInfo:
     epochs: str  # the rows' distinct epoch counts, e.g. "5/15"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "roadmap": self.roadmap,
-            "model": self.model,
-            "mode": self.mode,
-            "preset": self.preset,
-            "preset_description": self.preset_description,
-            "dataset": self.dataset,
-            "dataset_description": self.dataset_description,
-            "num_classes": self.num_classes,
-            "train_images": self.train_images,
-            "val_images": self.val_images,
-            "pixels": self.pixels,
-            "seeds": list(self.seeds),
-            "resolution": self.resolution,
-            "rows": [row.to_json() for row in self.rows],
-            "skipped": [row.to_json() for row in self.skipped],
-            "notes": list(self.notes),
-            "reference_note": self.reference_note,
-            "epochs": self.epochs,
-        }
+        return record_to_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunInfo:
         """run.json's plan. Keys that older runs lack read as what those runs meant (no model, no
         skipped rows or notes, the rows' epoch counts) or as None (not recorded); a file without a
         key every plan has is not a plan: KeyError."""
-        rows = tuple(RunRow.from_json(row) for row in data["rows"])
+        values = record_fields(cls, data, older=RUN_INFO_ADDED_LATER)
+        rows = tuple(RunRow.from_json(row) for row in values["rows"])
         return cls(
-            run=data["run"],
-            roadmap=data["roadmap"],
-            model=data.get("model"),
-            mode=data["mode"],
-            preset=data["preset"],
-            preset_description=data["preset_description"],
-            dataset=data["dataset"],
-            dataset_description=data["dataset_description"],
-            num_classes=data["num_classes"],
-            train_images=data.get("train_images"),
-            val_images=data.get("val_images"),
-            pixels=data.get("pixels"),
-            seeds=tuple(data["seeds"]),
-            resolution=data["resolution"],
-            rows=rows,
-            skipped=tuple(SkippedRow.from_json(row) for row in data.get("skipped", ())),
-            notes=tuple(data.get("notes", ())),
-            reference_note=data.get("reference_note"),
-            epochs=data.get("epochs", epoch_counts(rows)),
+            **{
+                **values,
+                "seeds": tuple(values["seeds"]),
+                "rows": rows,
+                "skipped": tuple(SkippedRow.from_json(row) for row in values["skipped"]),
+                "notes": tuple(values["notes"]),
+                "epochs": values["epochs"] or epoch_counts(rows),
+            }
         )
+
+
+# run.json keys added after the first planner, with what a file written before them meant.
+RUN_INFO_ADDED_LATER: Mapping[str, Any] = {
+    "model": None,
+    "train_images": None,
+    "val_images": None,
+    "pixels": None,
+    "skipped": (),
+    "notes": (),
+    "reference_note": None,
+    "epochs": None,  # then: the rows' epoch counts
+}
+
+
+def record_to_json(record: Any) -> dict[str, Any]:
+    """A record's fields in declaration order (the file's key order), nested records as dicts."""
+    return {field.name: _json_value(getattr(record, field.name)) for field in fields(record)}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value.to_json() if hasattr(value, "to_json") else value
+
+
+def record_fields(cls: type, data: Mapping[str, Any], older: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The constructor arguments of record `cls` from `data`; only keys in `older` may be missing
+    (files written before them), and read as its value; a missing other key: KeyError."""
+    older = older or {}
+    return {
+        field.name: data[field.name] if field.name in data or field.name not in older else older[field.name]
+        for field in fields(cls)
+    }
 
 
 def epoch_counts(rows: Iterable[RunRow]) -> str:
