@@ -18,7 +18,7 @@ from roadmap.recipes import LEGACY
 from roadmap.roadmaps import compose, specs
 from roadmap.roadmaps import row_label as step_row_label
 from roadmap.spec import Spec, SpecError
-from steps import canonical_name
+from steps import REGISTRY, canonical_name
 
 
 def _stage_widths(base: int) -> tuple[int, ...]:
@@ -163,7 +163,9 @@ def model_rows(name: str, steps: Iterable[str] | None = None) -> list[tuple[str,
 
 
 def row_label(name: str) -> str:
-    """A readable label for any row name: a step, a mode row (`without_x`, `only_x`) or a model."""
-    if name in MODELS:
+    """A readable label for any row name: a step, a mode row (`without_x`, `only_x`) or a model.
+    A step's own label wins: `resnet50` is the paper's row "ResNet-50 (PyTorch, 90 ep)" as well
+    as a model family member."""
+    if name in MODELS and name not in REGISTRY:
         return MODELS[name].description
     return step_row_label(name)
