@@ -154,13 +154,11 @@ def eval_loader(dataset: Dataset, batch: int, workers: int, device: torch.device
 
 
 def device_decoded_eval_loader(
-    samples: list[tuple[str, int]], batch: int, workers: int, device: torch.device, resolution: int, crop_pct: float
+    files: EncodedFiles, batch: int, workers: int, device: torch.device, resolution: int, crop_pct: float
 ) -> PrefetchLoader:
     """`--eval-decode device`: workers read the files, the device decodes, resizes and crops
     (roadmap.device_decode), timm's PrefetchLoader normalises; built once, like eval_loader."""
-    loader = _data_loader(
-        EncodedFiles(samples), batch, workers, device, encoded_collate, shuffle=False, generator=torch.Generator()
-    )
+    loader = _data_loader(files, batch, workers, device, encoded_collate, shuffle=False, generator=torch.Generator())
     return PrefetchLoader(
         DeviceDecoded(loader, device, resolution, crop_pct), IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, device=device
     )
@@ -187,17 +185,17 @@ def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: i
     train_set = Transformed(
         data.train, {resolution: build_transforms(recipe, resolution, True) for resolution in task.train_resolutions}
     )
-    eval_size = task.eval_resolution or task.resolution
-    val_set = Transformed(data.val, build_transforms(recipe, eval_size, False))
-    val_part = Subset(val_set, range(rank, len(val_set), world_size))
+    eval_size, eval_batch = task.eval_resolution or task.resolution, task.per_device_batch * 2
+    val_part: Dataset
     if task.eval_decode == "device":
         # At <= 32 px the CPU path resizes straight to the resolution (transforms.build_transforms).
         crop_pct = recipe.crop_pct if eval_size > 32 else 1.0
-        samples = data.val.samples[rank::world_size]  # a folder dataset (checked when the run is planned)
-        batch = task.per_device_batch * 2
-        val_loader = device_decoded_eval_loader(samples, batch, task.workers, device, eval_size, crop_pct)
+        val_part = EncodedFiles(data.val.samples[rank::world_size])  # a folder dataset (checked at planning)
+        val_loader = device_decoded_eval_loader(val_part, eval_batch, task.workers, device, eval_size, crop_pct)
     else:
-        val_loader = eval_loader(val_part, task.per_device_batch * 2, task.workers, device)
+        val_set = Transformed(data.val, build_transforms(recipe, eval_size, False))
+        val_part = Subset(val_set, range(rank, len(val_set), world_size))
+        val_loader = eval_loader(val_part, eval_batch, task.workers, device)
     # One shuffle for any number of ranks: rank r takes positions r, r + R, ... of the same
     # permutation, so a global batch of R ranks holds exactly the images of the single-process
     # batch of the same size (the equivalence the DDP test checks).

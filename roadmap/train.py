@@ -245,8 +245,8 @@ class Trainer(Checkpointing):
         for index in range(self.batches):
             waited = time.perf_counter()
             images, labels = next(iterator)  # on the device, normalised and erased (roadmap.loaders)
-            first_wait = time.perf_counter() - waited
-            data_wait += first_wait
+            batch_wait = time.perf_counter() - waited
+            data_wait += batch_wait
             loss = self.batch_loss(images.contiguous(memory_format=self.numerics.memory_format), labels)
             scaled = loss / self.task.accumulation
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
@@ -255,7 +255,7 @@ class Trainer(Checkpointing):
                 self._optimizer_step()
             startup = self._timed_first_step("train", waited)
             if startup:  # the start-up step's wait for data is start-up too, not a data-bound loop
-                startup_time, data_wait = startup, data_wait - first_wait
+                startup_time, data_wait = startup, data_wait - batch_wait
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == self.batches:
                 # Summed over ranks so that every rank sees the same value and stops together; the
                 # last batch always passes here, so the epoch's mean loss below reuses this sum.

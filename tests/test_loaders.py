@@ -12,6 +12,7 @@ from timm.data import IMAGENET_DEFAULT_STD, create_transform
 from timm.data.loader import fast_collate
 from torch.utils.data import DistributedSampler
 
+from roadmap.device_decode import EncodedFiles
 from roadmap.loaders import EpochSeeded, device_decoded_eval_loader, eval_loader, train_loader, uint8_collate
 from roadmap.recipes import LEGACY, MODERN
 from roadmap.transforms import Transformed, build_transforms
@@ -194,7 +195,7 @@ def test_evaluation_decoded_on_the_device_is_the_paper_crop_within_a_level(tmp_p
     photos = Photos(tmp_path, count=6, scale=3)  # 270-381 px: resized down to 256, then cropped
     samples = [(str(path), index % 3) for index, path in enumerate(photos.paths)]
     reference = eval_loader(Transformed(photos, build_transforms(MODERN, 224, False)), 4, 0, DEVICE)
-    decoded = device_decoded_eval_loader(samples, 4, 2, DEVICE, 224, MODERN.crop_pct)
+    decoded = device_decoded_eval_loader(EncodedFiles(samples), 4, 2, DEVICE, 224, MODERN.crop_pct)
     expected, labels = zip(*[(images.cpu(), targets.cpu()) for images, targets in reference])
     ours, our_labels = zip(*[(images.cpu(), targets.cpu()) for images, targets in decoded])
     assert torch.equal(torch.cat(our_labels), torch.cat(labels))
@@ -209,6 +210,6 @@ def test_device_decoding_takes_other_formats_through_the_cpu(tmp_path):
     png = tmp_path / "2.png"
     Image.open(photos.paths[0]).save(png)
     samples = [(str(photos.paths[0]), 0), (str(png), 1), (str(photos.paths[1]), 2)]
-    images, labels = next(iter(device_decoded_eval_loader(samples, 3, 0, DEVICE, 224, 0.875)))
+    images, labels = next(iter(device_decoded_eval_loader(EncodedFiles(samples), 3, 0, DEVICE, 224, 0.875)))
     assert images.shape == (3, 3, 224, 224) and labels.tolist() == [0, 1, 2]
     assert (images[0] - images[1]).abs().mean() < 0.02  # the PNG holds the first JPEG's decoded pixels
