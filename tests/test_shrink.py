@@ -2,13 +2,13 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
+from test_train import run_cli  # the script in a subprocess
 
 from roadmap.data import DataError, load_datasets
 from roadmap.files import read_json
@@ -27,12 +27,6 @@ def jpeg_folder(root: Path, sizes=((240, 180), (50, 40), (200, 300)), classes=("
                 pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(root / split / name / f"{index}.jpg", quality=90)
     return root
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
 
 
 def test_copy_is_shrunk_once_and_small_files_are_kept_as_they_are(tmp_path):
