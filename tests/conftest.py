@@ -1,8 +1,50 @@
 """Shared fixtures. Tests run on CPU with a fixed number of threads for repeatable timings."""
 
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 import torch
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
+
+ROOT = Path(__file__).resolve().parents[1]
+# The tiny run that several tests need: the paper's first three rows, two seeds, trained once.
+TINY_RUN_ARGS = ("--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--seeds", "2")
+TINY_RUN = "resnet50-tiny-synthetic"
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    results: Path  # the --results folder; the run is results / TINY_RUN
+    finished: subprocess.CompletedProcess  # the CLI's exit code and output
+
+    def copy_to(self, results: Path, keep_report: bool = True) -> Path:
+        """A copy of the run folder under `results` for a test that writes into it (the shared one
+        stays as the CLI left it); without the report when the test must see its own written."""
+        ignored = ("submitit",) if keep_report else ("submitit", "report")
+        target = results / TINY_RUN
+        shutil.copytree(self.results / TINY_RUN, target, ignore=shutil.ignore_patterns(*ignored))
+        return target
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One real command-line run (submitit's local executor, 6 step x seeds), shared by test_train
+    (which checks the run itself), test_report and the notebook test (which start from copies):
+    training the same six jobs three times cost the suite about a minute."""
+    results = tmp_path_factory.mktemp("tiny-run")
+    finished = subprocess.run(
+        [sys.executable, "run_roadmap.py", *TINY_RUN_ARGS, "--results", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return TinyRun(results, finished)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
+
+from roadmap.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,13 +54,18 @@ def test_flops_only_upto_ln_table():
     assert "conv and linear" in result.stdout  # the convention is stated in the caption
 
 
+def cli_output(capsys, *args: str) -> str:
+    """The CLI in process (its complexity cache is then shared with the other tests): exit 0, stdout."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
 @pytest.mark.parametrize("output_format", ["csv", "json"])
-def test_machine_readable_outputs(output_format):
-    result = run("--roadmap", "resnet200", "--upto", "move-up", "--flops-only", "--format", output_format)
-    assert result.returncode == 0, result.stderr
-    frame = (
-        pd.read_csv(io.StringIO(result.stdout)) if output_format == "csv" else pd.DataFrame(json.loads(result.stdout))
-    )
+def test_machine_readable_outputs(capsys, output_format):
+    out = cli_output(capsys, "--roadmap", "resnet200", "--upto", "move-up", "--flops-only", "--format", output_format)
+    frame = pd.read_csv(io.StringIO(out)) if output_format == "csv" else pd.DataFrame(json.loads(out))
     assert list(frame.step) == [
         "resnet200",
         "recipe",
@@ -72,12 +80,11 @@ def test_machine_readable_outputs(output_format):
     assert frame.loc[frame.step == "width", "paper_gflops"].item() == pytest.approx(16.76)
 
 
-def test_list_and_resolution():
-    listed = run("--list", "--format", "csv")
-    assert listed.returncode == 0
-    assert "kernel11" in listed.stdout and "fewer_norm" in listed.stdout
-    at_256 = run("--upto", "resnet50", "--flops-only", "--resolution", "256", "--format", "json")
-    assert json.loads(at_256.stdout)[0]["gflops"] == pytest.approx(4.089 * (256 / 224) ** 2, rel=0.02)
+def test_list_and_resolution(capsys):
+    listed = cli_output(capsys, "--list", "--format", "csv")
+    assert "kernel11" in listed and "fewer_norm" in listed
+    at_256 = cli_output(capsys, "--upto", "resnet50", "--flops-only", "--resolution", "256", "--format", "json")
+    assert json.loads(at_256)[0]["gflops"] == pytest.approx(4.089 * (256 / 224) ** 2, rel=0.02)
 
 
 @pytest.mark.parametrize(
@@ -89,9 +96,7 @@ def test_list_and_resolution():
         (["--resolution", "-32", "--flops-only"], "positive multiple of 32"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args, expected):
-    result = run(*args)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr
+def test_bad_input_is_one_line_exit_2(capsys, args, expected):
+    # In process: the script's own exit code and stderr are covered by test_flops_only_upto_ln_table
+    # and the subprocess runs of test_train and test_faults.
+    assert expected in one_error_line(capsys, args)

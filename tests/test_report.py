@@ -539,12 +539,12 @@ TINY_ONE = "tiny-one-seed"
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_run) -> Path:
     from roadmap.cli import main
 
     results = tmp_path_factory.mktemp("tiny")
-    common = ["--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--results", str(results)]
-    assert main([*common, "--seeds", "2"]) == 0
+    assert tiny_run.finished.returncode == 0, tiny_run.finished.stderr[-2000:]
+    tiny_run.copy_to(results)  # conftest's CLI run: up to stage_ratio on the tiny preset, two seeds
     # The one-seed run is seed 0 of the two-seed run (a step x seed's key does not depend on how
     # many seeds a run plans), so it is copied instead of trained again.
     one_seed = results / TINY_ONE

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import submitit
+from conftest import TINY_RUN, TINY_RUN_ARGS
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap.executors import StepJob
@@ -40,29 +41,31 @@ def untimed(records: list[dict]) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_tiny_run_trains_reports_and_reruns_instantly(tmp_path):
-    first = run_cli("--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path))
+def test_tiny_run_trains_reports_and_reruns_instantly(tiny_run, tmp_path):
+    first = tiny_run.finished  # the shared run of conftest: the CLI, 3 rows x 2 seeds
     assert first.returncode == 0, first.stderr[-2000:]
-    run_dir = tmp_path / "resnet50-tiny-synthetic"
+    run_dir = tiny_run.results / TINY_RUN
     plan = read_json(run_dir / "run.json")
     assert [row["step"] for row in plan["rows"]] == ["resnet50", "recipe", "stage_ratio"]
     for step in ("resnet50", "recipe", "stage_ratio"):
-        result = read_json(run_dir / step / "0" / "result.json")
-        assert result["status"] == "done" and 0 <= result["top1"] <= 100 and result["top5"] >= result["top1"]
-        assert result["epochs"] == len(read_json_lines(run_dir / step / "0" / "metrics.jsonl"))
-        assert result["proxy_params"] < result["params"]
+        for seed in ("0", "1"):
+            result = read_json(run_dir / step / seed / "result.json")
+            assert result["status"] == "done" and 0 <= result["top1"] <= 100 and result["top5"] >= result["top1"]
+            assert result["epochs"] == len(read_json_lines(run_dir / step / seed / "metrics.jsonl"))
+            assert result["proxy_params"] < result["params"]
     assert read_json(run_dir / "recipe" / "0" / "result.json")["gflops"] == pytest.approx(4.089, abs=1e-3)
     history = read_json_lines(run_dir / "resnet50" / "0" / "metrics.jsonl")
     # The process's first train step and first eval batch are start-up: timed apart, once.
     assert history[0]["startup_time_s"] > 0 and history[0]["eval_startup_time_s"] > 0
     assert all(record["startup_time_s"] == 0 == record["eval_startup_time_s"] for record in history[1:])
     assert all(0 <= record["data_wait_s"] <= record["epoch_time_s"] for record in history)
-    assert "[3/3] stage_ratio seed 0: top-1" in first.stdout
+    assert "[6/6] stage_ratio seed 1: top-1" in first.stdout
     for name in ("table.csv", "table.md", "table.tex", "roadmap.png", "trajectory.pdf", "curves.png", "throughput.png"):
         assert (run_dir / "report" / name).stat().st_size > 0
+    tiny_run.copy_to(tmp_path)  # the rerun writes its report: into a copy
     started = time.perf_counter()
-    again = run_cli("--upto", "stage_ratio", "--preset", "tiny", "--executor", "local", "--results", str(tmp_path))
-    assert again.returncode == 0 and "0 to train, 3 already done" in again.stdout
+    again = run_cli(*TINY_RUN_ARGS, "--results", str(tmp_path))
+    assert again.returncode == 0 and "0 to train, 6 already done" in again.stdout
     assert time.perf_counter() - started < 30
 
 
@@ -137,11 +140,15 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
     assert untimed(read_json_lines(step_dir / "metrics.jsonl")) == untimed(read_json_lines(clean_dir / "metrics.jsonl"))
 
 
+# The signal goes out as soon as the first epoch is logged; a handful of epochs remain to resume.
+REQUEUE_EPOCHS = 12
+
+
 @pytest.mark.slow
 def test_requeued_step_resumes_from_its_checkpoint(tmp_path):
     """Preempt a Checkpointable step under submitit's local executor; it requeues and completes."""
     # Deterministic kernels: on a GPU, resumption is bit-identical only with them (a no-op on the CPU).
-    task = dataclasses.replace(tiny_task(tmp_path, epochs=40), numerics={"deterministic": True})
+    task = dataclasses.replace(tiny_task(tmp_path, epochs=REQUEUE_EPOCHS), numerics={"deterministic": True})
     executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
     executor.update_parameters(timeout_min=60, stderr_to_stdout=True)
     job = executor.submit(StepJob(), task)
@@ -155,11 +162,11 @@ def test_requeued_step_resumes_from_its_checkpoint(tmp_path):
     assert len(task_pids) == 1
     os.kill(int(task_pids[0]), signal.SIGUSR2)
     result = job.result()
-    assert result["status"] == "done" and result["epochs"] == 40
+    assert result["status"] == "done" and result["epochs"] == REQUEUE_EPOCHS
     log = Path(job.paths.stdout).read_text()
     assert "this job is preempted" in log and "Requeued job" in log
     resumed_after = int(log.split("resuming after epoch ")[1].split()[0])
-    assert 1 <= resumed_after < 40
+    assert 1 <= resumed_after < REQUEUE_EPOCHS
     # Resuming from an epoch checkpoint is exact: the same metrics as an uninterrupted run.
     reference = dataclasses.replace(task, run_dir=str(tmp_path / "reference"))
     assert run_step(reference)["top1"] == result["top1"]
