@@ -11,7 +11,10 @@ training transforms of the paper's recipe and for its evaluation transforms (256
 - ours: the trainer's pipeline (roadmap.loaders: uint8 out of the workers, timm's fast collate,
   normalisation and erasing on the device);
 - ours + shrink: the same over the opt-in pre-shrunk copy (roadmap.shrink, shorter side 256), stored
-  as JPEG q95 and as uncompressed PPM.
+  as JPEG q95 and as uncompressed PPM;
+- pixel work only (ceiling), for the originals and each copy: decoding and timm's PIL transforms and
+  nothing else (no tensor, no collate). Every pipeline that gives these pixels does this work, so
+  its ratio to the reference bounds what any such pipeline can reach.
 
 Per worker = images/s of one worker's work (load, decode, augment, collate a batch), timed inside
 one DataLoader worker process (as in training: a worker's own random streams, one thread), with
@@ -34,6 +37,7 @@ import torch
 from PIL import Image
 from timm.data import create_transform
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,6 +90,20 @@ def our_dataset(root: Path, recipe, resolution: int, training: bool = True):
     return Transformed(image_folder(root / "train"), build_transforms(recipe, resolution, training))
 
 
+def pixel_work_dataset(root: Path, recipe, resolution: int, training: bool = True):
+    """Only the work that makes the paper's pixels: decoding and timm's PIL transforms, without
+    getting the pixels out of PIL or collating them. Any pipeline that gives the same pixels does
+    at least this much, so its rate over the reference's is the ceiling of the ratio."""
+    pipeline = build_transforms(recipe, resolution, training)
+    *pixel_work, to_tensor = pipeline.transforms
+    assert type(to_tensor).__name__ == "MaybePILToTensor", pipeline  # the pipeline's last, tensor-making step
+    return Transformed(image_folder(root / "train"), transforms.Compose(pixel_work))
+
+
+def discard(batch: list) -> None:
+    return None
+
+
 class WorkerJob(Dataset):
     """Its one item is a timed pass of a worker's whole job (items and collate), so that the pass
     runs where it runs in training: in a DataLoader worker process."""
@@ -132,6 +150,42 @@ def loader_rate(kind: str, dataset, batch: int, workers: int, device: torch.devi
     return count / (time.perf_counter() - started)
 
 
+def pipelines_for(root: Path, copies: dict[str, Path], recipe, resolution: int, training: bool) -> dict[str, tuple]:
+    """name -> (dataset, collate) of every pipeline compared for one set of transforms."""
+    pipelines = {
+        "reference": (reference_dataset(root, recipe, resolution, training), default_collate),
+        "ours": (our_dataset(root, recipe, resolution, training), uint8_collate),
+    }
+    for name, copy in copies.items():
+        pipelines[f"ours + {name}"] = (our_dataset(copy, recipe, resolution, training), uint8_collate)
+    for name, source in {"originals": root, **copies}.items():
+        pipelines[f"pixel work only, {name} (ceiling)"] = (
+            pixel_work_dataset(source, recipe, resolution, training),
+            discard,
+        )
+    return pipelines
+
+
+def median_rates(pipelines: dict[str, tuple], transforms_name: str, arguments) -> dict[str, float]:
+    """Per-worker images/s of each pipeline: rounds alternate between the pipelines, median kept."""
+    rates: dict[str, list[float]] = {name: [] for name in pipelines}
+    for round_index in range(arguments.rounds):
+        for name, (dataset, collate) in pipelines.items():
+            torch.manual_seed(round_index)
+            keys = (
+                list(range(len(dataset)))
+                if name == "reference"
+                else [(round_index, index) for index in range(len(dataset))]
+            )
+            rates[name].append(per_worker_rate(dataset, keys, collate, arguments.batch))
+            print(
+                f"  {transforms_name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
 def measure(arguments) -> list[dict]:
     # One generated folder per image count: a folder (and its shrunk copies) is reused as it is.
     generated = Path(arguments.generated or f"/tmp/roadmap-loader-bench-{arguments.images}")
@@ -139,7 +193,7 @@ def measure(arguments) -> list[dict]:
     image_folder(root / "train")  # a folder that is no dataset fails here, naming it, before any copy
     copies = {}
     for storage in ("jpeg", "ppm") if arguments.shrink else ():
-        copies[f"ours + shrink {arguments.shrink} {storage}"] = shrunk_copy(
+        copies[f"shrink {arguments.shrink} {storage}"] = shrunk_copy(
             root, arguments.shrink, Path(arguments.cache_dir), storage=storage
         )
     device = torch.device(arguments.device)
@@ -147,37 +201,16 @@ def measure(arguments) -> list[dict]:
     # Evaluation's transforms are the same for both recipes (bicubic, crop_pct 0.875): one row.
     for recipe, training in ((LEGACY, True), (MODERN, True), (MODERN, False)):
         transforms_name = recipe.name if training else "evaluation"
-        pipelines = {
-            "reference": (reference_dataset(root, recipe, arguments.resolution, training), default_collate),
-            "ours": (our_dataset(root, recipe, arguments.resolution, training), uint8_collate),
-        }
-        for name, copy in copies.items():
-            pipelines[name] = (our_dataset(copy, recipe, arguments.resolution, training), uint8_collate)
-        rates: dict[str, list[float]] = {name: [] for name in pipelines}
-        for round_index in range(arguments.rounds):
-            for name, (dataset, collate) in pipelines.items():
-                torch.manual_seed(round_index)
-                keys = (
-                    list(range(len(dataset)))
-                    if name == "reference"
-                    else [(round_index, index) for index in range(len(dataset))]
-                )
-                rates[name].append(per_worker_rate(dataset, keys, collate, arguments.batch))
-                print(
-                    f"  {transforms_name} {name} round {round_index + 1}: {rates[name][-1]:.1f} images/s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        reference = statistics.median(rates["reference"])
+        pipelines = pipelines_for(root, copies, recipe, arguments.resolution, training)
+        rates = median_rates(pipelines, transforms_name, arguments)
         for name, (dataset, _) in pipelines.items():
-            per_worker = statistics.median(rates[name])
             row = {
                 "transforms": transforms_name,
                 "pipeline": name,
-                "per_worker_images_per_s": round(per_worker, 1),
-                "vs_reference": round(per_worker / reference, 2),
+                "per_worker_images_per_s": round(rates[name], 1),
+                "vs_reference": round(rates[name] / rates["reference"], 2),
             }
-            if arguments.workers and training:
+            if arguments.workers and training and not name.startswith("pixel work"):
                 kind = "reference" if name == "reference" else "ours"
                 row[f"loader_{arguments.workers}_workers_images_per_s"] = round(
                     loader_rate(kind, dataset, arguments.batch, arguments.workers, device, recipe), 1

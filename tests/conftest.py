@@ -1,5 +1,8 @@
 """Shared fixtures. Tests run on CPU with a fixed number of threads for repeatable timings."""
 
+import fcntl
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Test processes side by side (pytest-xdist): one thread each, and for the runs they start (the
+    # environment is inherited), or torch's waiting threads spin against the other process's work
+    # (two 2-thread processes on 2 cores took twice the CPU time of one).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny run that several tests need: the paper's first three rows, two seeds, trained once.
@@ -35,8 +45,24 @@ class TinyRun:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """One real command-line run (submitit's local executor, 6 step x seeds), shared by test_train
     (which checks the run itself), test_report and the notebook test (which start from copies):
-    training the same six jobs three times cost the suite about a minute."""
-    results = tmp_path_factory.mktemp("tiny-run")
+    training the same six jobs three times cost the suite about a minute. With pytest-xdist the
+    test processes share it too: the first trains it under a lock, the others read its output."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        return _train_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+    shared = tmp_path_factory.getbasetemp().parent / f"tiny-run-{run_id}"  # the workers' common folder
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        outcome = shared / "finished.json"
+        if not outcome.exists():
+            finished = _train_tiny_run(shared / "results").finished
+            outcome.write_text(json.dumps([finished.args, finished.returncode, finished.stdout, finished.stderr]))
+        args, code, out, err = json.loads(outcome.read_text())
+        return TinyRun(shared / "results", subprocess.CompletedProcess(args, code, out, err))
+
+
+def _train_tiny_run(results: Path) -> TinyRun:
     finished = subprocess.run(
         [sys.executable, "run_roadmap.py", *TINY_RUN_ARGS, "--results", str(results)],
         cwd=ROOT,
