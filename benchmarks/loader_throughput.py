@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 from timm.data import create_transform
+from timm.data.transforms import MaybePILToTensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
@@ -96,7 +97,7 @@ def pixel_work_dataset(root: Path, recipe, resolution: int, training: bool = Tru
     at least this much, so its rate over the reference's is the ceiling of the ratio."""
     pipeline = build_transforms(recipe, resolution, training)
     *pixel_work, to_tensor = pipeline.transforms
-    assert type(to_tensor).__name__ == "MaybePILToTensor", pipeline  # the pipeline's last, tensor-making step
+    assert isinstance(to_tensor, MaybePILToTensor), pipeline  # the pipeline's last, tensor-making step
     return Transformed(image_folder(root / "train"), transforms.Compose(pixel_work))
 
 

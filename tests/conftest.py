@@ -49,7 +49,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     test processes share it too: the first trains it under a lock, the others read its output."""
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run_id is None:
-        return _train_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+        return _checked(_train_tiny_run(tmp_path_factory.mktemp("tiny-run")))
     shared = tmp_path_factory.getbasetemp().parent / f"tiny-run-{run_id}"  # the workers' common folder
     shared.mkdir(exist_ok=True)
     with open(shared / "lock", "w") as lock:
@@ -59,18 +59,24 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
             finished = _train_tiny_run(shared / "results").finished
             outcome.write_text(json.dumps([finished.args, finished.returncode, finished.stdout, finished.stderr]))
         args, code, out, err = json.loads(outcome.read_text())
-        return TinyRun(shared / "results", subprocess.CompletedProcess(args, code, out, err))
+        return _checked(TinyRun(shared / "results", subprocess.CompletedProcess(args, code, out, err)))
+
+
+def _checked(run: TinyRun) -> TinyRun:
+    """Every test that uses the run needs it finished: a failed run errors them with its stderr."""
+    assert run.finished.returncode == 0, run.finished.stderr[-2000:]
+    return run
 
 
 def _train_tiny_run(results: Path) -> TinyRun:
-    finished = subprocess.run(
-        [sys.executable, "run_roadmap.py", *TINY_RUN_ARGS, "--results", str(results)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return TinyRun(results, run_cli(*TINY_RUN_ARGS, "--results", str(results)))
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The script in a subprocess, as a user runs it: exit code and output."""
+    return subprocess.run(
+        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
-    return TinyRun(results, finished)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -2,27 +2,17 @@
 
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli  # the script in a subprocess
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "run_roadmap.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-
 
 def test_flops_only_upto_ln_table():
-    result = run("--upto", "ln", "--flops-only")
+    result = run_cli("--upto", "ln", "--flops-only", timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     body = [

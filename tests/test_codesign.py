@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli  # the script in a subprocess
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
-from test_train import run_cli, untimed  # the CLI runner and timing filter of the training tests
+from test_train import untimed  # the timing filter of the training tests
 
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
 from roadmap.files import read_json, read_json_lines

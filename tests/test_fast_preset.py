@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli  # the script in a subprocess
 from PIL import Image
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
-from test_train import run_cli  # the script in a subprocess
 
 from roadmap import specs
 from roadmap.data import DataError, load_datasets

@@ -26,7 +26,6 @@ def test_notebooks_are_stored_without_outputs():
 def test_notebook_executes(path, tmp_path, monkeypatch, tiny_run):
     # The notebook's first run (tiny, up to stage_ratio, one seed) finds its three rows trained by
     # conftest's shared run (keys do not depend on the number of seeds) and writes its own report.
-    assert tiny_run.finished.returncode == 0, tiny_run.finished.stderr[-2000:]
     tiny_run.copy_to(tmp_path, keep_report=False)
     monkeypatch.setenv("ROADMAP_NOTEBOOK_PRESET", "tiny")
     monkeypatch.setenv("ROADMAP_NOTEBOOK_UPTO", "stage_ratio")

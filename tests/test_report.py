@@ -543,7 +543,6 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_run) -> Path:
     from roadmap.cli import main
 
     results = tmp_path_factory.mktemp("tiny")
-    assert tiny_run.finished.returncode == 0, tiny_run.finished.stderr[-2000:]
     tiny_run.copy_to(results)  # conftest's CLI run: up to stage_ratio on the tiny preset, two seeds
     # The one-seed run is seed 0 of the two-seed run (a step x seed's key does not depend on how
     # many seeds a run plans), so it is copied instead of trained again.

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_cli  # the script in a subprocess
 
 from roadmap.executors import ClusterOptions, controller_answers
 from roadmap.files import read_json_lines
@@ -35,16 +36,6 @@ def slurm() -> None:
     pytest.skip(message)
 
 
-def run_cli(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_roadmap.py"), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-
-
 def wait_until(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -63,7 +54,7 @@ def files_of(run_dir: Path) -> set[str]:
 @pytest.mark.slurm
 def test_roadmap_runs_as_one_job_array(slurm, tmp_path: Path) -> None:
     arguments = ["--upto", "stage_ratio", "--epochs", "1", "--results", str(tmp_path)]
-    on_slurm = run_cli(*arguments, *TINY, "--run", "slurm")
+    on_slurm = run_cli(*arguments, *TINY, "--run", "slurm", timeout=300)
     assert on_slurm.returncode == 0, on_slurm.stderr
     submitted = re.search(r"submitted job array (\d+) \(3 tasks\)", on_slurm.stdout)
     assert submitted, on_slurm.stdout
@@ -73,7 +64,7 @@ def test_roadmap_runs_as_one_job_array(slurm, tmp_path: Path) -> None:
     ).stdout.split()
     assert sorted(states) == [f"{array}_{index}|COMPLETED" for index in range(3)]
 
-    local = run_cli(*arguments, "--preset", "tiny", "--executor", "local", "--run", "local")
+    local = run_cli(*arguments, "--preset", "tiny", "--executor", "local", "--run", "local", timeout=300)
     assert local.returncode == 0, local.stderr
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     assert files_of(slurm_dir) == files_of(local_dir)
@@ -140,6 +131,7 @@ def test_preempted_and_requeued_step_resumes(slurm, tmp_path: Path) -> None:
         "--run",
         "preempt",
         *TINY,
+        timeout=300,
     )
     assert submitted.returncode == 0, submitted.stderr
     job = re.search(r"resnet50/s0=(\d+(?:_\d+)?)", submitted.stdout).group(1)
