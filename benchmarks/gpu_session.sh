@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The GPU figures still pending, as one device call per part (each ends inside 10 minutes on an
-# H100/H200 with 16 cores: at most 9.5 for `measure`, 9 for `suite`; a session's 15 device minutes hold
-# one part, so run the one whose figures matter more). Run from the project root on the GPU machine, after installing the wheels
-# that machine lacks (../shared/gpu/README.md):
+# The GPU figures still pending, as device calls of under 10 minutes each on an H100/H200 with 16 cores
+# (a session's 15 device minutes hold one). Run from the project root on the GPU machine, after
+# installing the wheels that machine lacks (../shared/gpu/README.md):
 #
-#   bash benchmarks/gpu_session.sh measure   # issue 10 opt-in decoding (PPM copy compiled, nvJPEG evaluation), the
-#                                            # train-step ratios not yet measured, --deterministic's cost
-#   bash benchmarks/gpu_session.sh suite     # the test suite on CUDA (SLURM tests skip)
+#   bash benchmarks/gpu_session.sh measure   # issue 10's opt-in decoding: the PPM copy compiled, then
+#                                            # evaluation decoded by nvJPEG; then the quick tests on CUDA
+#                                            # (at most 9 minutes)
+#   bash benchmarks/gpu_session.sh more      # --deterministic's cost, InceptionNeXt-T and V2-T ours/timm
+#   bash benchmarks/gpu_session.sh suite     # the whole test suite on CUDA (SLURM tests skip)
 #
 # Logs and JSON go to $OUT (the device tool brings them back) or ./gpu-out. JPEG folder: $JPEG, made
 # with ../shared/gpu/gen_jpeg_folder.py if it does not exist (GEN names that script).
@@ -25,10 +26,18 @@ loop() {  # loop() NAME SECONDS ARGS...: benchmarks/loop_vs_model.py on the fold
 case "${1:-}" in
   measure)
     [ -d "$JPEG/train" ] || python3 "$GEN" "$JPEG" 1000 > /dev/null
+    stamp jpeg-folder $?
     # Opt-in decoding: the PPM copy at 256 at the compiled speed (the GPU default), then the original
     # files with evaluation decoded by nvJPEG (eager).
-    loop ppm-compiled 180 --compile --shrink 256 --shrink-format ppm
-    loop eval-device 110 --no-compile --upto resnet50 --eval-decode device
+    loop ppm-compiled 260 --compile --shrink 256 --shrink-format ppm
+    loop eval-device 100 --no-compile --upto resnet50 --eval-decode device
+    tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.pkl' -C /tmp lvm-ppm-compiled lvm-eval-device 2>/dev/null
+    timeout $(( 530 - ($(date +%s) - T0) )) python3 -m pytest -n 14 -m "not slow" -p no:cacheprovider -v \
+      --tb=short -o console_output_style=classic -k "not ruff_is_clean and not non_editable" > "$OUT/pytest.txt" 2>&1
+    stamp pytest-quick $?
+    ;;
+  more)
+    [ -d "$JPEG/train" ] || python3 "$GEN" "$JPEG" 1000 > /dev/null
     # The price of bit-reproducibility: the default pipeline, eager, with --deterministic.
     loop deterministic 110 --no-compile --upto resnet50 --deterministic
     timeout 100 python3 benchmarks/train_step_throughput.py --device cuda --compile --rounds 5 \
@@ -42,7 +51,7 @@ case "${1:-}" in
     grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.txt" | tail -20
     ;;
   *)
-    echo "usage: bash benchmarks/gpu_session.sh measure|suite" >&2
+    echo "usage: bash benchmarks/gpu_session.sh measure|more|suite" >&2
     exit 2
     ;;
 esac

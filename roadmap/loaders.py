@@ -107,6 +107,11 @@ class EarlyStart:
         if self.started is None:
             self.started = iter(self.loader)
 
+    def batches_ahead(self) -> int:
+        """Batches a pass keeps asked of its workers beyond the ones consumed (0 without workers):
+        once only this many are left, the pass has handed its last batch to a worker."""
+        return self.loader.num_workers * (self.loader.prefetch_factor or 0)
+
     def __iter__(self) -> Iterator:
         started, self.started = self.started, None
         return started if started is not None else iter(self.loader)
@@ -141,12 +146,13 @@ def train_loader(
 
 
 def eval_loader(dataset: Dataset, batch: int, workers: int, device: torch.device) -> PrefetchLoader:
-    """Evaluation batches on `device`, normalised; built once and reused every epoch.
+    """Evaluation batches on `device`, normalised; built once and reused every epoch, its passes
+    startable ahead of time like training's (the trainer starts one during training's last batches).
 
     Its own generator: a DataLoader draws each pass's worker base seed from its generator, which
     would otherwise be the global one that the next training epoch, already seeded, goes on to use."""
     return PrefetchLoader(
-        _data_loader(dataset, batch, workers, device, shuffle=False, generator=torch.Generator()),
+        EarlyStart(_data_loader(dataset, batch, workers, device, shuffle=False, generator=torch.Generator())),
         IMAGENET_DEFAULT_MEAN,
         IMAGENET_DEFAULT_STD,
         device=device,
@@ -158,7 +164,9 @@ def device_decoded_eval_loader(
 ) -> PrefetchLoader:
     """`--eval-decode device`: workers read the files, the device decodes, resizes and crops
     (roadmap.device_decode), timm's PrefetchLoader normalises; built once, like eval_loader."""
-    loader = _data_loader(files, batch, workers, device, encoded_collate, shuffle=False, generator=torch.Generator())
+    loader = EarlyStart(
+        _data_loader(files, batch, workers, device, encoded_collate, shuffle=False, generator=torch.Generator())
+    )
     return PrefetchLoader(
         DeviceDecoded(loader, device, resolution, crop_pct), IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, device=device
     )
@@ -176,6 +184,17 @@ class StepData:
     val_loader: PrefetchLoader
     num_classes: int
     pixels: str
+
+    @property
+    def train_pass(self) -> EarlyStart:
+        """The training DataLoader's handle for starting its next pass ahead of time."""
+        return self.loader.loader
+
+    @property
+    def val_pass(self) -> EarlyStart:
+        """The same for evaluation (under `DeviceDecoded` with `--eval-decode device`)."""
+        inner = self.val_loader.loader
+        return inner.loader if isinstance(inner, DeviceDecoded) else inner
 
 
 def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: int = 1) -> StepData:

@@ -123,7 +123,13 @@ class Trainer(Checkpointing):
         self.num_classes, self.pixels = data.num_classes, data.pixels
         self.train_set, self.sampler, self.generator = data.train_set, data.sampler, data.generator
         self.loader, self.val_loader = data.loader, data.val_loader
+        self.train_pass, self.val_pass = data.train_pass, data.val_pass
         self.batches = len(self.loader)
+        # Evaluation's pass starts once training's has handed its last batch to a worker: from then
+        # on training workers run out of work one by one while the device still trains on the batches
+        # queued, so the evaluation workers' first batches fill on the freed cores. Where the CPU
+        # binds, the same work is done in the same time; where the device binds, the fill is hidden.
+        self.val_starts_after = max(1, self.batches - self.train_pass.batches_ahead())
         if self.batches < task.accumulation:
             raise ValueError(
                 f"{task.step}: {len(self.train_set)} training images give fewer batches than accumulation steps"
@@ -229,7 +235,7 @@ class Trainer(Checkpointing):
         self.seed_epoch(seed)
         # Per-image augmentation seeds and the epoch's training resolution travel with the keys.
         self.sampler.set_epoch(epoch, seed, self.task.train_resolution(epoch))
-        self.loader.loader.start()
+        self.train_pass.start()
         self.started_epoch = epoch
 
     def train_epoch(self) -> dict[str, float] | None:
@@ -247,6 +253,8 @@ class Trainer(Checkpointing):
             images, labels = next(iterator)  # on the device, normalised and erased (roadmap.loaders)
             batch_wait = time.perf_counter() - waited
             data_wait += batch_wait
+            if index + 1 == self.val_starts_after:
+                self.val_pass.start()
             loss = self.batch_loss(images.contiguous(memory_format=self.numerics.memory_format), labels)
             scaled = loss / self.task.accumulation
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()

@@ -18,6 +18,7 @@ from roadmap.executors import StepJob
 from roadmap.files import read_json, read_json_lines
 from roadmap.job import run_step
 from roadmap.runs import RunOptions, plan_run
+from roadmap.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMED_FIELDS = {
@@ -164,6 +165,19 @@ def test_requeued_step_resumes_from_its_checkpoint(tmp_path):
     reference = dataclasses.replace(task, run_dir=str(tmp_path / "reference"))
     assert run_step(reference)["top1"] == result["top1"]
     assert untimed(read_json_lines(metrics)) == untimed(read_json_lines(reference.paths.metrics))
+
+
+def test_evaluation_pass_starts_once_training_has_handed_out_its_last_batch(tmp_path):
+    trainer = Trainer(tiny_task(tmp_path, epochs=1, workers=1))
+    ahead = trainer.train_pass.batches_ahead()  # one worker, two batches asked ahead (DataLoader's default)
+    assert ahead == 2 and trainer.batches > ahead and trainer.val_starts_after == trainer.batches - ahead
+    assert trainer.val_pass.started is None
+    trainer.train_epoch()
+    assert trainer.val_pass.started is not None  # started during training, consumed by evaluation
+    early = trainer.evaluate()
+    assert trainer.val_pass.started is None
+    on_time = trainer.evaluate()  # nothing started this pass ahead: the same figures
+    assert [early[key] for key in ("val_loss", "top1", "top5")] == [on_time[key] for key in ("val_loss", "top1", "top5")]
 
 
 def test_non_finite_loss_marks_the_step_diverged(tmp_path):
