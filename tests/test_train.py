@@ -177,7 +177,8 @@ def test_evaluation_pass_starts_once_training_has_handed_out_its_last_batch(tmp_
     early = trainer.evaluate()
     assert trainer.val_pass.started is None
     on_time = trainer.evaluate()  # nothing started this pass ahead: the same figures
-    assert [early[key] for key in ("val_loss", "top1", "top5")] == [on_time[key] for key in ("val_loss", "top1", "top5")]
+    figures = ("val_loss", "top1", "top5")
+    assert [early[key] for key in figures] == [on_time[key] for key in figures]
 
 
 def test_non_finite_loss_marks_the_step_diverged(tmp_path):
