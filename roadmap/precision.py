@@ -19,6 +19,8 @@ from typing import Any
 
 import timm
 import torch
+from torch import nn
+from torch._dynamo.utils import counters as dynamo_counters
 
 PRECISIONS = ("bf16", "fp16", "tf32", "fp32")
 # Autocast dtype of each precision; tf32 and fp32 run in float32 (tf32: TensorFloat-32 matmuls and
@@ -151,3 +153,15 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": describe_device(device),
         "python": platform.python_version(),
     }
+
+
+def padded_to(images: torch.Tensor, batch: int) -> torch.Tensor:
+    """A short batch padded with zero images to `batch` images. A compiled network then sees one
+    batch shape in evaluation instead of compiling again (seconds, once per process) for the last,
+    short batch. In eval mode no image's logits depend on another's, so the padding's are dropped."""
+    return nn.functional.pad(images, (0, 0, 0, 0, 0, 0, 0, batch - images.shape[0]))
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process so far (a new one after warm-up = a recompile)."""
+    return int(dynamo_counters["stats"]["unique_graphs"])

@@ -22,7 +22,6 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, random_seed
 from torch import nn
-from torch._dynamo.utils import counters as dynamo_counters
 
 from roadmap.build import build
 from roadmap.checkpoints import Checkpointing
@@ -32,7 +31,7 @@ from roadmap.fcmae import load_pretrained
 from roadmap.fcmae_pretrain import create_finetune_optimizer
 from roadmap.files import StepPaths, write_json
 from roadmap.loaders import step_data
-from roadmap.precision import Numerics, describe_device
+from roadmap.precision import Numerics, compiled_graphs, describe_device, padded_to
 from roadmap.spec import Spec
 from roadmap.step_result import step_result
 from roadmap.task import StepTask
@@ -45,11 +44,6 @@ CHECK_EVERY = 10
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
-
-
-def compiled_graphs() -> int:
-    """Graphs torch.compile has built in this process so far (a new one after warm-up = a recompile)."""
-    return int(dynamo_counters["stats"]["unique_graphs"])
 
 
 class Trainer(Checkpointing):
@@ -125,6 +119,7 @@ class Trainer(Checkpointing):
         self.loader, self.val_loader = data.loader, data.val_loader
         self.train_pass, self.val_pass = data.train_pass, data.val_pass
         self.batches = len(self.loader)
+        self.pad_eval_to = self.val_pass.batch_size if self.numerics.compile else None
         # Evaluation's pass starts once training's has handed its last batch to a worker: from then
         # on training workers run out of work one by one while the device still trains on the batches
         # queued, so the evaluation workers' first batches fill on the freed cores. Where the CPU
@@ -297,9 +292,11 @@ class Trainer(Checkpointing):
         count, startup_time, startup_images = 0, 0.0, 0
         started = batch_started = time.perf_counter()
         for images, labels in self.val_loader:
+            if self.pad_eval_to is not None:
+                images = padded_to(images, self.pad_eval_to)
             images = images.contiguous(memory_format=self.numerics.memory_format)
             with self.autocast:
-                logits = self.eval_model(images).float()
+                logits = self.eval_model(images)[: labels.shape[0]].float()
             hits = logits.topk(k, dim=1).indices.eq(labels[:, None])
             totals += torch.stack(
                 [

@@ -6,7 +6,7 @@ import pytest
 
 from roadmap.files import read_json, read_json_lines
 from roadmap.job import run_step
-from roadmap.precision import Numerics
+from roadmap.precision import Numerics, compiled_graphs
 from roadmap.runs import RunOptions, plan_run
 from roadmap.train import Trainer
 
@@ -68,6 +68,19 @@ def test_a_modern_row_compiles_once(tmp_path):
     """LayerNorm, GELU, drop path, layer scale and Mixup: nothing recompiles after the first epoch."""
     result = run_step(tiny_task(tmp_path, step="ln", epochs=2, compile=True))
     assert result["status"] == "done" and result["recompiles_after_first_epoch"] == 0
+
+
+@pytest.mark.slow
+def test_compiled_evaluation_compiles_nothing_for_the_short_last_batch(tmp_path):
+    trainer = Trainer(dataclasses.replace(tiny_task(tmp_path, epochs=1, compile=True), per_device_batch=24))
+    assert len(trainer.val_pass.dataset) % trainer.pad_eval_to  # the last batch is short
+    trainer.evaluate()  # compiles the network for evaluation
+    graphs = compiled_graphs()
+    trainer.evaluate()
+    assert compiled_graphs() == graphs
+    trainer.pad_eval_to = None  # unpadded, the short batch is a new shape: torch.compile builds again
+    trainer.evaluate()
+    assert compiled_graphs() > graphs
 
 
 def test_precision_is_applied_and_recorded(tmp_path):

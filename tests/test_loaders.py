@@ -23,14 +23,18 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 class Photos(torch.utils.data.Dataset):
     """A few real JPEG files of different sizes, decoded by PIL as a folder dataset would."""
 
-    def __init__(self, folder, count=8, scale=1):
+    def __init__(self, folder, count=8, scale=1, smooth=False):
         rng = np.random.default_rng(0)
         self.paths = []
         for index in range(count):
             height, width = (90 + 7 * index) * scale, (120 - 5 * index) * scale
-            pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+            if smooth:  # colour that varies over tens of pixels, as in a photo, not from pixel to pixel
+                coarse = rng.integers(0, 255, (height // 24 + 2, width // 24 + 2, 3), dtype=np.uint8)
+                image = Image.fromarray(coarse).resize((width, height), Image.BICUBIC)
+            else:
+                image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
             path = folder / f"{index}.jpg"
-            Image.fromarray(pixels).save(path, quality=90)
+            image.save(path, quality=90)
             self.paths.append(path)
 
     def __len__(self):
@@ -189,10 +193,17 @@ def test_collate_gives_the_bytes_of_timms_fast_collate(tmp_path):
     assert torch.equal(uint8_collate(floats)[0], fast_collate(floats)[0])
 
 
+def decoded_pixels_bound() -> tuple[float, float]:
+    """(mean, largest) difference allowed between `--eval-decode device`'s pixels and PIL's, in grey
+    levels. libjpeg (the CPU) decodes as PIL does, and only the resize differs. nvJPEG (CUDA) also
+    rounds its inverse DCT and fills in the subsampled colour its own way: a wider bound there."""
+    return (0.1, 3.0) if DEVICE.type == "cpu" else (1.0, 8.0)
+
+
 def test_evaluation_decoded_on_the_device_is_the_paper_crop_within_a_level(tmp_path):
     """`--eval-decode device` (libjpeg on the CPU, nvJPEG on a GPU; torch's bicubic resize) against
-    the paper's PIL pipeline: same crop geometry, labels and order; pixels within one level or so."""
-    photos = Photos(tmp_path, count=6, scale=3)  # 270-381 px: resized down to 256, then cropped
+    the paper's PIL pipeline: same crop geometry, labels and order; pixels within a level or so."""
+    photos = Photos(tmp_path, count=6, scale=3, smooth=True)  # 270-381 px: resized to 256, then cropped
     samples = [(str(path), index % 3) for index, path in enumerate(photos.paths)]
     reference = eval_loader(Transformed(photos, build_transforms(MODERN, 224, False)), 4, 0, DEVICE)
     decoded = device_decoded_eval_loader(EncodedFiles(samples), 4, 2, DEVICE, 224, MODERN.crop_pct)
@@ -202,14 +213,17 @@ def test_evaluation_decoded_on_the_device_is_the_paper_crop_within_a_level(tmp_p
     difference = (torch.cat(ours) - torch.cat(expected)).abs()
     one_level = 1 / 255 / min(IMAGENET_DEFAULT_STD)
     assert torch.cat(ours).shape == (6, 3, 224, 224)
-    assert difference.mean() < 0.1 * one_level and difference.max() <= 3 * one_level + 1e-6
+    mean, largest = decoded_pixels_bound()
+    assert difference.mean() < mean * one_level and difference.max() <= largest * one_level + 1e-6
 
 
 def test_device_decoding_takes_other_formats_through_the_cpu(tmp_path):
-    photos = Photos(tmp_path, count=2, scale=3)
+    photos = Photos(tmp_path, count=2, scale=3, smooth=True)
     png = tmp_path / "2.png"
     Image.open(photos.paths[0]).save(png)
     samples = [(str(photos.paths[0]), 0), (str(png), 1), (str(photos.paths[1]), 2)]
     images, labels = next(iter(device_decoded_eval_loader(EncodedFiles(samples), 3, 0, DEVICE, 224, 0.875)))
     assert images.shape == (3, 3, 224, 224) and labels.tolist() == [0, 1, 2]
-    assert (images[0] - images[1]).abs().mean() < 0.02  # the PNG holds the first JPEG's decoded pixels
+    # The PNG holds the first JPEG's pixels as PIL decodes them.
+    one_level = 1 / 255 / min(IMAGENET_DEFAULT_STD)
+    assert (images[0] - images[1]).abs().mean() < decoded_pixels_bound()[0] * one_level

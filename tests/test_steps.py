@@ -82,7 +82,8 @@ def test_a_new_step_is_one_new_module(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        # The new module's folder first; whatever path the project itself came from stays behind it.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {line.split(",")[0]: line for line in result.stdout.splitlines()[1:]}

@@ -181,6 +181,19 @@ def test_evaluation_pass_starts_once_training_has_handed_out_its_last_batch(tmp_
     assert [early[key] for key in figures] == [on_time[key] for key in figures]
 
 
+def test_padding_the_short_evaluation_batch_changes_no_figure(tmp_path):
+    """A compiled run pads evaluation's last, short batch to the full batch (no second shape to
+    compile); the figures are those of the short batch."""
+    trainer = Trainer(dataclasses.replace(tiny_task(tmp_path, epochs=1), per_device_batch=24))
+    full = trainer.val_pass.batch_size
+    assert trainer.pad_eval_to is None and len(trainer.val_pass.dataset) % full  # eager: no padding
+    short = trainer.evaluate()
+    trainer.pad_eval_to = full
+    padded = trainer.evaluate()
+    assert padded["val_loss"] == pytest.approx(short["val_loss"], rel=1e-6)
+    assert (padded["top1"], padded["top5"]) == (short["top1"], short["top5"])
+
+
 def test_non_finite_loss_marks_the_step_diverged(tmp_path):
     task = dataclasses.replace(tiny_task(tmp_path, epochs=2), lr=1e12)
     result = run_step(task)
