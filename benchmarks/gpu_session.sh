@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_session.sh measure   # issue 10's opt-in decoding: the PPM copy compiled, then
 #                                            # evaluation decoded by nvJPEG; then the quick tests on CUDA
 #                                            # (at most 9 minutes)
+#   bash benchmarks/gpu_session.sh profile   # where the compiled loop's time goes (benchmarks/loop_profile.py)
 #   bash benchmarks/gpu_session.sh more      # --deterministic's cost, InceptionNeXt-T and V2-T ours/timm
 #   bash benchmarks/gpu_session.sh suite     # the whole test suite on CUDA (SLURM tests skip)
 #
@@ -29,12 +30,23 @@ case "${1:-}" in
     stamp jpeg-folder $?
     # Opt-in decoding: the PPM copy at 256 at the compiled speed (the GPU default), then the original
     # files with evaluation decoded by nvJPEG (eager).
-    loop ppm-compiled 260 --compile --shrink 256 --shrink-format ppm
+    loop ppm-compiled 330 --compile --shrink 256 --shrink-format ppm
     loop eval-device 100 --no-compile --upto resnet50 --eval-decode device
     tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.pkl' -C /tmp lvm-ppm-compiled lvm-eval-device 2>/dev/null
     timeout $(( 530 - ($(date +%s) - T0) )) python3 -m pytest -n 14 -m "not slow" -p no:cacheprovider -v \
       --tb=short -o console_output_style=classic -k "not ruff_is_clean and not non_editable" > "$OUT/pytest.txt" 2>&1
     stamp pytest-quick $?
+    ;;
+  profile)
+    # Why the compiled loop on the PPM copy ran at 0.75 of the model-only rate with 2% data wait
+    # (2026-11-26): host-busy fraction, the step without its loader, a profiled epoch; eager beside it.
+    [ -d "$JPEG/train" ] || python3 "$GEN" "$JPEG" 1000 > /dev/null
+    for numerics in compile no-compile; do
+      timeout 200 python3 benchmarks/loop_profile.py --out "$OUT/profile-$numerics" -- --preset paper \
+        --dataset folder --data "$JPEG" --upto resnet50 --"$numerics" --shrink 256 --shrink-format ppm \
+        --batch-size 128 --workers 14 --accumulation 1 --epochs 4 > "$OUT/profile-$numerics.log" 2>&1
+      stamp "profile-$numerics" $?
+    done
     ;;
   more)
     [ -d "$JPEG/train" ] || python3 "$GEN" "$JPEG" 1000 > /dev/null
@@ -51,7 +63,7 @@ case "${1:-}" in
     grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.txt" | tail -20
     ;;
   *)
-    echo "usage: bash benchmarks/gpu_session.sh measure|more|suite" >&2
+    echo "usage: bash benchmarks/gpu_session.sh measure|profile|more|suite" >&2
     exit 2
     ;;
 esac

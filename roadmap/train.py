@@ -191,7 +191,7 @@ class Trainer(Checkpointing):
         synchronise(self.device)
         return time.perf_counter() - started
 
-    def _optimizer_step(self) -> None:
+    def optimizer_step(self) -> None:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         if self.recipe.gradient_clip:
@@ -255,7 +255,7 @@ class Trainer(Checkpointing):
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             loss_sum += loss.detach()
             if (index + 1) % self.task.accumulation == 0:
-                self._optimizer_step()
+                self.optimizer_step()
             startup = self._timed_first_step("train", waited)
             if startup:  # the start-up step's wait for data is start-up too, not a data-bound loop
                 startup_time, data_wait = startup, data_wait - batch_wait
