@@ -79,10 +79,10 @@ class Trainer(Checkpointing):
         self.history: list[dict] = []
         self.wall_time = 0.0
         # Graphs built so far (new ones after the first epoch are recompilations), and whether the
-        # process's first train / eval step is still ahead: it is start-up, eager or compiled (it
-        # compiles, autotunes cuDNN's kernels for the shapes, waits for the workers' first batch).
+        # process's first train / eval step (or start of the evaluation workers) is still ahead: it
+        # is start-up (it compiles, autotunes cuDNN's kernels, waits for the workers' first batch).
         self.graphs_seen = 0
-        self.first_step_ahead = {"train": True, "eval": True}
+        self.first_step_ahead = {"train": True, "eval": True, "val_workers": True}
         self.started_epoch: int | None = None  # the epoch whose loader pass start_epoch began
 
     def _build_model(self) -> None:
@@ -240,7 +240,7 @@ class Trainer(Checkpointing):
         self.started_epoch = None
         self.train_model.train()
         loss_sum, total_loss = torch.zeros((), device=self.device), 0.0
-        data_wait, startup_time, last_progress = 0.0, 0.0, 0.0
+        data_wait, startup_time, last_progress, startup_images = 0.0, 0.0, 0.0, 0
         started = time.perf_counter()
         iterator = iter(self.loader)
         for index in range(self.batches):
@@ -248,8 +248,10 @@ class Trainer(Checkpointing):
             images, labels = next(iterator)  # on the device, normalised and erased (roadmap.loaders)
             batch_wait = time.perf_counter() - waited
             data_wait += batch_wait
-            if index + 1 == self.val_starts_after:
+            if index + 1 == self.val_starts_after:  # the process's first start forks its workers: start-up
+                starting = time.perf_counter()
                 self.val_pass.start()
+                startup_time += self._timed_first_step("val_workers", starting)
             loss = self.batch_loss(images.contiguous(memory_format=self.numerics.memory_format), labels)
             scaled = loss / self.task.accumulation
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
@@ -258,7 +260,7 @@ class Trainer(Checkpointing):
                 self.optimizer_step()
             startup = self._timed_first_step("train", waited)
             if startup:  # the start-up step's wait for data is start-up too, not a data-bound loop
-                startup_time, data_wait = startup, data_wait - batch_wait
+                startup_time, data_wait, startup_images = startup_time + startup, data_wait - batch_wait, len(labels)
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == self.batches:
                 # Summed over ranks so that every rank sees the same value and stops together; the
                 # last batch always passes here, so the epoch's mean loss below reuses this sum.
@@ -273,7 +275,7 @@ class Trainer(Checkpointing):
         images_seen = self.batches * self.task.per_device_batch * self.distributed.world_size
         # The start-up step is left out of the rate: it is not training speed, and an ImageNet
         # epoch of 10,000 batches would dilute it anyway while a proxy's few dozen would not.
-        timed_images = images_seen - (self.task.per_device_batch * self.distributed.world_size if startup_time else 0)
+        timed_images = images_seen - startup_images * self.distributed.world_size
         return {
             "train_loss": total_loss / (self.batches * self.distributed.world_size),
             "epoch_time_s": elapsed,
