@@ -63,6 +63,39 @@ def roadmap_command(arguments, *extra: str) -> list[str]:
     return command + list(extra)
 
 
+def row_of(step: str, planned: dict, result_path: Path) -> dict:
+    """The figures of one trained row against its model-only rates and its plan."""
+    result = json.loads(result_path.read_text())
+    loop, model = result["train_images_per_s"], result["cost_train_images_per_s"]
+    infer = result["cost_infer_images_per_s"]
+    # The last epoch alone too: a 2-epoch proxy's first epoch holds start-up the mean does not hide.
+    last = json.loads(result_path.with_name("metrics.jsonl").read_text().splitlines()[-1])
+    return {
+        "step": step,
+        "device": result["device"],
+        "numerics": f"{result['precision']}, "
+        f"{'channels-last' if result['channels_last'] else 'NCHW'}, "
+        f"{'compiled' if result['compiled'] else 'eager'}",
+        "pixels": result["pixels"],
+        "deterministic": result["deterministic"],
+        "loop_images_per_s": round(loop, 1),
+        "model_images_per_s": round(model, 1),
+        "loop_over_model": round(loop / model, 3),
+        "data_wait": round(result["data_wait_fraction"], 3),
+        "eval_images_per_s": round(result["infer_images_per_s"], 1),
+        "model_infer_images_per_s": round(infer, 1),
+        "eval_over_infer": round(result["infer_images_per_s"] / infer, 3),
+        "plan_images_per_s": planned["images_per_s"],
+        "plan_bound": planned["bound"],
+        "plan_over_loop": round(planned["images_per_s"] / loop, 3),
+        "recompiles_after_first_epoch": result["recompiles_after_first_epoch"],
+        "last_epoch_loop_over_model": round(last["images_per_s"] / model, 3),
+        "last_epoch_data_wait": round(last["data_wait_s"] / last["epoch_time_s"], 3),
+        "last_epoch_eval_over_infer": round(last["infer_images_per_s"] / infer, 3),
+        "last_epoch_plan_over_loop": round(planned["images_per_s"] / last["images_per_s"], 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -94,37 +127,7 @@ def main() -> None:
             result_path = run_dir.parent / step / "0" / "result.json"
             if not result_path.exists():
                 continue
-            result = json.loads(result_path.read_text())
-            loop, model = result["train_images_per_s"], result["cost_train_images_per_s"]
-            infer = result["cost_infer_images_per_s"]
-            # The last epoch alone too: a 2-epoch proxy's first epoch holds start-up the mean does not hide.
-            last = json.loads(result_path.with_name("metrics.jsonl").read_text().splitlines()[-1])
-            rows.append(
-                {
-                    "step": step,
-                    "device": result["device"],
-                    "numerics": f"{result['precision']}, "
-                    f"{'channels-last' if result['channels_last'] else 'NCHW'}, "
-                    f"{'compiled' if result['compiled'] else 'eager'}",
-                    "pixels": result["pixels"],
-                    "deterministic": result["deterministic"],
-                    "loop_images_per_s": round(loop, 1),
-                    "model_images_per_s": round(model, 1),
-                    "loop_over_model": round(loop / model, 3),
-                    "data_wait": round(result["data_wait_fraction"], 3),
-                    "eval_images_per_s": round(result["infer_images_per_s"], 1),
-                    "model_infer_images_per_s": round(infer, 1),
-                    "eval_over_infer": round(result["infer_images_per_s"] / infer, 3),
-                    "plan_images_per_s": planned["images_per_s"],
-                    "plan_bound": planned["bound"],
-                    "plan_over_loop": round(planned["images_per_s"] / loop, 3),
-                    "recompiles_after_first_epoch": result["recompiles_after_first_epoch"],
-                    "last_epoch_loop_over_model": round(last["images_per_s"] / model, 3),
-                    "last_epoch_data_wait": round(last["data_wait_s"] / last["epoch_time_s"], 3),
-                    "last_epoch_eval_over_infer": round(last["infer_images_per_s"] / infer, 3),
-                    "last_epoch_plan_over_loop": round(planned["images_per_s"] / last["images_per_s"], 3),
-                }
-            )
+            rows.append(row_of(step, planned, result_path))
     for row in rows:
         print("  ".join(f"{key}={value}" for key, value in row.items()))
     Path(arguments.out).mkdir(parents=True, exist_ok=True)
