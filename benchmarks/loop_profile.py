@@ -35,20 +35,26 @@ from torch.profiler import ProfilerActivity, profile
 
 from roadmap.cli import run_options
 from roadmap.cli_arguments import build_parser
-from roadmap.cost import synchronise
+from roadmap.cost import synchronise, timed
 from roadmap.runs import plan_run
 from roadmap.train import Trainer
 
-STEP_ONLY_STEPS = 30
+STEP_ONLY_WARMUP, STEP_ONLY_STEPS = 3, 30
+
+
+def one_epoch(trainer: Trainer) -> dict[str, float]:
+    """Train the trainer's next epoch and move it on, as its run loop does (without evaluating)."""
+    record = trainer.train_epoch()
+    if record is None:
+        sys.exit("the loss became NaN or infinite; nothing to profile")
+    trainer.epoch += 1
+    return record
 
 
 def timed_epoch(trainer: Trainer) -> dict[str, float]:
     """One epoch's record plus the main thread's CPU seconds over its wall seconds."""
     cpu, wall = time.thread_time(), time.perf_counter()
-    record = trainer.train_epoch()
-    if record is None:
-        sys.exit("the loss became NaN or infinite; nothing to profile")
-    trainer.epoch += 1
+    record = one_epoch(trainer)
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     return {**record, "host_busy": round(cpu / wall, 3)}
 
@@ -62,24 +68,17 @@ def step_only_images_per_s(trainer: Trainer) -> float:
         trainer.batch_loss(images, labels).backward()
         trainer.optimizer_step()
 
-    for _ in range(3):
-        step()
-    synchronise(trainer.device)
-    started = time.perf_counter()
-    for _ in range(STEP_ONLY_STEPS):
-        step()
-    synchronise(trainer.device)
-    return STEP_ONLY_STEPS * labels.shape[0] / (time.perf_counter() - started)
+    _, seconds = timed(step, STEP_ONLY_WARMUP, STEP_ONLY_STEPS, trainer.device)
+    return STEP_ONLY_STEPS * labels.shape[0] / seconds
 
 
 def profiled_epoch(trainer: Trainer, top: int) -> tuple[dict[str, float], str]:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
     with profile(activities=activities) as profiler:
         wall = time.perf_counter()
-        trainer.train_epoch()
+        one_epoch(trainer)
         synchronise(trainer.device)
         wall = time.perf_counter() - wall
-    trainer.epoch += 1
     events = profiler.key_averages()
     device_us = sum(event.self_device_time_total for event in events)
     tables = "\n\n".join(
@@ -100,8 +99,7 @@ def main() -> None:
     options = run_options(build_parser().parse_args(roadmap_arguments))
     task = plan_run(options).tasks[-1]
     trainer = Trainer(task)
-    trainer.train_epoch()  # start-up
-    trainer.epoch += 1
+    one_epoch(trainer)  # start-up
     plain = timed_epoch(trainer)
     step_only = step_only_images_per_s(trainer)
     profiled, tables = profiled_epoch(trainer, arguments.top)
