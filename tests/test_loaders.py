@@ -18,6 +18,7 @@ from roadmap.recipes import LEGACY, MODERN
 from roadmap.transforms import Transformed, build_transforms
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+ONE_LEVEL = 1 / 255 / min(IMAGENET_DEFAULT_STD)  # one grey level, after normalisation, at its largest
 
 
 class Photos(torch.utils.data.Dataset):
@@ -212,10 +213,9 @@ def test_evaluation_decoded_on_the_device_is_the_paper_crop_within_a_level(tmp_p
     ours, our_labels = zip(*[(images.cpu(), targets.cpu()) for images, targets in decoded])
     assert torch.equal(torch.cat(our_labels), torch.cat(labels))
     difference = (torch.cat(ours) - torch.cat(expected)).abs()
-    one_level = 1 / 255 / min(IMAGENET_DEFAULT_STD)
     assert torch.cat(ours).shape == (6, 3, 224, 224)
     mean, largest = decoded_pixels_bound()
-    assert difference.mean() < mean * one_level and difference.max() <= largest * one_level + 1e-6
+    assert difference.mean() < mean * ONE_LEVEL and difference.max() <= largest * ONE_LEVEL + 1e-6
 
 
 def test_device_decoding_takes_other_formats_through_the_cpu(tmp_path):
@@ -226,5 +226,4 @@ def test_device_decoding_takes_other_formats_through_the_cpu(tmp_path):
     images, labels = next(iter(device_decoded_eval_loader(EncodedFiles(samples), 3, 0, DEVICE, 224, 0.875)))
     assert images.shape == (3, 3, 224, 224) and labels.tolist() == [0, 1, 2]
     # The PNG holds the first JPEG's pixels as PIL decodes them.
-    one_level = 1 / 255 / min(IMAGENET_DEFAULT_STD)
-    assert (images[0] - images[1]).abs().mean() < decoded_pixels_bound()[0] * one_level
+    assert (images[0] - images[1]).abs().mean() < decoded_pixels_bound()[0] * ONE_LEVEL
