@@ -52,6 +52,21 @@ def has_bias(network: Network, followed_by_norm: bool) -> bool:
     return not (followed_by_norm and network.norm == "batchnorm")
 
 
+class BatchPooledGRN(GlobalResponseNorm):
+    """GRN whose L2 norm runs over the whole batch's positions per channel, as the official sparse
+    FCMAE encoder computes it; the same parameters and output as timm's GRN for a batch of one."""
+
+    def __init__(self, channels: int, channels_last: bool) -> None:
+        super().__init__(channels, channels_last=channels_last)
+        self.spatial_dim = (0, *self.spatial_dim)
+
+
+def grn_layer(network: Network, channels: int, channels_last: bool) -> nn.Module:
+    """GRN with the spec's aggregation (roadmap.spec.GRN_POOLINGS): per sample (timm's) or per batch."""
+    kind = GlobalResponseNorm if network.grn_pooling == "sample" else BatchPooledGRN
+    return kind(channels, channels_last=channels_last)
+
+
 class PartialConv(nn.Module):
     """Depthwise kxk conv on the last `ratio` of the channels; the rest pass through unchanged."""
 
@@ -138,7 +153,7 @@ class ResidualBlock(nn.Module):
         self.pointwise1 = self._pointwise(network, pointwise1_in, hidden_width, "pointwise1")
         self.pointwise1_norm = self._norm(network, "pointwise1", hidden_width)
         self.pointwise1_act = self._act(network, "pointwise1")
-        self.grn = GlobalResponseNorm(hidden_width, channels_last=self.channels_last) if network.grn else nn.Identity()
+        self.grn = grn_layer(network, hidden_width, self.channels_last) if network.grn else nn.Identity()
         self.pointwise2 = self._pointwise(network, hidden_width, out_width, "pointwise2")
         self.pointwise2_norm = self._norm(network, "pointwise2", out_width)
         self.layer_scale = LayerScale2d(out_width, layer_scale_init) if network.layer_scale else nn.Identity()

@@ -19,7 +19,7 @@ from torch import nn
 from roadmap.build import build
 from roadmap.fcmae import MaskedEncoder, MaskGenerator, encoder_state_dict
 from roadmap.fcmae_decoder import FcmaeDecoder
-from roadmap.fcmae_pretrain import FcmaeModel, create_pretrain_optimizer, create_pretrain_scheduler
+from roadmap.fcmae_pretrain import FcmaeModel
 from roadmap.files import write_atomic, write_json
 from roadmap.precision import describe_device
 from roadmap.spec import Recipe, Spec
@@ -38,9 +38,28 @@ def pretrain_task(task: StepTask) -> StepTask:
     nothing else), epochs and warm-up; the network is the row's, trained at the row's resolution.
     """
     spec = Spec.from_dict(task.spec)
+    assert spec.pretrain is not None, f"{task.step} has no pre-training"
+    batch = task.pretrain_batch
+    return replace(
+        task,
+        spec=Spec(spec.network, pretrain_recipe(spec), spec.pretrain).to_dict(),
+        key=f"{task.key}-{PHASE}",
+        phase=PHASE,
+        per_device_batch=batch["per_device"],
+        accumulation=batch["accumulation"],
+        lr=batch["lr"],
+        resolution_schedule=(),
+        eval_resolution=None,
+        cost_spec=None,
+        cost_settings=(),
+    )
+
+
+def pretrain_recipe(spec: Spec) -> Recipe:
+    """The recipe the pre-training phase of `spec` trains with (its loop reads nothing else)."""
     pretrain = spec.pretrain
-    assert pretrain is not None, f"{task.step} has no pre-training"
-    recipe = Recipe(
+    assert pretrain is not None, "no pre-training"
+    return Recipe(
         name=pretrain.name,
         epochs=pretrain.epochs,
         warmup_epochs=pretrain.warmup_epochs,
@@ -58,24 +77,13 @@ def pretrain_task(task: StepTask) -> StepTask:
         layer_scale_init=spec.recipe.layer_scale_init,
         weight_init=spec.recipe.weight_init,
     )
-    batch = task.pretrain_batch
-    return replace(
-        task,
-        spec=Spec(spec.network, recipe, pretrain).to_dict(),
-        key=f"{task.key}-{PHASE}",
-        phase=PHASE,
-        per_device_batch=batch["per_device"],
-        accumulation=batch["accumulation"],
-        lr=batch["lr"],
-        resolution_schedule=(),
-        eval_resolution=None,
-        cost_spec=None,
-        cost_settings=(),
-    )
 
 
 class PretrainTrainer(Trainer):
     """The loop of `Trainer` on the masked autoencoder: masks in, masked-patch MSE out."""
+
+    # The official pre-training decays GRN's gamma and beta (roadmap.optimisation).
+    decay_grn = True
 
     def _build_model(self) -> None:
         pretrain = self.spec.pretrain
@@ -89,14 +97,6 @@ class PretrainTrainer(Trainer):
         self.ema = None
         self.train_model = self.eval_model = self._compiled(self.model)
         self._wrap_for_data_parallel()
-
-    def _build_optimisation(self) -> None:
-        recipe = self.recipe
-        self.optimizer = create_pretrain_optimizer(self.model, self.task.lr, recipe.weight_decay, recipe.opt_betas)
-        self.scheduler, _ = create_pretrain_scheduler(
-            self.optimizer, recipe.epochs, recipe.warmup_epochs, self.updates_per_epoch
-        )
-        self.mixup = None
 
     def seed_epoch(self, seed: int) -> None:
         super().seed_epoch(seed)

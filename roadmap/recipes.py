@@ -55,6 +55,8 @@ _V2_FINETUNE = replace(
     ema=True,
     layer_decay=0.9,
     layer_decay_kind="single",
+    # main_finetune.py's --head_init_scale default: the new classifier starts at 0.001 of its init.
+    head_init_scale=0.001,
 )
 V2_FINETUNE = {
     "atto": replace(

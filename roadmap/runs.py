@@ -18,6 +18,7 @@ from roadmap.device_decode import pixels_with_eval
 from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import UnreadableFile, read_json_checked, write_json
 from roadmap.models import model, model_rows, row_label
+from roadmap.optimisation import TRAINING_RULES
 from roadmap.precision import Numerics
 from roadmap.reference import paper_table, reference_note
 from roadmap.roadmaps import ModePlan, get_roadmap, mode_plan, specs, starts_from_network
@@ -123,6 +124,9 @@ def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, An
         "batch": plan.effective,
         "per_device": plan.per_device,
         "lr": plan.lr,
+        # How the recipe is trained per iteration (schedules, optimizer groups, EMA, evaluation):
+        # results of earlier rules are another experiment, never reused.
+        "training_rules": TRAINING_RULES,
     }
     schedule = resolution_schedule(preset, trained.recipe.epochs)
     if len(schedule) > 1 or preset.eval_resolution:

@@ -29,7 +29,12 @@ HEADS = ("linear", "norm_linear", "mlp")
 INITS = ("kaiming", "trunc_normal")
 LAYER_DECAY_KINDS = ("single", "group")
 # Recipe fields added after the first results were written (see Spec.to_dict).
-LATER_RECIPE_FIELDS = ("crop_scale", "layer_decay", "layer_decay_kind")
+LATER_RECIPE_FIELDS = ("crop_scale", "layer_decay", "layer_decay_kind", "ema_reference_updates", "head_init_scale")
+LATER_NETWORK_FIELDS = ("grn_pooling",)
+# GRN's aggregation: "sample" = the L2 norm over each image's positions (the paper's equation, the
+# official dense PyTorch model, timm); "batch" = over every position of the batch, as the official
+# sparse FCMAE encoder's GRN computes it (its sparse tensor holds the whole batch as one point set).
+GRN_POOLINGS = ("sample", "batch")
 
 
 class SpecError(ValueError):
@@ -62,6 +67,7 @@ class Network:
     activation: str = "relu"
     layer_scale: bool = False
     grn: bool = False
+    grn_pooling: str = "sample"
     # Token mixer of the spatial conv: a (possibly partial) depthwise conv or InceptionNeXt's mixer.
     mixer: str = "conv"
     # Fraction of channels the spatial conv acts on; the rest pass through (InceptionNeXt Table 1).
@@ -87,6 +93,7 @@ class Network:
         _check_choice("downsampling", self.downsampling, DOWNSAMPLINGS)
         _check_choice("head", self.head, HEADS)
         _check_choice("bias", self.bias, ("auto", "all"))
+        _check_choice("grn_pooling", self.grn_pooling, GRN_POOLINGS)
         stages = len(self.depths)
         if stages == 0 or len(self.widths) != stages or len(self.expansions) != stages:
             raise SpecError(
@@ -157,6 +164,9 @@ class Recipe:
     layer_scale_init: float = 1e-6
     weight_init: str = "kaiming"
     ema: bool = False
+    # The decay at the paper's length. `ema_reference_updates` is that length in optimizer updates
+    # (set when a preset resolves the recipe): a run of another length fits the decay so that the
+    # EMA averages over the same fraction of training (roadmap.optimisation.fitted_ema_decay).
     ema_decay: float = 0.9999
     gradient_clip: float | None = None
     # RandomResizedCrop's area range (timm's default; FCMAE pre-training crops 0.2-1.0).
@@ -165,6 +175,10 @@ class Recipe:
     # = one layer per block, "group" = the official grouping of a 12-layer ConvNeXt-B. None: off.
     layer_decay: float | None = None
     layer_decay_kind: str = "single"
+    ema_reference_updates: int | None = None
+    # Fine-tuning's classifier starts at this scale of its initialisation (ConvNeXt V2's
+    # head_init_scale 0.001, i.e. weights drawn with std 2e-5, zero bias); 1.0: as built.
+    head_init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("weight_init", self.weight_init, INITS)
@@ -220,10 +234,11 @@ class Spec:
         data = dataclasses.asdict(self)
         # Fields added after results were first written are left out while at their default, so
         # every spec that does not use them keeps its content hash, and finished steps their keys.
-        defaults = Recipe()
-        for name in LATER_RECIPE_FIELDS:
-            if getattr(self.recipe, name) == getattr(defaults, name):
-                del data["recipe"][name]
+        for part, later in (("recipe", LATER_RECIPE_FIELDS), ("network", LATER_NETWORK_FIELDS)):
+            defaults = type(getattr(self, part))()
+            for name in later:
+                if getattr(getattr(self, part), name) == getattr(defaults, name):
+                    del data[part][name]
         if self.pretrain is None:
             del data["pretrain"]
         return data

@@ -13,12 +13,17 @@ from roadmap.cost_settings import default_cost_settings
 from roadmap.precision import describe_device, environment
 from roadmap.spec import Spec
 
+# With an EMA, every epoch records these figures of both weights (roadmap.train.Trainer.evaluate).
+EMA_WEIGHTS = ("raw", "ema")
+EMA_FIELDS = ("top1", "top5")
+
 
 def step_result(trainer: Any, status: str) -> dict[str, Any]:
     """The record of `trainer` (a roadmap.train.Trainer) after its last epoch, ending with `status`."""
     history = trainer.history
     last = history[-1] if history else {}
     proxy = complexity(trainer.spec, trainer.task.resolution)
+    reported = trainer.reported_weights
 
     def median(field: str) -> float | None:
         return float(np.median([record[field] for record in history])) if history else None
@@ -31,6 +36,14 @@ def step_result(trainer: Any, status: str) -> dict[str, Any]:
         "top1": last.get("top1"),
         "top5": last.get("top5"),
         "best_top1": trainer.best_top1 if history else None,
+        # Which weights `top1` / `top5` come from ("raw" or "ema"); with an EMA both are recorded.
+        "reported_weights": reported,
+        **{
+            f"{name}_{weights}": last.get(f"{name}_{weights}", last.get(name) if weights == reported else None)
+            for weights in EMA_WEIGHTS
+            for name in EMA_FIELDS
+        },
+        "ema_decay": trainer.ema_decay if trainer.ema is not None else None,
         "epochs": trainer.epoch,
         "gflops": trainer.task.gflops,
         "params": trainer.task.params,

@@ -18,8 +18,6 @@ from typing import Any
 import torch
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, random_seed
 from torch import nn
 
@@ -28,9 +26,9 @@ from roadmap.checkpoints import Checkpointing
 from roadmap.cost import synchronise
 from roadmap.distributed import cpu_threads, init_distributed
 from roadmap.fcmae import load_pretrained
-from roadmap.fcmae_pretrain import create_finetune_optimizer
 from roadmap.files import StepPaths, write_json
 from roadmap.loaders import step_data
+from roadmap.optimisation import create_lr_scheduler, create_optimizer, fitted_ema_decay
 from roadmap.precision import Numerics, compiled_graphs, describe_device, padded_to
 from roadmap.spec import Spec
 from roadmap.step_result import step_result
@@ -48,6 +46,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 class Trainer(Checkpointing):
     """State of one training job: model, optimizer, scheduler, EMA, data, and its files."""
+
+    # Weight decay on GRN's gamma and beta (the official FCMAE pre-training only).
+    decay_grn = False
 
     def __init__(self, task: StepTask, parent: dict[str, Any] | None = None) -> None:
         self.task = task
@@ -90,13 +91,26 @@ class Trainer(Checkpointing):
         if self.spec.pretrain is not None:
             # Fine-tuning starts from the pre-trained encoder (a resumed run then loads its checkpoint).
             load_pretrained(self.model, torch.load(self.parent_paths().encoder, map_location=self.device))
-        self.ema = ModelEmaV3(self.model, decay=self.recipe.ema_decay) if self.recipe.ema else None
+        if self.recipe.head_init_scale != 1.0:
+            with torch.no_grad():  # the classifier starts near zero on the pre-trained features
+                for parameter in self.model.head.fc.parameters():
+                    parameter.mul_(self.recipe.head_init_scale)
+        self.ema_decay = fitted_ema_decay(
+            self.recipe.ema_decay, self.recipe.ema_reference_updates, self.recipe.epochs * self.updates_per_epoch
+        )
+        self.ema = ModelEmaV3(self.model, decay=self.ema_decay) if self.recipe.ema else None
         # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
         # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
         # compiled run resumes an eager one and the other way round.
         self.train_model: nn.Module = self._compiled(self.model)
-        self.eval_model: nn.Module = self.train_model if self.ema is None else self._compiled(self.ema.module)
         self._wrap_for_data_parallel()
+        # Every epoch evaluates the raw model and its EMA where there is one, as the official
+        # fine-tuning does; the figure a table reports is the EMA's (what the papers report for
+        # recipes with EMA), the other is recorded beside it.
+        self.eval_models: dict[str, nn.Module] = {"raw": self.train_model}
+        if self.ema is not None:
+            self.eval_models["ema"] = self._compiled(self.ema.module)
+        self.reported_weights = "ema" if self.ema is not None else "raw"
 
     def _compiled(self, module: nn.Module) -> nn.Module:
         return torch.compile(module) if self.numerics.compile else module
@@ -133,33 +147,9 @@ class Trainer(Checkpointing):
 
     def _build_optimisation(self) -> None:
         recipe, task = self.recipe, self.task
-        if recipe.layer_decay is not None:
-            # ConvNeXt V2 fine-tuning: AdamW over timm's layer-decay groups (each with its lr_scale).
-            self.optimizer = create_finetune_optimizer(
-                self.model, task.lr, recipe.weight_decay, recipe.layer_decay, recipe.layer_decay_kind
-            )
-        else:
-            self.optimizer = create_optimizer_v2(
-                self.model,
-                opt=recipe.opt,
-                lr=task.lr,
-                weight_decay=recipe.weight_decay,
-                momentum=recipe.momentum,
-                filter_bias_and_bn=recipe.no_decay_1d,
-                **({"eps": recipe.opt_eps, "betas": recipe.opt_betas} if recipe.opt.endswith("adamw") else {}),
-            )
-        self.scheduler, _ = create_scheduler_v2(
-            self.optimizer,
-            sched=recipe.sched,
-            num_epochs=recipe.epochs,
-            decay_epochs=recipe.decay_epochs,
-            decay_rate=recipe.decay_rate,
-            warmup_epochs=recipe.warmup_epochs,
-            warmup_lr=recipe.warmup_lr,
-            min_lr=recipe.min_lr,
-            step_on_epochs=False,
-            updates_per_epoch=self.updates_per_epoch,
-        )
+        # The official parameter groups and per-iteration schedule of the recipe (roadmap.optimisation).
+        self.optimizer = create_optimizer(self.model, recipe, task.lr, self.spec.network.depths, self.decay_grn)
+        self.scheduler = create_lr_scheduler(self.optimizer, recipe, self.updates_per_epoch)
         self.mixup = None
         if recipe.mixup > 0 or recipe.cutmix > 0:
             if task.per_device_batch % 2:
@@ -287,42 +277,56 @@ class Trainer(Checkpointing):
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Loss, top-1 and top-5 on the validation set; one host sync at the end, not one per batch."""
-        self.eval_model.eval()
-        k = min(5, self.num_classes)
-        totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, top-1 hits, top-k hits
+        """Loss, top-1 and top-5 on the validation set of every evaluated weights (raw, EMA), in one
+        pass over its batches; one host sync at the end, not one per batch.
+
+        The reported weights' figures are `val_loss`, `top1` and `top5`; with an EMA each weights'
+        figures are also recorded under their name (`top1_raw`, `top1_ema`, ...)."""
+        for module in self.eval_models.values():
+            module.eval()
+        # Per weights: loss, top-1 hits, top-k hits.
+        totals = torch.zeros(len(self.eval_models), 3, dtype=torch.float64, device=self.device)
         count, startup_time, startup_images = 0, 0.0, 0
         started = batch_started = time.perf_counter()
         for images, labels in self.val_loader:
             if self.pad_eval_to is not None:
                 images = padded_to(images, self.pad_eval_to)
             images = images.contiguous(memory_format=self.numerics.memory_format)
-            with self.autocast:
-                logits = self.eval_model(images)[: labels.shape[0]].float()
-            hits = logits.topk(k, dim=1).indices.eq(labels[:, None])
-            totals += torch.stack(
-                [
-                    nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
-                    hits[:, 0].sum().double(),
-                    hits.sum().double(),
-                ]
-            )
+            for index, module in enumerate(self.eval_models.values()):
+                with self.autocast:
+                    logits = module(images)[: labels.shape[0]].float()
+                totals[index] += self._scores(logits, labels)
             count += labels.shape[0]
             startup = self._timed_first_step("eval", batch_started)
             if startup:  # neither its time (workers' first batch included) nor its images count
                 startup_time, startup_images = startup, labels.shape[0] * self.distributed.world_size
             batch_started = time.perf_counter()
-        # One reduction and one host sync for the four figures of all ranks.
-        totals = torch.cat([totals, totals.new_tensor([count])])
-        loss, top1, top5, count = self.distributed.summed(totals).tolist()
+        # One reduction and one host sync for the figures of all ranks.
+        *figures, count = self.distributed.summed(torch.cat([totals.flatten(), totals.new_tensor([count])])).tolist()
         elapsed = time.perf_counter() - started - startup_time
-        return {
-            "val_loss": loss / count,
-            "top1": 100 * top1 / count,
-            "top5": 100 * top5 / count,
-            "infer_images_per_s": (count - startup_images) / max(elapsed, 1e-9),
-            "eval_startup_time_s": startup_time,
-        }
+        evaluated: dict[str, float] = {}
+        for index, weights in enumerate(self.eval_models):
+            loss, top1, top5 = figures[3 * index : 3 * index + 3]
+            scores = {"val_loss": loss / count, "top1": 100 * top1 / count, "top5": 100 * top5 / count}
+            if weights == self.reported_weights:
+                evaluated.update(scores)
+            if len(self.eval_models) > 1:
+                evaluated.update({f"{name}_{weights}": value for name, value in scores.items()})
+        models = len(self.eval_models)
+        evaluated["infer_images_per_s"] = models * (count - startup_images) / max(elapsed, 1e-9)
+        evaluated["eval_startup_time_s"] = startup_time
+        return evaluated
+
+    def _scores(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Summed cross-entropy, top-1 hits and top-5 hits (top-k for fewer classes) of one batch."""
+        hits = logits.topk(min(5, self.num_classes), dim=1).indices.eq(labels[:, None])
+        return torch.stack(
+            [
+                nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
+                hits[:, 0].sum().double(),
+                hits.sum().double(),
+            ]
+        )
 
     # -- the whole step ---------------------------------------------------------------------
 

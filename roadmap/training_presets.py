@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from roadmap.optimisation import paper_updates
 from roadmap.spec import Network, Pretrain, Recipe, Spec, SpecError
 
 
@@ -173,8 +174,18 @@ def proxy_recipe(recipe: Recipe, preset: TrainingPreset, epochs: int | None = No
     if epochs is not None and epochs < 1:
         raise PresetError(f"epochs must be a positive integer, got {epochs}")
     new_epochs, warmup_epochs = _scaled_schedule(recipe.epochs, recipe.warmup_epochs, scale)
+    # The step decays stay at the same fractions of the epochs actually trained (torchvision's 30
+    # and 60 of 90 become 4/3 and 8/3 of 4), not of the rounded scale: 90 / 25 -> 4 epochs with a
+    # decay every 1.2 would decay three times.
+    decay_epochs = recipe.decay_epochs * new_epochs / recipe.epochs
+    # The EMA's horizon is the paper's share of the paper's updates (roadmap.optimisation).
+    reference = paper_updates(recipe) if recipe.ema and recipe.ema_reference_updates is None else None
     return replace(
-        recipe, epochs=new_epochs, warmup_epochs=warmup_epochs, decay_epochs=max(recipe.decay_epochs * scale, 1e-3)
+        recipe,
+        epochs=new_epochs,
+        warmup_epochs=warmup_epochs,
+        decay_epochs=decay_epochs,
+        ema_reference_updates=reference or recipe.ema_reference_updates,
     )
 
 

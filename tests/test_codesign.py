@@ -13,7 +13,9 @@ import torch
 from conftest import run_cli  # the script in a subprocess
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 from test_train import untimed  # the timing filter of the training tests
+from timm.utils import random_seed
 
+from roadmap.build import build
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
 from roadmap.files import read_json, read_json_lines
 from roadmap.roadmaps import ROADMAPS, specs
@@ -119,8 +121,13 @@ def test_phases_hand_over_the_encoder_exactly(tmp_path):
     for name, value in encoder.items():
         assert torch.equal(state[name], value), name
     scales = sorted({group["lr_scale"] for group in trainer.optimizer.param_groups})
-    layers = 2 + sum(Spec.from_dict(task.spec).network.depths)  # stem, one per block, head
-    assert scales == pytest.approx([0.9 ** (layers - 1 - layer) for layer in range(layers)])
+    blocks = sum(Spec.from_dict(task.spec).network.depths)  # one layer per block (the stem with the first), head
+    assert scales == pytest.approx([0.9 ** (blocks - layer) for layer in range(blocks + 1)])
+    # The new classifier starts at 0.001 of its initialisation (V2's head_init_scale), zero bias.
+    random_seed(task.seed, 0)
+    initial = build(Spec.from_dict(task.spec)).head.fc
+    torch.testing.assert_close(trainer.model.head.fc.weight, initial.weight * 0.001)
+    assert not trainer.model.head.fc.bias.any()
 
 
 def _kill_when(process: subprocess.Popen, folder: Path, deadline: float) -> None:

@@ -1,23 +1,19 @@
 """FCMAE core (ConvNeXt V2, papers.md 5.2): masks, the masked encoder, the decoder and its loss."""
 
+from dataclasses import replace
+
 import pytest
 import torch
-from timm.scheduler import create_scheduler_v2
 from torch import nn
 
 import roadmap
 from roadmap.build import RoadmapNet
 from roadmap.fcmae import FcmaeError, MaskedEncoder, MaskGenerator, encoder_state_dict, load_pretrained, visible_map
 from roadmap.fcmae_decoder import build_decoder, normalised_patches, patchify, reconstruction_loss
-from roadmap.fcmae_pretrain import (
-    FcmaeModel,
-    create_finetune_optimizer,
-    create_pretrain_optimizer,
-    create_pretrain_scheduler,
-    layer_decay_param_groups,
-    pretrain_step,
-)
-from roadmap.spec import Pretrain, Spec
+from roadmap.fcmae_pretrain import FcmaeModel, pretrain_step
+from roadmap.fcmae_trainer import pretrain_recipe
+from roadmap.optimisation import create_lr_scheduler, create_optimizer
+from roadmap.spec import Pretrain, Recipe, Spec
 from roadmap.training_presets import get_preset, proxy_network
 
 # The test-sized proxies of the presets (widths / 8, depths / 3), as the `tiny` training preset builds them.
@@ -237,17 +233,20 @@ def test_targets_are_normalised_per_patch():
 
 
 def test_pretrain_step_optimizer_and_schedule():
+    """The phase's recipe through the trainer's factories: AdamW (0.9, 0.95), GRN decayed (the official
+    sparse encoder's (1, C) tensors), cosine to 0 after a warm-up that ends at the peak."""
     encoder = proxy_encoder("convnextv2_tiny")
     decoder = build_decoder(encoder, width=64)
     model = FcmaeModel(encoder, decoder)
-    optimizer = create_pretrain_optimizer(model, lr=Pretrain().lr)  # the 4096-image batch of the paper
+    phase = pretrain_recipe(Spec(encoder.network.spec.network, Recipe(), Pretrain()))
+    recipe = replace(phase, epochs=10, warmup_epochs=2)
+    optimizer = create_optimizer(model, recipe, lr=Pretrain().lr, decay_grn=True)  # the 4096-image batch of the paper
     assert optimizer.defaults["lr"] == pytest.approx(1.5e-4 * 16)
     assert optimizer.defaults["betas"] == (0.9, 0.95)
     assert {group["weight_decay"] for group in optimizer.param_groups} == {0.0, 0.05}
     grn_gamma = encoder.network.stages[0].blocks[0].grn.weight
-    assert any(grn_gamma is p for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"])
-    scheduler, epochs = create_pretrain_scheduler(optimizer, epochs=10, warmup_epochs=2, updates_per_epoch=5)
-    assert epochs == 10
+    assert any(grn_gamma is p for g in optimizer.param_groups if g["weight_decay"] == 0.05 for p in g["params"])
+    scheduler = create_lr_scheduler(optimizer, recipe, updates_per_epoch=5)
     scheduler.step_update(0)
     assert optimizer.param_groups[0]["lr"] == 0.0
     scheduler.step_update(10)  # end of warm-up: the peak lr
@@ -259,37 +258,3 @@ def test_pretrain_step_optimizer_and_schedule():
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss)
-
-
-@pytest.mark.parametrize("kind", ["single", "group"])
-def test_layer_decay_gives_the_expected_per_group_rates(kind):
-    network = roadmap.build(proxy_spec("convnextv2_tiny"))  # depths (1, 1, 3, 1)
-    groups = layer_decay_param_groups(network, layer_decay=0.5, weight_decay=0.05, kind=kind)
-    scale_of = {id(p): group["lr_scale"] for group in groups for p in group["params"]}
-    named = dict(network.named_parameters())
-    assert len(scale_of) == len(named)  # every parameter in exactly one group
-    # single: stem 0, one layer per block (downsampling with its stage's first block), head last.
-    # group: stem 0, stages 0-1 -> 1-2, stage 2 in threes -> 3, stage 3 -> 4, head 5 (ids made contiguous).
-    single = {
-        "stem": 0,
-        "stages.0": 1,
-        "stages.1": 2,
-        "stages.2.downsample": 3,
-        "stages.2.blocks.0": 3,
-        "stages.2.blocks.1": 4,
-        "stages.2.blocks.2": 5,
-        "stages.3": 6,
-        "head": 7,
-    }
-    grouped = {"stem": 0, "stages.0": 1, "stages.1": 2, "stages.2": 3, "stages.3": 4, "head": 5}
-    layers = single if kind == "single" else grouped
-    for name, parameter in named.items():
-        layer = next(layer for prefix, layer in layers.items() if name.startswith(prefix + "."))
-        assert scale_of[id(parameter)] == pytest.approx(0.5 ** (layers["head"] - layer)), name
-    optimizer = create_finetune_optimizer(network, lr=8e-4, weight_decay=0.05, layer_decay=0.5, kind=kind)
-    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=10, warmup_epochs=0)
-    scheduler.step(0)
-    for group in optimizer.param_groups:
-        assert group["lr"] == pytest.approx(8e-4 * group["lr_scale"])
-    with pytest.raises(FcmaeError, match="layer decay must be in"):
-        layer_decay_param_groups(network, layer_decay=0.0, weight_decay=0.05)

@@ -3,11 +3,11 @@
 import pytest
 import torch
 from timm.layers.grn import GlobalResponseNorm
-from timm.optim import create_optimizer_v2
 
 import roadmap
 from roadmap import SpecError, compose
-from roadmap.build import InceptionMixer, PartialConv
+from roadmap.build import BatchPooledGRN, InceptionMixer, PartialConv, grn_layer
+from roadmap.optimisation import create_optimizer
 from steps import REGISTRY
 
 NEW_ROWS = ("grn", "inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16")
@@ -51,13 +51,37 @@ def test_grn_block_and_weight_decay():
     block = model.stages[0].blocks[0]
     assert isinstance(block.grn, GlobalResponseNorm) and block.grn.weight.shape == (384,)
     assert isinstance(block.layer_scale, torch.nn.Identity)
-    # GRN's gamma/beta are 1-D, so timm's optimizer factory exempts them from weight decay.
-    optimizer = create_optimizer_v2(model, opt="adamw", weight_decay=0.05, filter_bias_and_bn=True)
+    # Supervised training exempts GRN's gamma/beta (1-D) from weight decay, as V2's fine-tuning does.
+    optimizer = create_optimizer(model, spec.recipe, 1e-3, spec.network.depths)
     decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
     grn_parameters = [p for name, p in model.named_parameters() if ".grn." in name]
     assert len(grn_parameters) == 2 * 18
     assert all(decay_of[id(p)] == 0.0 for p in grn_parameters)
     assert decay_of[id(block.pointwise1.weight)] == 0.05
+
+
+def test_grn_pools_per_sample_by_default_and_over_the_batch_as_an_option():
+    """`sample`: timm's GRN (the paper's equation). `batch`: the norm over every position of the batch,
+    as the official sparse FCMAE encoder computes it; the two agree for a batch of one."""
+    spec = rows()["grn"]
+    assert spec.network.grn_pooling == "sample"
+    per_sample = grn_layer(spec.network, 384, channels_last=False)
+    pooled = grn_layer(spec.with_network(grn_pooling="batch").network, 384, channels_last=False)
+    assert isinstance(roadmap.build(spec.with_network(grn_pooling="batch")).stages[0].blocks[0].grn, BatchPooledGRN)
+    assert type(per_sample) is GlobalResponseNorm and isinstance(pooled, BatchPooledGRN)
+    with torch.no_grad():
+        for grn in (per_sample, pooled):
+            grn.weight.fill_(0.5)
+            grn.bias.fill_(0.1)
+    x = torch.randn(2, 384, 5, 5)
+    # By hand: G = L2 norm over (batch, H, W) per channel, N = G / (mean over channels + 1e-6).
+    norm = x.pow(2).sum(dim=(0, 2, 3), keepdim=True).sqrt()
+    expected = x + 0.5 * (x * norm / (norm.mean(dim=1, keepdim=True) + 1e-6)) + 0.1
+    torch.testing.assert_close(pooled(x), expected)
+    torch.testing.assert_close(pooled(x[:1]), per_sample(x[:1]))
+    assert not torch.allclose(pooled(x)[:1], per_sample(x)[:1])
+    with pytest.raises(SpecError, match="grn_pooling"):
+        spec.with_network(grn_pooling="channel")
 
 
 def test_inception_block():
