@@ -9,6 +9,8 @@
 #   bash benchmarks/gpu_session.sh profile   # where the compiled loop's time goes (benchmarks/loop_profile.py)
 #   bash benchmarks/gpu_session.sh more      # --deterministic's cost, InceptionNeXt-T and V2-T ours/timm
 #   bash benchmarks/gpu_session.sh suite     # the whole test suite on CUDA (SLURM tests skip)
+#   bash benchmarks/gpu_session.sh trainer   # the trainer's tests on CUDA (schedules, groups, EMA, both
+#                                            # weights evaluated, compiled), then the compiled profile
 #
 # Logs and JSON go to $OUT (the device tool brings them back) or ./gpu-out. JPEG folder: $JPEG, made
 # with ../shared/gpu/gen_jpeg_folder.py if it does not exist (GEN names that script).
@@ -56,6 +58,18 @@ case "${1:-}" in
       --models inception_next_tiny,convnextv2_tiny > "$OUT/train_step_throughput.txt" 2>&1
     stamp train_step_throughput $?
     ;;
+  trainer)
+    timeout 330 python3 -m pytest -n 8 -p no:cacheprovider -v --tb=short -o console_output_style=classic \
+      tests/test_optimisation.py tests/test_train.py tests/test_compile.py tests/test_codesign.py \
+      tests/test_grn_inception.py tests/test_fcmae.py tests/test_recipes.py > "$OUT/pytest-trainer.txt" 2>&1
+    stamp pytest-trainer $?
+    grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest-trainer.txt" | tail -20
+    [ -d "$JPEG/train" ] || python3 "$GEN" "$JPEG" 1000 > /dev/null
+    timeout 210 python3 benchmarks/loop_profile.py --out "$OUT/profile-compile" -- --preset paper \
+      --dataset folder --data "$JPEG" --upto resnet50 --compile --shrink 256 --shrink-format ppm \
+      --batch-size 128 --workers 14 --accumulation 1 --epochs 4 > "$OUT/profile-compile.log" 2>&1
+    stamp profile-compile $?
+    ;;
   suite)
     timeout 540 python3 -m pytest -n 12 -p no:cacheprovider -v --tb=short -o console_output_style=classic \
       --continue-on-collection-errors -k "not ruff_is_clean and not non_editable" > "$OUT/pytest.txt" 2>&1
@@ -63,7 +77,7 @@ case "${1:-}" in
     grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.txt" | tail -20
     ;;
   *)
-    echo "usage: bash benchmarks/gpu_session.sh measure|profile|more|suite" >&2
+    echo "usage: bash benchmarks/gpu_session.sh measure|profile|more|suite|trainer" >&2
     exit 2
     ;;
 esac

@@ -2,12 +2,14 @@
 loop and jobs, resumption of each phase after kill -9, the report's co-design table, bad input."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import run_cli  # the script in a subprocess
@@ -16,6 +18,7 @@ from test_train import untimed  # the timing filter of the training tests
 from timm.utils import random_seed
 
 from roadmap.build import build
+from roadmap.codesign import codesign_table, write_codesign
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
 from roadmap.files import read_json, read_json_lines
 from roadmap.roadmaps import ROADMAPS, specs
@@ -126,7 +129,7 @@ def test_phases_hand_over_the_encoder_exactly(tmp_path):
     # The new classifier starts at 0.001 of its initialisation (V2's head_init_scale), zero bias.
     random_seed(task.seed, 0)
     initial = build(Spec.from_dict(task.spec)).head.fc
-    torch.testing.assert_close(trainer.model.head.fc.weight, initial.weight * 0.001)
+    torch.testing.assert_close(trainer.model.head.fc.weight, initial.weight.to(trainer.device) * 0.001)
     assert not trainer.model.head.fc.bias.any()
 
 
@@ -210,3 +213,49 @@ def test_fcmae_step_refuses_a_bad_mask_ratio():
     convnext = dict(specs("convnext_v2_codesign"))["v1_supervised"]
     with pytest.raises(ValueError, match=r"mask ratio must be in \(0, 1\)"):
         REGISTRY["fcmae"].apply(convnext, mask_ratio=1.0)
+
+
+# --- the co-design page: seeds, spread and a verdict only where an interval allows one ---------------
+T_975_DOF_4, T_975_DOF_8 = 2.7764451051977987, 2.306004135204166
+
+
+def codesign_rows(top1: list[float], std: float, seeds: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "step": list(CODESIGN),
+            "top1_mean": top1,
+            "top1_std": [std] * 4,
+            "seeds_done": [seeds] * 4,
+            "paper_top1": [83.8, 83.7, 84.3, 84.6],
+            "pretrain_loss": [math.nan, 0.5, math.nan, 0.4],
+        }
+    )
+
+
+def test_codesign_intervals_and_verdicts_by_hand(tmp_path):
+    """3 seeds per row, std 0.2: a block's gain has se sqrt(0.08 / 3) and 4 Welch dof (half-width
+    2.7764 * 0.1633 = 0.4534); the interaction over four rows se sqrt(0.16 / 3), 8 dof (0.5325)."""
+    frame = codesign_table(codesign_rows([40.0, 40.3, 41.0, 43.0], 0.2, 3)).set_index("block")
+    block_half, interaction_half = T_975_DOF_4 * math.sqrt(0.08 / 3), T_975_DOF_8 * math.sqrt(0.16 / 3)
+    v1, v2, interaction = frame.loc["V1 (LayerScale)"], frame.loc["V2 (GRN)"], frame.iloc[2]
+    assert (v1["gain 95% low"], v1["gain 95% high"]) == pytest.approx((0.3 - block_half, 0.3 + block_half))
+    assert v1.verdict == "within noise" and v2.verdict == "gain" and v1.seeds == "3 / 3"
+    assert interaction["FCMAE gain"] == pytest.approx(1.7) and interaction.seeds == "3 / 3 / 3 / 3"
+    assert interaction["gain 95% low"] == pytest.approx(1.7 - interaction_half) and interaction.verdict == "gain"
+    assert v1.spread == pytest.approx(0.2) and interaction.spread == pytest.approx(0.2)
+    paths = write_codesign(codesign_rows([40.0, 40.3, 41.0, 43.0], 0.2, 3), tmp_path, "Run x.")
+    text = paths["codesign_md"].read_text()
+    assert "within noise" in text and "The claim holds on this run when the last row's verdict is gain" in text
+    assert "The paper gives no seed std for these rows" in text
+
+
+def test_codesign_with_one_seed_has_no_verdict_and_says_so(tmp_path):
+    frame = codesign_table(codesign_rows([40.0, 40.3, 41.0, 43.0], math.nan, 1))
+    assert frame.verdict.isna().all() and frame["gain 95% low"].isna().all() and frame.spread.isna().all()
+    assert list(frame.seeds) == ["1 / 1", "1 / 1", "1 / 1 / 1 / 1"]
+    text = write_codesign(codesign_rows([40.0, 40.3, 41.0, 43.0], math.nan, 1), tmp_path, "Run x.")["codesign_md"]
+    text = text.read_text()
+    assert text.count("none: fewer than 2 seeds") == 3  # every verdict cell
+    assert "no interval and no verdict" in text and "cannot say whether the claim holds" in text
+    for value in ("83.80", "83.70", "-0.10", "+0.30", "+0.40", "+0.30", "+1.70"):
+        assert value in text, value
