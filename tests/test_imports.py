@@ -3,6 +3,7 @@ hides an import inside a function, and a non-editable install finds its package 
 
 import ast
 import json
+import site
 import subprocess
 import sys
 import venv
@@ -68,22 +69,34 @@ def test_no_import_hides_inside_a_function():
     assert not hidden
 
 
+def pip(arguments: list[str], cwd: Path) -> None:
+    """This environment's pip, which must succeed."""
+    command = [sys.executable, "-m", "pip", *arguments]
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_non_editable_install_runs_outside_the_checkout(tmp_path):
     """`pip install .` into a fresh environment: the paper's GFLOPs column comes from package data."""
     environment = tmp_path / "venv"
-    # Without its own pip: ensurepip would put an old setuptools (without bdist_wheel) in front of the
-    # machine's; the machine's pip then installs into this environment.
-    venv.create(environment, system_site_packages=True, with_pip=False)
+    # Neither the base interpreter's packages nor its packaging tools: an old base setuptools without
+    # bdist_wheel (and no `wheel`) failed this install. The wheel is built by this environment's
+    # setuptools (a test extra), installed with its pip, and the dependencies come from here.
+    venv.create(environment, system_site_packages=False, with_pip=False)
     python = environment / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
-        cwd=tmp_path,
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
-        timeout=600,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+        check=True,
+    ).stdout.strip()
+    wheels = tmp_path / "wheels"
+    pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], tmp_path)
+    pip(["install", "-q", "--no-deps", "--target", purelib, *map(str, wheels.glob("roadmap-*.whl"))], tmp_path)
+    # A .pth line adds this environment's packages as a plain path: its own .pth files (the editable
+    # install's finder among them) are not processed there, so `roadmap` resolves to the wheel's copy.
+    (Path(purelib) / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     where = subprocess.run(
