@@ -2,7 +2,8 @@
 
 Three measures, on the run table of roadmap.results:
 - sign agreement: per step, whether the change has the reference's sign, counting only steps whose
-  reference change exceeds the reference's own seed std (smaller ones are noise in the reference);
+  reference change exceeds the reference's own seed std (smaller ones are noise in the reference;
+  a reference that gives no std has no such threshold, and every nonzero change counts);
 - Kendall's tau-b between the run's and the reference's top-1 over the main-path rows;
 - flipped pairs: rows adjacent in the reference's ranking that the run puts in the other order.
 """
@@ -18,18 +19,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roadmap.reference import REFERENCE_TABLES, paper_name, paper_table
+from roadmap.reference import paper_name, paper_table
 from roadmap.statistics import LEVEL, WITHIN_NOISE, flipped_pairs, kendall_tau
 
 
 @dataclasses.dataclass
 class Reference:
     """Per step (index): top1, std and change of the reference; `fallback_std` stands in for a
-    missing std (single-run rows), `noise_rule` says in words what counts as the reference's noise."""
+    row without a std (the mean std of the same table), None when the table gives no std at all;
+    `noise_rule` says in words what counts as the reference's noise."""
 
     name: str
     values: pd.DataFrame
-    fallback_std: float
+    fallback_std: float | None
     noise_rule: str
 
 
@@ -38,6 +40,24 @@ def _finite(value: Any) -> bool:
         return value is not None and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def noise_rule(values: pd.DataFrame, stds: pd.Series, name: str, without: str) -> tuple[float | None, str]:
+    """The std for rows of `values` (a reference) that lack one, and the counting rule in words.
+
+    Only the reference's own stds (`stds`: every row of its table) are its noise: another table's
+    would measure another experiment. A table with none gives no threshold, so every nonzero
+    change counts, and the rule says so (`without`: why there is none).
+    """
+    stds = pd.to_numeric(stds, errors="coerce").dropna()
+    if stds.empty:
+        return None, f"{name} gives no seed std ({without}): every nonzero change counts"
+    rule = f"|change in {name}| > its seed std for the row"
+    changed = values[np.isfinite(values["change"].to_numpy(float))]
+    fallback = float(stds.mean())
+    if changed["std"].isna().any():
+        rule += f" (rows without one: the mean std of {name}, {fallback:.2f} points)"
+    return fallback, rule
 
 
 def paper_reference(table: pd.DataFrame, roadmap: str) -> Reference:
@@ -50,15 +70,9 @@ def paper_reference(table: pd.DataFrame, roadmap: str) -> Reference:
         },
         index=table.step,
     )
-    # Table 11 (ResNet-200) rows are single runs: the paper's seed std of the same recipe in the
-    # ResNet-50 regime (Table 10, 3 seeds) is the paper's own measure of its noise.
-    stds = pd.concat([paper_table(name).paper_top1_std for name in REFERENCE_TABLES]).dropna()
-    fallback = float(stds.mean()) if len(stds) else 0.0
-    rule = (
-        f"|paper change| > the paper's std for the row (rows without one: the mean std of Table 10, "
-        f"{fallback:.2f} points)"
-    )
-    return Reference(paper_name(roadmap), values, fallback, rule)
+    name = paper_name(roadmap)
+    fallback, rule = noise_rule(values, paper_table(roadmap).paper_top1_std, name, "the paper reports none")
+    return Reference(name, values, fallback, rule)
 
 
 def run_reference(table: pd.DataFrame, name: str) -> Reference:
@@ -71,11 +85,7 @@ def run_reference(table: pd.DataFrame, name: str) -> Reference:
         },
         index=table.step,
     )
-    stds = values["std"].dropna()
-    fallback = float(stds.mean()) if len(stds) else 0.0
-    rule = f"|change in run {name}| > its seed std for the row (rows without one: " + (
-        f"the mean std of that run, {fallback:.2f} points)" if len(stds) else "any change counts, one seed)"
-    )
+    fallback, rule = noise_rule(values, values["std"], f"run {name}", "fewer than 2 done seeds per row")
     return Reference(f"run {name}", values, fallback, rule)
 
 
@@ -96,7 +106,9 @@ def step_records(table: pd.DataFrame, reference: Reference) -> list[dict[str, An
         reference_change = _lookup(reference, row.step, "change")
         reference_std = _lookup(reference, row.step, "std")
         threshold = reference_std if math.isfinite(reference_std) else reference.fallback_std
-        compared = _finite(row.change) and math.isfinite(reference_change) and abs(reference_change) > threshold
+        # Without any std in the reference, a change counts when it is not zero (the stated rule).
+        exceeds = math.isfinite(reference_change) and abs(reference_change) > (threshold or 0.0)
+        compared = _finite(row.change) and exceeds
         records.append(
             {
                 "step": row.step,
@@ -108,7 +120,7 @@ def step_records(table: pd.DataFrame, reference: Reference) -> list[dict[str, An
                 "verdict": row.verdict if isinstance(row.verdict, str) else None,
                 "seeds_done": int(row.seeds_done),
                 "reference_change": reference_change if math.isfinite(reference_change) else None,
-                "reference_std": threshold,
+                "reference_std": threshold,  # None: the reference gives no std
                 "compared": bool(compared),
                 "agrees": bool(np.sign(row.change) == np.sign(reference_change)) if compared else None,
             }
@@ -173,7 +185,7 @@ def summary_text(result: dict[str, Any]) -> str:
     if result["without_verdict"] and not with_verdict:
         lines.append(
             "  one done seed per row: no verdicts (the table caption gives the seeds per row that would "
-            "resolve each change)."
+            "resolve each change where a seed spread is known)."
         )
     elif result["without_verdict"]:
         lines.append(f"  no verdict with fewer than 2 done seeds: {', '.join(result['without_verdict'])}.")

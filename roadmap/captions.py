@@ -12,6 +12,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from roadmap.complexity import CONVENTION
+from roadmap.measured_spread import RUN_POOLED_SOURCE, RUN_SOURCE
+from roadmap.statistics import LEVEL, MAX_SEEDS, POWER, WITHIN_NOISE
 
 # Only the paper's cumulative path trains the networks of Tables 10/11; other modes (ablations,
 # custom orders) may reuse step names for different networks, so they get no paper values.
@@ -83,33 +85,56 @@ def settings_line(frame: pd.DataFrame | None) -> str:
     return f"Computed with: {'; '.join(parts)}." if parts else ""
 
 
+def spread_words(source: str) -> str:
+    """A spread_source of the run table (roadmap.run_table._spread) in a caption's words."""
+    if source == RUN_SOURCE:
+        return "this run's seed std of the two rows"
+    if source == RUN_POOLED_SOURCE:
+        return "this run's seed std, pooled over its rows"
+    # "measured cpu-synthetic, 3 seeds[, pooled over rows]": a shipped measurement (roadmap/noise/).
+    name, seeds, *pooled = source.removeprefix("measured ").split(", ")
+    return (
+        f"the seed std measured on {name} with {seeds} per row{', ' + pooled[0] if pooled else ''} "
+        "(benchmarks/seed_spread.py)"
+    )
+
+
+def _seeds_entry(step: str, seeds: Any, change: float) -> str:
+    if pd.isna(seeds):
+        # No count: a change of exactly zero never resolves; any other needs more than MAX_SEEDS.
+        return f"{step} {'none (no change)' if change == 0 else f'>{MAX_SEEDS}'}"
+    return f"{step} {int(seeds)}"
+
+
 def noise_line(table: pd.DataFrame) -> str:
-    """How to read the change column: the interval and verdict rule, or, for changes without an
-    interval (one seed), the seeds per row that would resolve each one."""
+    """How to read the change column: the interval and verdict rule; for changes without a verdict
+    (one seed) or within noise, the seeds per row that would resolve each, with the power assumed
+    and where the spread came from, or plainly that no spread is known."""
     if "verdict" not in table:
         return ""
     lines = []
     if table.verdict.notna().any():
         lines.append(
-            "Change interval: 95% Welch confidence interval over done seeds; verdict gain/loss when it "
+            f"Change interval: {LEVEL:.0%} Welch confidence interval over done seeds; verdict gain/loss when it "
             "excludes zero, else within noise."
         )
-    unresolved = table[table.verdict.isna() & table.change.notna()]
+    unresolved = table[(table.verdict.isna() | (table.verdict == WITHIN_NOISE)) & table.change.notna()]
     if unresolved.empty:
         return " ".join(lines)
-    entries = [
-        f"{step} {'>100' if pd.isna(seeds) else int(seeds)}"
-        for step, seeds in zip(unresolved.step, unresolved.seeds_to_resolve)
-    ]
-    sources = set(unresolved.spread_source.dropna())
-    spread = {frozenset({"run"}): "this run's seed std", frozenset({"paper"}): "the paper's std for the row"}.get(
-        frozenset(sources), "this run's seed std where it has one, else the paper's std for the row"
-    )
-    if not sources:
-        return " ".join(lines + ["One seed per row: no verdicts, and no spread known to size more seeds."])
+    if unresolved.verdict.isna().any():
+        lines.append("One seed: no verdict.")
+    sized = unresolved[unresolved.spread_source.notna()]
+    if sized.empty:
+        lines.append(
+            "No seed spread is known (this run has fewer than 2 done seeds per row, and none is measured for "
+            "its preset and dataset): the seeds that would resolve a change are not estimated."
+        )
+        return " ".join(lines)
+    spreads = "; ".join(spread_words(source) for source in dict.fromkeys(sized.spread_source))
+    entries = ", ".join(map(_seeds_entry, sized.step, sized.seeds_to_resolve, sized.change))
     lines.append(
-        f"One seed: no verdict. Seeds per row that would resolve each observed change at 95% "
-        f"(spread: {spread}): {', '.join(entries)}."
+        f"Seeds per row that would resolve each change without a verdict or within noise, at {LEVEL:.0%} "
+        f"confidence and {POWER:.0%} power (two-sided Welch test; spread: {spreads}): {entries}."
     )
     return " ".join(lines)
 

@@ -24,6 +24,7 @@ from torchvision import datasets as tv_datasets
 
 from roadmap.shrink import ShrinkError, shrunk_copy
 from roadmap.shrink import describe as describe_pixels
+from roadmap.synthetic import PIXELS as SYNTHETIC_PIXELS
 from roadmap.synthetic import SHAPES, SyntheticShapes
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class DatasetPair:
     num_classes: int
     name: str
     description: str
-    pixels: str = describe_pixels(None)  # what the images are: original files or a pre-shrunk copy
+    # What the images are: original files, a pre-shrunk copy, or rendered in memory (synthetic).
+    pixels: str = describe_pixels(None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +224,7 @@ def load_datasets(
             name,
             f"synthetic shapes ({synthetic_classes} classes, {synthetic_size}px, "
             f"{synthetic_train}/{synthetic_val} images, seed {seed})",
+            SYNTHETIC_PIXELS,
         )
     if data_path is None:
         raise DataError(f"--dataset {name} needs --data PATH (the folder that holds it)")

@@ -14,7 +14,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from roadmap.plot_style import GRID_COLOUR, NEUTRAL, SMALL_FONT_SIZE, apply_style, change_interval, new_figure
+from roadmap.plot_style import (
+    GRID_COLOUR,
+    NEUTRAL,
+    SMALL_FONT_SIZE,
+    apply_style,
+    change_interval,
+    figure_legend,
+    new_figure,
+)
 
 AGREE_COLOUR = "#009E73"
 DISAGREE_COLOUR = "#D55E00"
@@ -98,7 +106,7 @@ def changes_figure(
             label="hollow: no verdict or within noise",
         ),
     ]
-    figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=SMALL_FONT_SIZE, frameon=False)
+    figure_legend(figure, handles, ncols=2)  # above the caption, never on it
     if title:
         figure.suptitle(title)
     return apply_style(figure, caption)

@@ -8,19 +8,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from roadmap.complexity import CONVENTION
-
-# Which paper table and regime each roadmap's reference figure shows.
-# Verdict of a change (roadmap.statistics): within noise is drawn hollow.
 from roadmap.plot_roadmap import roadmap_figure
 from roadmap.plot_style import save_figure
 from roadmap.reference import REFERENCE_TABLES, paper_table
 from steps import REGISTRY
 
+# Which paper table and regime each roadmap's reference figure shows.
 REFERENCE_TITLES = {
     "resnet50": "Paper Table 10: ResNet-50 -> ConvNeXt-T (ResNet-50 / Swin-T regime)",
     "resnet200": "Paper Table 11: ResNet-200 -> ConvNeXt-B (ResNet-200 / Swin-B regime)",
 }
 REFERENCE_SEEDS = {"resnet50": "mean +- std over 3 seeds", "resnet200": "single runs"}
+IMAGENET_CLASSES = 1000  # the paper's tables are ImageNet-1K
 
 
 def reference_rows(roadmap: str) -> pd.DataFrame:
@@ -51,14 +50,15 @@ def reference_figure(roadmap: str, out_path: str | Path | None = None) -> Figure
     caption = (
         f"{REFERENCE_TITLES.get(roadmap, roadmap)}; ImageNet-1K top-1 (%), {REFERENCE_SEEDS.get(roadmap, '')}. "
         f"GFLOPs as printed in the paper (its convention, reproduced here as: {CONVENTION}). "
-        "Hatched: variants tried but not adopted."
+        "Hatched: variants tried but not adopted. Bars start at zero (the paper's figure starts near "
+        "the lowest bar); the numbers on the bars carry the differences."
     )
     figure = roadmap_figure(
         rows,
         caption,
         title=REFERENCE_TITLES.get(roadmap, roadmap),
         value_label="ImageNet-1K top-1 (%)",
-        zero_based=False,
+        classes=IMAGENET_CLASSES,
     )
     if out_path is not None:
         out_path = Path(out_path)

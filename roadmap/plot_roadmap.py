@@ -27,11 +27,15 @@ from roadmap.plot_style import (
     PAPER_COLOUR,
     SMALL_FONT_SIZE,
     apply_style,
+    chance_handle,
+    chance_level,
+    chance_line,
     change_interval,
     group_colours,
     new_figure,
     wrap_words,
 )
+from roadmap.tables import PROXY_MARK
 
 # Verdict of a change (roadmap.statistics): within noise is drawn hollow.
 VERDICT_COLOURS = {"gain": "#009E73", "loss": "#D55E00", "within noise": "#6E6E6E"}
@@ -64,6 +68,21 @@ def _value_limits(values: np.ndarray, zero_based: bool = False) -> tuple[float, 
 
 def _numbers(rows: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(rows.get(column, pd.Series(np.nan, index=rows.index)), errors="coerce").to_numpy(float)
+
+
+# Row labels wrap at this many characters, at spaces (wrap_words: never inside a word).
+ROW_LABEL_WIDTH = 28
+
+
+def row_labels(labels) -> list[str]:
+    """The rows' tick labels: a proxy row's name on one line and what was trained on the next
+    ("ResNet-50 (PyTorch)" / "proxy, 4 ep, 32 px"), other labels wrapped at spaces."""
+    shown = []
+    for label in map(str, labels):
+        name, mark, trained = label.partition(PROXY_MARK)
+        lines = wrap_words(name, ROW_LABEL_WIDTH) + ([mark.strip() + " " + trained] if mark else [])
+        shown.append("\n".join(lines) or label)
+    return shown
 
 
 def _draw_groups(group_axis, axis, groups: list[str], colours: dict[str, str]) -> None:
@@ -224,9 +243,11 @@ def _draw_gflops(axis, gflops: np.ndarray) -> None:
         )
 
 
-def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
+def _legend_handles(branches: bool, paper_markers: bool, changes: bool, classes: int | None) -> list:
     branch = Patch(facecolor="white", edgecolor=NEUTRAL, hatch=BRANCH_HATCH, label="branch (not adopted)")
     handles = [branch] if branches else []
+    if chance_level(classes) is not None:
+        handles.append(chance_handle(classes))
     if paper_markers:
         handles.append(Line2D([], [], marker="D", linestyle="", color=PAPER_COLOUR, label="paper value"))
     if changes:
@@ -256,17 +277,20 @@ def _legend_handles(branches: bool, paper_markers: bool, changes: bool) -> list:
     return handles
 
 
-def _panels(count: int, panels: list[str]) -> tuple[Figure, Any, dict[str, Any]]:
-    """A figure of `count` rows: the stage column, then one axis per panel, all sharing the rows."""
+def _panels(count: int, panels: list[str], lines: int = 1) -> tuple[Figure, Any, dict[str, Any]]:
+    """A figure of `count` rows (row labels of up to `lines` lines): the stage column, then one
+    axis per panel, all sharing the rows."""
     ratios = {"bars": 4.0, "changes": 2.2, "paper": 2.2}
     width = FIGURE_WIDTH + (1.6 if len(panels) > 2 else 0.0)
-    figure = new_figure(height=max(2.4, 0.27 * count + 1.8), width=width)
+    row = 0.27 if lines < 2 else 0.36  # two-line labels need the room of two lines of text
+    figure = new_figure(height=max(2.4, row * count + 1.8), width=width)
     grid = figure.add_gridspec(1, 1 + len(panels), width_ratios=(1.2, *(ratios[panel] for panel in panels)))
     group_axis = figure.add_subplot(grid[0])
     axes = {panel: figure.add_subplot(grid[index + 1], sharey=group_axis) for index, panel in enumerate(panels)}
     return figure, group_axis, axes
 
 
+_LEGEND_STYLE = {"fontsize": SMALL_FONT_SIZE, "frameon": False, "borderaxespad": 0.2}
 # Markers stand out on bars and grid lines: a thin white edge, drawn above everything else.
 _MARKER_EDGE = {"edgecolor": "white", "linewidth": 0.5, "zorder": 5}
 
@@ -286,7 +310,7 @@ def _set_bar_axis(
     limits = _value_limits(scale, zero_based)
     axis.set_xlim(*limits)
     axis.set_ylim(max(count, 1) - 0.5, -0.5)  # first row on top
-    axis.set_yticks(np.arange(count), [str(label) for label in rows.label])
+    axis.set_yticks(np.arange(count), row_labels(rows.label))
     axis.grid(axis="x", color=GRID_COLOUR, linewidth=0.6)
     axis.set_xlabel(value_label or ("top-1 (%), this run" if same_scale else "top-1 (%), this run (proxy)"))
     return limits
@@ -301,6 +325,7 @@ def roadmap_figure(
     paper_label: str = "paper ImageNet-1K\ntop-1 (%) +- std",
     same_scale: bool = False,
     zero_based: bool = True,
+    classes: int | None = None,
 ) -> Figure:
     """Figure 2 from `rows` (columns step, label, group, branch_of, top1_mean, top1_std, gflops, status;
     optionally change, change_ci_low/high, verdict, paper_top1_std).
@@ -308,6 +333,7 @@ def roadmap_figure(
     The run's bars start at zero (`zero_based`). A panel of changes with their intervals follows when
     rows carry changes. `paper_values` (aligned with rows) get a panel and scale of their own, because
     proxy accuracy lives on another scale; on the bars' axis only for an ImageNet run (`same_scale`).
+    With the run's `classes`, a dashed line marks chance on the bars' axis.
     """
     rows = rows.reset_index(drop=True)
     count = len(rows)
@@ -318,12 +344,15 @@ def roadmap_figure(
     has_paper = paper is not None and np.isfinite(paper).any()
     has_changes = np.isfinite(_numbers(rows, "change")).any()
     panels = ["bars"] + (["changes"] if has_changes else []) + (["paper"] if has_paper and not same_scale else [])
-    figure, group_axis, axes = _panels(count, panels)
+    lines = max((label.count("\n") + 1 for label in row_labels(rows.label)), default=1)
+    figure, group_axis, axes = _panels(count, panels, lines)
     axis = axes["bars"]
 
     limits = _set_bar_axis(
         axis, rows, values, paper if has_paper and same_scale else None, zero_based, value_label, same_scale
     )
+    if chance_line(axis, classes, vertical=True) is not None:
+        limits = axis.get_xlim()  # widened when every bar is below chance
     _draw_groups(group_axis, axis, groups, colours)
     branches = _draw_bars(axis, rows, values, colours, limits)
     _draw_gflops(axis, _numbers(rows, "gflops"))
@@ -334,18 +363,12 @@ def roadmap_figure(
         axis.scatter(paper[shown], np.arange(count)[shown], marker="D", s=18, color=PAPER_COLOUR, **_MARKER_EDGE)
     elif has_paper:
         _draw_paper(axes["paper"], rows, paper, paper_label)
-    handles = _legend_handles(any(branches), has_paper and same_scale, has_changes)
+    handles = _legend_handles(any(branches), has_paper and same_scale, has_changes, classes)
     if handles:
         # Under the stage column, beside the x tick labels: inside the axes it would hide the last
-        # rows, which carry the highest accuracies; at the top it would clash with the title.
-        group_axis.legend(
-            handles=handles,
-            loc="upper right",
-            bbox_to_anchor=(1.0, 0.0),
-            fontsize=SMALL_FONT_SIZE,
-            frameon=False,
-            borderaxespad=0.2,
-        )
+        # rows, which carry the highest accuracies; at the top it would clash with the title. An
+        # axes legend is part of the layout, which keeps the caption below it.
+        group_axis.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 0.0), **_LEGEND_STYLE)
     if title:
         figure.suptitle(title)
     return apply_style(figure, caption)

@@ -7,7 +7,6 @@ on (or changes) the global backend or rcParams: safe under Agg, in tests and in 
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from pathlib import Path
 from typing import Iterable
@@ -15,6 +14,8 @@ from typing import Iterable
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
 from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
@@ -54,6 +55,11 @@ _TAB20 = (
     "#9edae5",
 )
 LINE_COLOURS = _TAB20[0::2] + _TAB20[1::2]
+CHANCE_COLOUR = "#444444"
+CHANCE = "chance"  # gid of chance_line's line
+CHANCE_DASHES = (0, (4, 2))
+CAPTION = "caption"  # gid of the caption text
+LEGEND_BELOW, LEGEND_RIGHT = "legend-below", "legend-right"  # gids of figure_legend's legends
 POINT_LABEL = "point-label"  # gid of the point labels that place_point_labels arranges
 # Candidate label offsets (points): rings of growing distance, eight directions each, nearest first.
 _DIRECTIONS = (
@@ -82,18 +88,57 @@ def line_colour(index: int) -> str:
 
 
 def wrap_words(text: str, width: int) -> list[str]:
-    """Wrap at spaces, or after '_' and '-' inside a long name, never inside a word
-    ('leave_one_out' -> 'leave_one_' / 'out', not 'leave_one_ou' / 't')."""
-    pieces = [piece for word in text.split() for piece in re.findall(r"[^_-]+[_-]*|[_-]+", word)]
-    glued = [bool(re.search(r"[_-]$", piece)) for piece in pieces]  # next piece continues the same word
+    """Wrap at spaces only: a name such as 'leave_one_out' is one word, kept whole on one line even
+    when it is longer than `width` (a line cut at '_' or '-' reads as a word broken in two)."""
     lines: list[str] = []
-    for index, piece in enumerate(pieces):
-        joiner = "" if index and glued[index - 1] else " "
-        if lines and len(lines[-1]) + len(joiner) + len(piece) <= width:
-            lines[-1] += joiner + piece
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
         else:
-            lines.append(piece)
+            lines.append(word)
     return lines
+
+
+def chance_level(classes: int | None) -> float | None:
+    """Top-1 (%) of a uniform guess over `classes` classes; None when the count is unknown."""
+    return 100.0 / classes if classes and classes > 0 else None
+
+
+def chance_line(axis: Axes, classes: int | None, vertical: bool = False) -> float | None:
+    """A dashed line at chance accuracy (100 / classes %) on the accuracy axis (y, or x when
+    `vertical`), inside that axis' limits: without it a proxy's 12% cannot be told from a guess.
+    An autoscaled axis takes the line in by itself; fixed limits are widened to it. Returns the
+    chance level (None: nothing drawn)."""
+    chance = chance_level(classes)
+    if chance is None:
+        return None
+    draw = axis.axvline if vertical else axis.axhline
+    style = {
+        "color": CHANCE_COLOUR,
+        "linestyle": CHANCE_DASHES,
+        "linewidth": 0.9,
+        "zorder": 2.5,
+    }  # over bars, under value labels
+    draw(chance, gid=CHANCE, label=chance_text(classes), **style)
+    if not (axis.get_autoscalex_on() if vertical else axis.get_autoscaley_on()):
+        low, high = axis.get_xlim() if vertical else axis.get_ylim()
+        pad = 0.03 * abs(high - low)
+        inverted = low > high
+        low, high = sorted((low, high))
+        # Only where the line would fall outside; never below zero (bars start there).
+        low = max(0.0, chance - pad) if chance <= low else low
+        high = chance + pad if chance >= high else high
+        (axis.set_xlim if vertical else axis.set_ylim)(*((high, low) if inverted else (low, high)))
+    return chance
+
+
+def chance_text(classes: int) -> str:
+    return f"chance (100/{classes} classes = {100.0 / classes:.3g}%)"
+
+
+def chance_handle(classes: int) -> Line2D:
+    """A legend entry for chance_line."""
+    return Line2D([], [], color=CHANCE_COLOUR, linestyle=CHANCE_DASHES, linewidth=0.9, label=chance_text(classes))
 
 
 def group_colours(groups: Iterable[str]) -> dict[str, str]:
@@ -109,7 +154,8 @@ def new_figure(height: float, width: float = FIGURE_WIDTH) -> Figure:
 
 
 def apply_style(figure: Figure, caption: str) -> Figure:
-    """Give every axes of `figure` the shared look and put the wrapped caption under the figure."""
+    """Give every axes of `figure` the shared look and put the wrapped caption under the figure,
+    with figure_legend's legends between the caption and the axes."""
     for axis in figure.axes:
         axis.set_axisbelow(True)
         axis.tick_params(labelsize=FONT_SIZE, length=3, width=0.6, color=NEUTRAL)
@@ -126,16 +172,60 @@ def apply_style(figure: Figure, caption: str) -> Figure:
                 text.set_fontsize(SMALL_FONT_SIZE)
     for text in figure.texts:
         text.set_fontsize(FONT_SIZE + 1)
+    bottom = 0.0
     if caption:
         # Roughly 0.5 em per character; the layout reserves the caption's height at the bottom.
         characters = max(40, int(figure.get_figwidth() * 72 / (0.5 * SMALL_FONT_SIZE)))
         lines = textwrap.wrap(caption, characters)
-        height = (len(lines) * SMALL_FONT_SIZE * 1.3 + 8) / 72 / figure.get_figheight()
-        figure.text(0.01, 0.005, "\n".join(lines), ha="left", va="bottom", fontsize=SMALL_FONT_SIZE, color="#333333")
-        engine = figure.get_layout_engine()
-        if engine is not None:
-            engine.set(rect=(0, height, 1, 1 - height))
+        bottom = (len(lines) * SMALL_FONT_SIZE * 1.3 + 8) / 72 / figure.get_figheight()
+        figure.text(
+            0.01,
+            0.005,
+            "\n".join(lines),
+            ha="left",
+            va="bottom",
+            fontsize=SMALL_FONT_SIZE,
+            color="#333333",
+            gid=CAPTION,
+        )
+    bottom, right = _place_legends(figure, bottom)
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.set(rect=(0, bottom, right, 1 - bottom))
     return figure
+
+
+def figure_legend(figure: Figure, handles: list | None = None, below: bool = True, **style) -> Legend:
+    """A legend for the whole figure, under the axes (`below`) or right of them. apply_style puts it
+    above the caption and keeps the axes off it: matplotlib's "outside" legends sit at the figure's
+    edge, which is where the caption is."""
+    options = {"fontsize": SMALL_FONT_SIZE, "frameon": False, "borderaxespad": 0.0, **style}
+    if handles is not None:
+        options["handles"] = handles
+    legend = figure.legend(loc="lower center" if below else "center left", **options)
+    legend.set_gid(LEGEND_BELOW if below else LEGEND_RIGHT)
+    return legend
+
+
+def _place_legends(figure: Figure, bottom: float) -> tuple[float, float]:
+    """Anchor figure_legend's legends in the space above the caption (`bottom`, a fraction of the
+    figure's height): a legend below sits right on the caption, one on the right beside the axes.
+    Returns the (bottom, right) edges of what is left for the axes. Legends are measured before
+    the layout: their size does not depend on where they go."""
+    renderer = figure.canvas.get_renderer()
+    to_figure = figure.transFigure.inverted()
+    gap_x, gap_y = 6 / 72 / figure.get_figwidth(), 6 / 72 / figure.get_figheight()  # 6 points of air
+    right = 1.0
+    legends = [legend for legend in figure.legends if legend.get_gid() in (LEGEND_BELOW, LEGEND_RIGHT)]
+    for legend in sorted(legends, key=lambda legend: legend.get_gid() != LEGEND_BELOW):  # below ones first
+        box = legend.get_window_extent(renderer).transformed(to_figure)
+        if legend.get_gid() == LEGEND_BELOW:
+            legend.set_bbox_to_anchor((0, bottom + gap_y / 2, 1, box.height), transform=figure.transFigure)
+            bottom += box.height + gap_y
+        else:
+            right -= box.width + gap_x
+            legend.set_bbox_to_anchor((right + gap_x / 2, bottom, box.width, 1 - bottom), transform=figure.transFigure)
+    return bottom, right
 
 
 def save_figure(figure: Figure, stem: str | Path, formats: Iterable[str] = ("png", "pdf")) -> dict[str, Path]:

@@ -23,8 +23,9 @@ from roadmap.plot_style import (
     NEUTRAL,
     OURS_COLOUR,
     PAPER_COLOUR,
-    SMALL_FONT_SIZE,
     apply_style,
+    chance_line,
+    figure_legend,
     line_colour,
     new_figure,
     place_point_labels,
@@ -77,16 +78,23 @@ def _trajectory(axis: Axes, table: pd.DataFrame, gflops: str, top1: str, colour:
     for row in pd.concat([path, side]).itertuples():
         point_label(axis, row.step, getattr(row, gflops), getattr(row, top1))
     axis.grid(color=GRID_COLOUR, linewidth=0.6)
-    axis.legend(loc="best")
 
 
-def trajectory_figure(table: pd.DataFrame, caption: str, title: str = "", same_scale: bool = False) -> Figure:
+def _legend(axis: Axes) -> None:
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(loc="best")
+
+
+def trajectory_figure(
+    table: pd.DataFrame, caption: str, title: str = "", same_scale: bool = False, classes: int | None = None
+) -> Figure:
     """Top-1 vs GFLOPs along the roadmap, ours beside the paper's.
 
     Two panels sharing the GFLOPs axis (both counts are full-size at 224, one convention) rather
     than twin y axes: proxy accuracy lives on another scale, and overlaid curves on twin axes
     would suggest comparisons of height and crossings that mean nothing. One panel when the run
     has no paper values, or when it is an ImageNet run (`same_scale`) and both share the axis.
+    The run's panel marks chance for its `classes`.
     """
     has_paper = table.paper_top1.notna().any()
     columns = 2 if has_paper and not same_scale else 1
@@ -95,12 +103,15 @@ def trajectory_figure(table: pd.DataFrame, caption: str, title: str = "", same_s
     _trajectory(axes[0], table, "gflops", "top1_mean", OURS_COLOUR, "ours")
     axes[0].set_xlabel("GFLOPs (full-size network, 224x224)")
     axes[0].set_ylabel("top-1 (%), this run")
+    chance_line(axes[0], classes)
     if has_paper:
         paper_axis = axes[-1]
         _trajectory(paper_axis, table, "paper_gflops", "paper_top1", PAPER_COLOUR, "paper")
         paper_axis.set_xlabel("GFLOPs (paper)")
         if columns == 2:
             paper_axis.set_ylabel("top-1 (%), paper ImageNet-1K")
+    for axis in axes:
+        _legend(axis)
     if title:
         figure.suptitle(title)
     return place_point_labels(apply_style(figure, caption))
@@ -160,8 +171,9 @@ def _loss_panels(curves: pd.DataFrame) -> list[tuple[str, object]]:
     return [("training loss", None)]
 
 
-def curves_figure(curves: pd.DataFrame, caption: str, title: str = "") -> Figure:
-    """Validation top-1 (and training loss) per epoch for every row, averaged over seeds."""
+def curves_figure(curves: pd.DataFrame, caption: str, title: str = "", classes: int | None = None) -> Figure:
+    """Validation top-1 (and training loss) per epoch for every row, averaged over seeds; chance
+    for `classes` marked on the top-1 panel."""
     losses = _loss_panels(curves)
     figure = new_figure(height=3.8)
     # Shared epochs axis: a panel with a single epoch would otherwise get fractional ticks.
@@ -188,7 +200,8 @@ def curves_figure(curves: pd.DataFrame, caption: str, title: str = "") -> Figure
             for axis, (_, kind) in zip(axes[1:], losses):
                 if kind is None or soft_of.get(order) == kind:
                     axis.plot(line.epoch, line.train_loss, **style)
-        figure.legend(loc="outside right center", fontsize=SMALL_FONT_SIZE, frameon=False)
+        chance_line(axes[0], classes)
+        figure_legend(figure, below=False)  # beside the panels, above the caption
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("validation top-1 (%)")
     for axis, (label, _) in zip(axes[1:], losses):
@@ -210,22 +223,26 @@ def write_figures(
     title: str = "",
     same_scale: bool = False,
     agreement: dict | None = None,
+    classes: int | None = None,
 ) -> dict[str, Path]:
     """Save every figure of a run as PNG + PDF under `out_dir`; returns {'<figure>_<format>': path}.
-    With an `agreement` (roadmap.agreement), figure `changes` draws it."""
+    With an `agreement` (roadmap.agreement), figure `changes` draws it. `classes` (run.json
+    `num_classes`) places the chance line of every accuracy figure."""
     out_dir = Path(out_dir)
     bar_rows = table.assign(label=table.label.fillna(table.step))
     figures = {
-        "roadmap": roadmap_figure(bar_rows, caption, title=title, paper_values=table.paper_top1, same_scale=same_scale),
-        "trajectory": trajectory_figure(table, caption, title=title, same_scale=same_scale),
+        "roadmap": roadmap_figure(
+            bar_rows, caption, title=title, paper_values=table.paper_top1, same_scale=same_scale, classes=classes
+        ),
+        "trajectory": trajectory_figure(table, caption, title=title, same_scale=same_scale, classes=classes),
         "throughput": throughput_figure(table, caption, title=title),
-        "curves": curves_figure(curves, caption, title=title),
+        "curves": curves_figure(curves, caption, title=title, classes=classes),
     }
     if agreement is not None:
         figures["changes"] = changes_figure(agreement["steps"], caption, agreement["reference"], title=title)
     codesign = codesign_table(table)
     if codesign is not None:
-        figures["codesign"] = codesign_figure(codesign, caption)
+        figures["codesign"] = codesign_figure(codesign, caption, classes=classes)
     paths: dict[str, Path] = {}
     for name, figure in figures.items():
         for extension, path in save_figure(figure, out_dir / name).items():

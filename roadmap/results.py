@@ -84,6 +84,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
             title=f"{run_info.get('roadmap', '')} roadmap, run {run_info.get('run', run_dir.name)}",
             same_scale=paper_scale(run_info),
             agreement=found,
+            classes=run_info.get("num_classes"),  # chance lines
         )
     )
     return paths

@@ -14,8 +14,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from roadmap.captions import distinct_text, is_set
+from roadmap.measured_spread import RUN_POOLED_SOURCE, RUN_SOURCE, MeasuredSpread, measured_spread, root_mean_square
 from roadmap.run_seeds import COST_FIELDS, SETTING_FIELDS, STATUSES, run_paper_table
-from roadmap.statistics import seeds_to_resolve, verdict, welch_interval
+from roadmap.statistics import WITHIN_NOISE, seeds_to_resolve, verdict, welch_interval
+from roadmap.tables import trained_labels
 
 TABLE_COLUMNS = (
     "step",
@@ -142,21 +144,37 @@ def _change(values: pd.Series, bases: list[int | None]) -> list[float]:
     ]
 
 
-def _spread(table: pd.DataFrame, position: int, base: int) -> tuple[float, str | None]:
-    """The seed std to plan with for one change: the run's own (root mean square of the two rows'
-    stds where known), else the paper's std for the row; with the name of the source."""
-    stds = [table.top1_std.iloc[index] for index in (position, base) if math.isfinite(table.top1_std.iloc[index])]
-    if stds:
-        return math.sqrt(sum(std**2 for std in stds) / len(stds)), "run"
-    paper_std = table.paper_top1_std.iloc[position]
-    if is_set(paper_std) and math.isfinite(paper_std):
-        return float(paper_std), "paper"
-    return math.nan, None
+def _spread(
+    table: pd.DataFrame, position: int, base: int, measured: MeasuredSpread | None, same_rows: bool
+) -> tuple[float, str | None]:
+    """The seed std to plan one change with, and where it came from (spread_source), first found of:
+    the run's own std of the two rows (root mean square of those with 2+ done seeds); the run's
+    std pooled over all its rows; the std measured for the run's preset and dataset, the two rows'
+    own where the measured rows are the run's networks, else pooled; none. Never the paper's std:
+    ImageNet's seed noise at full length says nothing about a proxy's."""
+    rows = (position, base)
+    own = root_mean_square(table.top1_std.iloc[index] for index in rows)
+    if math.isfinite(own):
+        return own, RUN_SOURCE
+    pooled = root_mean_square(table.top1_std)
+    if math.isfinite(pooled):
+        return pooled, RUN_POOLED_SOURCE
+    if measured is None:
+        return math.nan, None
+    if same_rows:
+        row = root_mean_square(measured.row_std.get(table.step.iloc[index]) for index in rows)
+        if math.isfinite(row):
+            return row, measured.source(pooled=False)
+    return measured.pooled_std, measured.source(pooled=True)
 
 
-def add_noise_columns(table: pd.DataFrame, bases: list[int | None]) -> pd.DataFrame:
+def add_noise_columns(
+    table: pd.DataFrame, bases: list[int | None], measured: MeasuredSpread | None = None, same_rows: bool = False
+) -> pd.DataFrame:
     """Welch 95% interval and verdict of each change (two or more done seeds on both rows); for a
-    change without an interval, the seeds per row that would resolve it and where the spread came from."""
+    change without a verdict or within noise, the seeds per row that would resolve it (95%
+    confidence, 80% power) and where its spread came from (`_spread`; `measured`: the preset and
+    dataset's measurement, whose row stds apply when `same_rows`)."""
     low, high, verdicts, needed, sources = [], [], [], [], []
     for position, base in enumerate(bases):
         interval = (math.nan, math.nan, math.nan)
@@ -166,9 +184,9 @@ def add_noise_columns(table: pd.DataFrame, bases: list[int | None]) -> pd.DataFr
         high.append(interval[2])
         verdicts.append(verdict(interval[1], interval[2]))
         seeds, source = None, None
-        if base is not None and math.isfinite(interval[0]) and verdicts[-1] is None:
-            std, source = _spread(table, position, base)
-            seeds = seeds_to_resolve(interval[0], std)
+        if base is not None and math.isfinite(interval[0]) and verdicts[-1] in (None, WITHIN_NOISE):
+            std, source = _spread(table, position, base, measured, same_rows)
+            seeds = seeds_to_resolve(interval[0], std) if source is not None else None
         needed.append(seeds)
         sources.append(source)
     return table.assign(
@@ -192,6 +210,8 @@ def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     bases = comparison_rows(list(table.step), list(table.branch_of))
+    # A proxy's rows say what was trained; the paper's row names stay in paper_label (where it has the row).
+    table["label"] = trained_labels(list(table.step), list(table.label), run_info)
     table["compared_with"] = [table.step.iloc[base] if base is not None else None for base in bases]
     table["change"] = _change(table.top1_mean, bases)
     paper = run_paper_table(run_info)
@@ -200,5 +220,7 @@ def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
     for column in ("paper_top1", "paper_top1_std", "paper_gflops"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
     table["paper_change"] = _change(table.paper_top1, bases)
-    table = add_noise_columns(table, bases)
+    measured = measured_spread(run_info.get("preset"), run_info.get("dataset"))
+    same_rows = measured is not None and measured.same_rows(run_info)
+    table = add_noise_columns(table, bases, measured, same_rows)
     return table[list(TABLE_COLUMNS)]

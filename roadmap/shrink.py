@@ -53,7 +53,8 @@ def default_cache_dir() -> Path:
 
 
 def describe(size: int | None, storage: str = "jpeg") -> str:
-    """The pixels a run trains on, as written to results and captions."""
+    """The pixels a run reads from files, as written to results and captions: the original files,
+    or the pre-shrunk copy of `size`. (The embedded synthetic set has no files: roadmap.synthetic.PIXELS.)"""
     if size is None:
         return "original files"
     if storage == "ppm":

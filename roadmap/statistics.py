@@ -13,6 +13,10 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
+# Power of "seeds that would resolve a change": the chance that a rerun with that many seeds
+# detects a true change of the observed size (0.8, the usual planning figure; 0.5 would only make
+# the change equal the interval's half-width).
+POWER = 0.80
 GAIN, LOSS, WITHIN_NOISE = "gain", "loss", "within noise"
 # Seeds per row beyond which "how many seeds would resolve it" is reported as "more than this".
 MAX_SEEDS = 100
@@ -21,6 +25,31 @@ MAX_SEEDS = 100
 def _finite(values: Sequence[float]) -> np.ndarray:
     array = np.asarray(list(values), dtype=float)
     return array[np.isfinite(array)]
+
+
+def contrast_interval(
+    terms: Sequence[tuple[float, float, float, int]], level: float = LEVEL
+) -> tuple[float, float, float]:
+    """(estimate, low, high) of sum(coefficient * mean) over rows given as (coefficient, mean, std, n).
+
+    The Welch interval from summary figures: standard error sqrt(sum(c^2 s^2 / n)) and the
+    Welch-Satterthwaite degrees of freedom. One change is the contrast (+1 row, -1 base); the
+    co-design interaction is (+1, -1, -1, +1) over four rows. Bounds are NaN unless every row has
+    two or more values and a finite std (one seed says nothing about the spread).
+    """
+    estimate = math.fsum(coefficient * mean for coefficient, mean, _, _ in terms)
+    if not math.isfinite(estimate):
+        return math.nan, math.nan, math.nan
+    if any(n < 2 or not math.isfinite(std) for _, _, std, n in terms):
+        return estimate, math.nan, math.nan
+    variances = [coefficient**2 * std**2 / n for coefficient, _, std, n in terms]
+    standard_error = math.sqrt(math.fsum(variances))
+    if standard_error == 0.0:
+        # Identical seeds on every row (e.g. a deterministic proxy): no spread, the estimate is exact.
+        return estimate, estimate, estimate
+    dof = math.fsum(variances) ** 2 / math.fsum(v**2 / (n - 1) for v, (_, _, _, n) in zip(variances, terms))
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * standard_error
+    return estimate, estimate - half, estimate + half
 
 
 def welch_interval(row: Sequence[float], base: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
@@ -33,18 +62,11 @@ def welch_interval(row: Sequence[float], base: Sequence[float], level: float = L
     row, base = _finite(row), _finite(base)
     if row.size == 0 or base.size == 0:
         return math.nan, math.nan, math.nan
-    change = float(row.mean() - base.mean())
-    if row.size < 2 or base.size < 2:
-        return change, math.nan, math.nan
-    row_term, base_term = row.var(ddof=1) / row.size, base.var(ddof=1) / base.size
-    standard_error = math.sqrt(row_term + base_term)
-    if standard_error == 0.0:
-        # Identical seeds on both sides (e.g. a deterministic proxy): no spread, the change is exact.
-        return change, change, change
-    # Welch-Satterthwaite degrees of freedom.
-    dof = (row_term + base_term) ** 2 / (row_term**2 / (row.size - 1) + base_term**2 / (base.size - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, dof)) * standard_error
-    return change, change - half, change + half
+    terms = [
+        (sign, float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else math.nan, int(values.size))
+        for sign, values in ((1.0, row), (-1.0, base))
+    ]
+    return contrast_interval(terms, level)
 
 
 def verdict(low: float, high: float) -> str | None:
@@ -58,20 +80,33 @@ def verdict(low: float, high: float) -> str | None:
     return WITHIN_NOISE
 
 
-def seeds_to_resolve(change: float, std: float, level: float = LEVEL) -> int | None:
-    """Fewest seeds per row (both rows alike) whose Welch interval would exclude zero.
+def _detectable(seeds: int, std: float, level: float, power: float) -> float:
+    """The smallest |change| that n seeds per row detect: (t_(1+level)/2 + t_power) * std * sqrt(2 / n).
 
-    Assumes both rows have spread `std`: with n seeds each, the interval's half-width is
-    t(level, 2n - 2) * std * sqrt(2 / n). Returns None when the change is zero or not finite, or
-    when more than MAX_SEEDS would be needed; 1 is never the answer (one seed has no interval).
+    Both rows with spread `std` and n seeds give a Welch test with 2n - 2 degrees of freedom. The
+    first quantile is the test's two-sided threshold; the second moves the true change far enough
+    past it that the estimate lands beyond the threshold in `power` of repeats (power 0.5 adds 0:
+    the change then only equals the interval's half-width, and half of all reruns miss it).
+    """
+    dof = 2 * seeds - 2
+    quantiles = float(stats.t.ppf(0.5 + level / 2, dof)) + float(stats.t.ppf(power, dof))
+    return quantiles * std * math.sqrt(2 / seeds)
+
+
+def seeds_to_resolve(change: float, std: float, level: float = LEVEL, power: float = POWER) -> int | None:
+    """Fewest seeds per row (both rows alike, n >= 2) at which a two-sided Welch test at `level`
+    detects |change| with probability `power`: |change| >= (t_(1+level)/2 + t_power) * std * sqrt(2/n)
+    with 2n - 2 degrees of freedom.
+
+    None when the change is zero or not finite, the std is not finite or negative, or more than
+    MAX_SEEDS would be needed; 1 is never the answer (one seed has no interval).
     """
     if not (math.isfinite(change) and math.isfinite(std)) or change == 0 or std < 0:
         return None
     if std == 0:
         return 2
     for seeds in range(2, MAX_SEEDS + 1):
-        half = float(stats.t.ppf(0.5 + level / 2, 2 * seeds - 2)) * std * math.sqrt(2 / seeds)
-        if abs(change) > half:
+        if abs(change) >= _detectable(seeds, std, level, power):
             return seeds
     return None
 

@@ -12,6 +12,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
+# What the network sees, as results and captions write it (roadmap.shrink.describe says it for
+# datasets read from files): there are no files, and nothing is decoded.
+PIXELS = "synthetic images rendered in memory"
 SHAPES = (
     "disc",
     "ring",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -51,6 +52,55 @@ def _change(value: Any, low: Any, high: Any) -> str:
     return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
+# A proxy row's label is "<the paper's row name> proxy, <what was trained>"; figures break the
+# line at this mark.
+PROXY_MARK = " proxy, "
+# The only preset that trains the paper's rows as the paper did (networks, epochs, 224 px).
+PAPER_PRESET = "paper"
+# A training length inside a paper label ("ResNet-50 (PyTorch, 90 ep)"): the paper's, not a proxy's.
+_PAPER_LENGTH = re.compile(r",?\s*\b\d+[ -]?(?:ep|epochs?)\b")
+
+
+def _trained_size(resolution: Any) -> str:
+    """'32 px' from run.json's resolution ('32 px', '160->192 px, tested at 224', or 32 in older runs)."""
+    if isinstance(resolution, int) or str(resolution).isdigit():
+        return f"{resolution} px"
+    return str(resolution).split(",")[0].strip() if _is_text(resolution) else ""
+
+
+def trained_label(label: str, epochs: Any = None, size: str = "", pretrain_epochs: Any = None) -> str:
+    """A proxy row's label: the row's name without the paper's training length, then what was
+    trained, e.g. 'ResNet-50 (PyTorch) proxy, 4 ep, 32 px' for 'ResNet-50 (PyTorch, 90 ep)'."""
+    name = _PAPER_LENGTH.sub("", label).strip()
+    trained = f"{epochs} ep" if not _missing(epochs) else ""
+    if not _missing(pretrain_epochs) and pretrain_epochs:
+        trained = f"{pretrain_epochs} ep pre-training + {trained or 'fine-tuning'}"
+    return name + PROXY_MARK.rstrip(", ") + "".join(f", {part}" for part in (trained, size) if part)
+
+
+def trained_labels(steps: Sequence[str], labels: Sequence[Any], run_info: Mapping[str, Any]) -> list[Any]:
+    """Each row's label as printed: the plan's label on the paper preset (or a plan without a
+    preset), else trained_label with the row's epochs (run.json rows) and the run's resolution,
+    so that a 4-epoch 32 px proxy is never shown as "ResNet-50 (PyTorch, 90 ep)"."""
+    preset = run_info.get("preset")
+    if not _is_text(preset) or preset == PAPER_PRESET:
+        return list(labels)
+    rows = {row.get("step"): row for row in run_info.get("rows", []) if isinstance(row, Mapping)}
+    size = _trained_size(run_info.get("resolution"))
+    return [
+        label
+        if _missing(label)
+        else trained_label(
+            str(label), rows.get(step, {}).get("epochs"), size, rows.get(step, {}).get("pretrain_epochs")
+        )
+        for step, label in zip(steps, labels)
+    ]
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """Human-readable columns (strings, '-' when empty); paper columns only when any value exists."""
     display = pd.DataFrame(
@@ -68,6 +118,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "pre-training loss": [_number(value, 4) for value in table.get("pretrain_loss", [math.nan] * len(table))],
             "GFLOPs": [_number(value, 2) for value in table.gflops],
             "params (M)": [_number(value / 1e6 if not _missing(value) else value, 1) for value in table.params],
+            "paper row": [
+                EMPTY if _missing(label) else label for label in table.get("paper_label", [None] * len(table))
+            ],
             "paper top-1 (%)": [_accuracy(mean, std) for mean, std in zip(table.paper_top1, table.paper_top1_std)],
             "paper change": [_number(value, 2, signed=True) for value in table.paper_change],
             "paper GFLOPs": [_number(value, 2) for value in table.paper_gflops],
@@ -82,7 +135,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         }
     )
     if not table.paper_top1.notna().any() and not table.paper_gflops.notna().any():
-        display = display.drop(columns=["paper top-1 (%)", "paper change", "paper GFLOPs"])
+        display = display.drop(columns=["paper row", "paper top-1 (%)", "paper change", "paper GFLOPs"])
     if not table.cost_train_images_per_s.notna().any():
         display = display.drop(columns=["full train img/s", "full infer img/s", "full peak MB"])
     if display["pre-training loss"].eq(EMPTY).all():
