@@ -139,6 +139,35 @@ def noise_line(table: pd.DataFrame) -> str:
     return " ".join(lines)
 
 
+def weights_line(table: pd.DataFrame) -> str:
+    """Which weights the top-1 column comes from: the raw model, or the EMA where a row has one."""
+    weights = set(table.get("weights", pd.Series(dtype=object)).dropna())
+    if not weights:
+        return ""
+    if weights == {"raw"}:
+        return "Top-1 of the raw model (no row trains with an EMA)."
+    return (
+        "Rows with an EMA of the weights report the EMA's top-1, as the papers do for those recipes (column "
+        "weights), with the raw model's beside it; the EMA's decay is fitted to the run's length (README)."
+    )
+
+
+def lr_rule_line(run_info: Mapping[str, Any]) -> str:
+    """Where the run departs from the paper's linear lr rule: the proxies keep the recipe's lr at their batch."""
+    unscaled = {
+        row.get("recipe"): row.get("batch", "").split(" = ")[0].replace("effective ", "")
+        for row in run_info.get("rows", [])
+        if "(not scaled)" in str(row.get("batch", ""))
+    }
+    if not unscaled:
+        return ""
+    recipes = ", ".join(f"{recipe} at {batch}" for recipe, batch in unscaled.items())
+    return (
+        f"Learning rate: each recipe's own, not scaled linearly to the proxy's batch as the paper's rule "
+        f"would ({recipes}), which would leave a few epochs too small a rate."
+    )
+
+
 def _resolution(value: Any) -> str:
     # run.json: a number (older runs) or a description such as "160->192 px, tested at 224".
     return f"{value} px" if isinstance(value, int) or str(value).isdigit() else str(value)
@@ -154,9 +183,9 @@ def table_caption(run_info: Mapping[str, Any], table: pd.DataFrame, frame: pd.Da
         f"{run_info.get('epochs', '?')} epochs at {_resolution(run_info.get('resolution', '?'))}. "
         "Change: against the previous main-path row; branch rows against the row their branch starts from."
     )
-    noise = noise_line(table)
-    if noise:
-        caption += " " + noise
+    for line in (weights_line(table), lr_rule_line(run_info), noise_line(table)):
+        if line:
+            caption += " " + line
     if devices:
         caption += f" Throughput measured on the trained proxy on {', '.join(devices)}."
     if table.get("paper_top1") is not None and table.paper_top1.notna().any():

@@ -36,6 +36,10 @@ ROW_FIELDS = ("step", "label", "group", "branch_of", "gflops", "params", "key")
 RESULT_FIELDS = (
     "top1",
     "top5",
+    # Which weights `top1` comes from ("raw" / "ema"), and each weights' top-1 (EMA rows evaluate both).
+    "reported_weights",
+    "top1_raw",
+    "top1_ema",
     "best_top1",
     "epochs",
     "proxy_gflops",

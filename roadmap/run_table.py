@@ -28,6 +28,8 @@ TABLE_COLUMNS = (
     "compared_with",
     "top1_mean",
     "top1_std",
+    "weights",
+    "top1_other_mean",
     "pretrain_loss",
     "seeds_done",
     "seeds",
@@ -117,6 +119,7 @@ def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
         "top1_mean": float(top1.mean()) if len(top1) else math.nan,
         # Sample std (ddof=1), as for the paper's "mean +- std over 3 seeds"; undefined for one seed.
         "top1_std": float(top1.std(ddof=1)) if len(top1) > 1 else math.nan,
+        **_other_weights(done),
         "seeds_done": len(top1),
         "seeds": len(seeds),
         "pretrain_loss": _mean(done.pretrain_loss),  # FCMAE rows: validation reconstruction loss
@@ -135,6 +138,17 @@ def _summarise(seeds: pd.DataFrame) -> dict[str, Any]:
         "status": status_text(list(seeds.status)) + _failure(seeds),
         "top1_values": list(top1),  # per-seed values for the change's interval; not a table column
     }
+
+
+def _other_weights(done: pd.DataFrame) -> dict[str, Any]:
+    """Which weights the row's top-1 comes from, and the mean top-1 of the other ones where the row
+    evaluated both (EMA rows: the EMA is reported, the raw model beside it); older results: unknown."""
+    reported = done.get("reported_weights", pd.Series(dtype=object)).dropna()
+    weights = _listed(reported)
+    if weights not in ("raw", "ema"):
+        return {"weights": weights, "top1_other_mean": math.nan}
+    other = "raw" if weights == "ema" else "ema"
+    return {"weights": weights, "top1_other_mean": _mean(done.get(f"top1_{other}", pd.Series(dtype=float)))}
 
 
 def _change(values: pd.Series, bases: list[int | None]) -> list[float]:

@@ -110,6 +110,10 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "group": table.group,
             "branch of": [EMPTY if _missing(parent) else parent for parent in table.branch_of],
             "top-1 (%)": [_accuracy(mean, std) for mean, std in zip(table.top1_mean, table.top1_std)],
+            "weights": [EMPTY if _missing(value) else value for value in table.get("weights", [None] * len(table))],
+            "other weights' top-1 (%)": [
+                _number(value, 2) for value in table.get("top1_other_mean", [math.nan] * len(table))
+            ],
             "change [95% CI]": [
                 _change(value, low, high)
                 for value, low, high in zip(table.change, table.change_ci_low, table.change_ci_high)
@@ -144,6 +148,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         display = display.drop(columns=["verdict"])  # one seed: the caption says what would resolve it
     if table.branch_of.isna().all():
         display = display.drop(columns=["branch of"])
+    if display["other weights' top-1 (%)"].eq(EMPTY).all():
+        # No row evaluated an EMA: every top-1 is the raw model's (the caption says so).
+        display = display.drop(columns=["weights", "other weights' top-1 (%)"])
     return display.reset_index(drop=True)
 
 

@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
 
+from roadmap.captions import lr_rule_line, weights_line
 from roadmap.complexity import CONVENTION
 from roadmap.plots import reference_figure
 from roadmap.reference import paper_table
 from roadmap.results import RunNotFound, aggregate, collect, load_run, paper_scale, report, training_curves
 from roadmap.run_files import LEGACY_TASK_FILE, TASK_FILE
+from roadmap.run_table import _other_weights
 
 RUN = "resnet50-cpu-synthetic"
 STEPS = [
@@ -603,3 +605,27 @@ def test_report_compare_refuses_in_one_line(
     assert main(["report", "--run", TINY, "--results", str(tiny_runs), "--compare", other]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
+
+
+def test_ema_rows_report_the_ema_with_the_raw_model_beside_it():
+    done = pd.DataFrame(
+        {"reported_weights": ["ema", "ema"], "top1_raw": [40.0, 44.0], "top1_ema": [41.0, 45.0], "status": "done"}
+    )
+    assert _other_weights(done) == {"weights": "ema", "top1_other_mean": 42.0}
+    raw = _other_weights(done.assign(reported_weights="raw", top1_ema=None))
+    assert raw["weights"] == "raw" and math.isnan(raw["top1_other_mean"])
+    older = _other_weights(done.drop(columns=["reported_weights"]))  # results written before both were evaluated
+    assert older["weights"] is None and math.isnan(older["top1_other_mean"])
+    assert "report the EMA's top-1" in weights_line(pd.DataFrame({"weights": ["raw", "ema"]}))
+    assert weights_line(pd.DataFrame({"weights": ["raw"]})) == "Top-1 of the raw model (no row trains with an EMA)."
+
+
+def test_caption_says_where_the_proxies_keep_the_recipes_learning_rate():
+    rows = [
+        {"recipe": "legacy", "batch": "effective batch 128 = 128 per device x 1 device(s); lr 0.1 (not scaled)"},
+        {"recipe": "modern", "batch": "effective batch 128 = 128 per device x 1 device(s); lr 0.004 (not scaled)"},
+    ]
+    line = lr_rule_line({"rows": rows})
+    assert "not scaled linearly" in line and "legacy at batch 128, modern at batch 128" in line
+    scaled = [{"recipe": "modern", "batch": "effective batch 4096 = ...; lr 0.004 x 4096/4096 (linear scaling)"}]
+    assert lr_rule_line({"rows": scaled}) == ""
