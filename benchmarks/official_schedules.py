@@ -1,9 +1,11 @@
 """Check the trainer's optimisation against the official code, per iteration, for every recipe x preset.
 
 For each case (a roadmap row or model, resolved by a preset as a run resolves it) this builds the
-optimizer, scheduler and EMA decay with the functions `roadmap.train.Trainer` calls, steps the
-scheduler through every optimizer update of the run, and compares with formulas written here from
-the official code (not from roadmap's):
+optimizer, scheduler and EMA decay with `roadmap.optimisation.build_optimisation`, the one function
+`roadmap.train.Trainer` builds them with (the pre-training phase's `decay_grn` read from
+`PretrainTrainer`), steps the scheduler as `Trainer.optimizer_step` does through every optimizer
+update of the run (updates per epoch as the trainer counts them: whole batches // accumulation),
+and compares with formulas written here from the official code (not from roadmap's):
 
 - legacy, torchvision's reference: lr x 0.1 at 1/3 and 2/3 of the updates (epochs 30 and 60 of 90);
 - modern, ConvNeXt `utils.cosine_scheduler`: linear warm-up over `linspace(0, peak, W)`, then
@@ -37,17 +39,12 @@ from roadmap.build import build
 from roadmap.fcmae import MaskedEncoder
 from roadmap.fcmae_decoder import FcmaeDecoder
 from roadmap.fcmae_pretrain import FcmaeModel
-from roadmap.fcmae_trainer import pretrain_recipe
+from roadmap.fcmae_trainer import PretrainTrainer, pretrain_recipe
 from roadmap.models import model
-from roadmap.optimisation import (
-    IMAGENET_TRAIN_IMAGES,
-    create_lr_scheduler,
-    create_optimizer,
-    first_weights_share,
-    fitted_ema_decay,
-)
+from roadmap.optimisation import IMAGENET_TRAIN_IMAGES, build_optimisation
 from roadmap.roadmaps import specs
 from roadmap.spec import Recipe, Spec
+from roadmap.train import Trainer
 from roadmap.training_presets import PRESETS, batch_plan, resolve
 from steps import REGISTRY
 
@@ -127,7 +124,9 @@ def official_groups(recipe: Recipe, phase: str, named: dict, depths: tuple[int, 
         elif phase == "pretrain":  # timm's add_weight_decay; the sparse GRN holds (1, C) tensors
             decay = recipe.weight_decay if is_grn or not (parameter.ndim <= 1 or name.endswith(".bias")) else 0.0
         else:
-            exempt = parameter.ndim <= 1 or official.endswith((".bias", ".gamma", ".beta"))
+            # V1's get_parameter_groups exempts 1-D and `.bias`; V2's adds `.gamma` and `.beta` (GRN).
+            names = (".bias", ".gamma", ".beta") if recipe.layer_decay is not None else (".bias",)
+            exempt = parameter.ndim <= 1 or official.endswith(names)
             decay = 0.0 if exempt else recipe.weight_decay
         scale = 1.0
         if recipe.layer_decay is not None:
@@ -149,7 +148,7 @@ def trainer_objects(case: Case, preset_name: str) -> tuple[Recipe, torch.nn.Modu
     recipe = spec.recipe if case.phase == "train" else pretrain_recipe(spec)
     plan = batch_plan(recipe, preset)
     images = preset.synthetic_train if synthetic else IMAGENET_TRAIN_IMAGES
-    updates_per_epoch = max(1, images // plan.per_device // plan.accumulation)
+    updates_per_epoch = max(1, images // plan.per_device // plan.accumulation)  # drop_last batches
     network = build(Spec(spec.network, spec.recipe))
     if case.phase == "pretrain":
         encoder = MaskedEncoder(network)
@@ -164,8 +163,10 @@ def lr_deviations(recipe: Recipe, optimizer, scheduler, peak: float, updates_per
     unit = next(group for group in optimizer.param_groups if group.get("lr_scale", 1.0) == 1.0)
     worst, area = {"warm-up": 0.0, "after": 0.0}, [0.0, 0.0]
     for t in range(total):
-        scheduler.step_update(num_updates=t)  # the lr update t trains with (set after update t - 1)
+        # Update t (from 0) trains with the lr the scheduler set when it was built (t = 0) or after
+        # update t - 1: Trainer.optimizer_step calls step_update(updates) once `updates` is t.
         ours, theirs = unit["lr"], official_lr(recipe, peak, updates_per_epoch, t)
+        scheduler.step_update(num_updates=t + 1)
         area[0], area[1] = area[0] + ours, area[1] + theirs
         if theirs > 0:
             phase = "warm-up" if t < warmup else "after"
@@ -190,16 +191,16 @@ def check(case: Case, preset_name: str) -> tuple[dict, list[str], str, bool]:
     """The lr deviations of `case` on the preset, its wrongly grouped parameters, its EMA, and whether it passes."""
     recipe, module, peak, updates_per_epoch = trainer_objects(case, preset_name)
     depths = build_depths(module)
-    optimizer = create_optimizer(module, recipe, peak, depths, decay_grn=case.phase == "pretrain")
-    scheduler = create_lr_scheduler(optimizer, recipe, updates_per_epoch)
+    decay_grn = (PretrainTrainer if case.phase == "pretrain" else Trainer).decay_grn
+    optimizer, scheduler, decay = build_optimisation(module, recipe, peak, depths, updates_per_epoch, decay_grn)
     total = recipe.epochs * updates_per_epoch
     deviations = lr_deviations(recipe, optimizer, scheduler, peak, updates_per_epoch)
     expected = official_groups(recipe, case.phase, dict(module.named_parameters()), depths)
     wrong = wrong_groups(optimizer, module, expected)
     ema, ema_ok = "-", True
-    if case.phase == "train" and recipe.ema:
-        decay = fitted_ema_decay(recipe.ema_decay, recipe.ema_reference_updates, total)
-        share = first_weights_share(decay, total)
+    if decay is not None:
+        # The share of the first step's weights left after `total` updates of an EMA without warm-up.
+        share = decay**total
         ema, ema_ok = f"decay {decay:.6f}, first-step share {share:.2%}", share < EMA_LIMIT
     ok = deviations["lr_after_warmup"] <= LR_TOLERANCE and not wrong and ema_ok
     return {"case": case.name, "preset": preset_name, "updates": total, **deviations}, wrong, ema, ok

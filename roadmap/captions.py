@@ -14,6 +14,7 @@ import pandas as pd
 from roadmap.complexity import CONVENTION
 from roadmap.measured_spread import RUN_POOLED_SOURCE, RUN_SOURCE
 from roadmap.statistics import LEVEL, MAX_SEEDS, POWER, WITHIN_NOISE
+from roadmap.training_presets import PRESETS
 
 # Only the paper's cumulative path trains the networks of Tables 10/11; other modes (ablations,
 # custom orders) may reuse step names for different networks, so they get no paper values.
@@ -153,11 +154,15 @@ def weights_line(table: pd.DataFrame) -> str:
 
 
 def lr_rule_line(run_info: Mapping[str, Any]) -> str:
-    """Where the run departs from the paper's linear lr rule: the proxies keep the recipe's lr at their batch."""
+    """Where the run departs from the paper's linear lr rule: a preset that keeps each recipe's lr at
+    its own batch (the CPU proxies) instead of scaling it (training_presets.TrainingPreset.scale_lr)."""
+    preset = PRESETS.get(str(run_info.get("preset")))
+    if preset is None or preset.scale_lr:
+        return ""
     unscaled = {
-        row.get("recipe"): row.get("batch", "").split(" = ")[0].replace("effective ", "")
+        row.get("recipe"): str(row.get("batch", "")).split(" = ")[0].replace("effective ", "")
         for row in run_info.get("rows", [])
-        if "(not scaled)" in str(row.get("batch", ""))
+        if row.get("recipe")
     }
     if not unscaled:
         return ""

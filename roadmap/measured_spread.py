@@ -7,8 +7,10 @@ stds are points, so the report plans with the spread measured on the same preset
 
 File `<preset>-<dataset>.json`: `rows` maps each step to its `top1_std` (sample std, ddof 1, of
 top-1 in % over done seeds), `seeds` (done seeds) and `top1_mean`; `pooled_std` is the root mean
-square of the row stds; `command`, `commit` and `date` say how, from which code and when it was
-measured. A file whose `pooled_std` is null holds no measurement yet.
+square of the row stds, the spread the report plans with; `training_rules` the version of the
+training rules it was measured under (roadmap.optimisation; another version is not used);
+`command`, `commit` and `date` say how, from which code and when it was measured. A file whose
+`pooled_std` is null holds no measurement yet.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
+
+from roadmap.optimisation import TRAINING_RULES
 
 # Package data (setup.cfg), found next to this module wherever the package is installed.
 NOISE_DIR = Path(__file__).resolve().parent / "noise"
@@ -50,18 +54,9 @@ class MeasuredSpread:
     commit: str | None = None
     date: str | None = None
 
-    def source(self, pooled: bool) -> str:
-        """The run table's spread_source for a std taken from this file (a row's, or the pooled one)."""
-        return f"measured {self.name}, {self.seeds} seeds" + (POOLED if pooled else "")
-
-    def same_rows(self, run_info: Mapping[str, Any]) -> bool:
-        """Whether the run's rows are the networks measured here (same roadmap, mode and model), so
-        that a row's own measured std applies; other runs of the preset get the pooled std only."""
-        return (
-            str(run_info.get("roadmap", "")) == self.roadmap
-            and str(run_info.get("mode", "cumulative")) == self.mode
-            and run_info.get("model") == self.model
-        )
+    def source(self) -> str:
+        """The run table's spread_source for the pooled std of this file."""
+        return f"measured {self.name}, {self.seeds} seeds{POOLED}"
 
 
 def spread_path(preset: str, dataset: str, directory: Path | None = None) -> Path:
@@ -75,6 +70,8 @@ def _parse(data: Any, name: str) -> MeasuredSpread | None:
     pooled = data.get("pooled_std")
     if not isinstance(pooled, (int, float)) or not math.isfinite(pooled) or pooled < 0:
         return None  # the file exists, but nobody has measured yet
+    if data.get("training_rules") != TRAINING_RULES:
+        return None  # measured under other training rules (roadmap.optimisation): not this code's noise
     rows = {
         str(step): float(row["top1_std"])
         for step, row in data["rows"].items()
@@ -136,6 +133,7 @@ def spread_record(
         "model": run_info.get("model"),
         "run": run_info.get("run"),
         "seeds": len(run_info.get("seeds", [0])),
+        "training_rules": TRAINING_RULES,
         "pooled_std": pooled if math.isfinite(pooled) else None,
         "rows": rows,
         "command": command,

@@ -21,7 +21,6 @@ timm builds the optimizer and the schedulers; its `lr_scale` per group carries t
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -167,6 +166,19 @@ def create_lr_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, update
     return scheduler
 
 
+def build_optimisation(
+    model: nn.Module, recipe: Recipe, lr: float, depths: tuple[int, ...], updates_per_epoch: int, decay_grn: bool
+) -> tuple[torch.optim.Optimizer, Any, float | None]:
+    """What a trainer steps: the optimizer, its scheduler, and the EMA decay fitted to the run (None
+    without an EMA). roadmap.train.Trainer builds them here, and benchmarks/official_schedules.py
+    checks what this returns."""
+    optimizer = create_optimizer(model, recipe, lr, depths, decay_grn)
+    scheduler = create_lr_scheduler(optimizer, recipe, updates_per_epoch)
+    total = recipe.epochs * updates_per_epoch
+    ema_decay = fitted_ema_decay(recipe.ema_decay, recipe.ema_reference_updates, total) if recipe.ema else None
+    return optimizer, scheduler, ema_decay
+
+
 def paper_updates(recipe: Recipe) -> int:
     """Optimizer updates of `recipe` at its own length on ImageNet-1K (the official per-epoch count,
     training images // batch)."""
@@ -188,8 +200,3 @@ def fitted_ema_decay(decay: float, reference_updates: int | None, updates: int) 
 def first_weights_share(decay: float, updates: int) -> float:
     """The share of the first step's weights left in an EMA (no warm-up) after `updates` updates."""
     return decay**updates if decay > 0 else 0.0
-
-
-def ema_horizon_fraction(decay: float, updates: int) -> float:
-    """The EMA's time constant as a fraction of the run (inf for decay 1)."""
-    return math.inf if decay >= 1.0 else 1.0 / ((1.0 - decay) * max(updates, 1))

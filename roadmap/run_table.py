@@ -158,14 +158,12 @@ def _change(values: pd.Series, bases: list[int | None]) -> list[float]:
     ]
 
 
-def _spread(
-    table: pd.DataFrame, position: int, base: int, measured: MeasuredSpread | None, same_rows: bool
-) -> tuple[float, str | None]:
+def _spread(table: pd.DataFrame, position: int, base: int, measured: MeasuredSpread | None) -> tuple[float, str | None]:
     """The seed std to plan one change with, and where it came from (spread_source), first found of:
     the run's own std of the two rows (root mean square of those with 2+ done seeds); the run's
-    std pooled over all its rows; the std measured for the run's preset and dataset, the two rows'
-    own where the measured rows are the run's networks, else pooled; none. Never the paper's std:
-    ImageNet's seed noise at full length says nothing about a proxy's."""
+    std pooled over all its rows; the std measured for the run's preset and dataset, pooled over its
+    rows (one row's std from a few seeds has too few degrees of freedom to plan with); none. Never
+    the paper's std: ImageNet's seed noise at full length says nothing about a proxy's."""
     rows = (position, base)
     own = root_mean_square(table.top1_std.iloc[index] for index in rows)
     if math.isfinite(own):
@@ -175,20 +173,16 @@ def _spread(
         return pooled, RUN_POOLED_SOURCE
     if measured is None:
         return math.nan, None
-    if same_rows:
-        row = root_mean_square(measured.row_std.get(table.step.iloc[index]) for index in rows)
-        if math.isfinite(row):
-            return row, measured.source(pooled=False)
-    return measured.pooled_std, measured.source(pooled=True)
+    return measured.pooled_std, measured.source()
 
 
 def add_noise_columns(
-    table: pd.DataFrame, bases: list[int | None], measured: MeasuredSpread | None = None, same_rows: bool = False
+    table: pd.DataFrame, bases: list[int | None], measured: MeasuredSpread | None = None
 ) -> pd.DataFrame:
     """Welch 95% interval and verdict of each change (two or more done seeds on both rows); for a
     change without a verdict or within noise, the seeds per row that would resolve it (95%
     confidence, 80% power) and where its spread came from (`_spread`; `measured`: the preset and
-    dataset's measurement, whose row stds apply when `same_rows`)."""
+    dataset's measurement)."""
     low, high, verdicts, needed, sources = [], [], [], [], []
     for position, base in enumerate(bases):
         interval = (math.nan, math.nan, math.nan)
@@ -199,7 +193,7 @@ def add_noise_columns(
         verdicts.append(verdict(interval[1], interval[2]))
         seeds, source = None, None
         if base is not None and math.isfinite(interval[0]) and verdicts[-1] in (None, WITHIN_NOISE):
-            std, source = _spread(table, position, base, measured, same_rows)
+            std, source = _spread(table, position, base, measured)
             seeds = seeds_to_resolve(interval[0], std) if source is not None else None
         needed.append(seeds)
         sources.append(source)
@@ -235,6 +229,5 @@ def aggregate(frame: pd.DataFrame, run_info: Mapping[str, Any]) -> pd.DataFrame:
         table[column] = pd.to_numeric(table[column], errors="coerce")
     table["paper_change"] = _change(table.paper_top1, bases)
     measured = measured_spread(run_info.get("preset"), run_info.get("dataset"))
-    same_rows = measured is not None and measured.same_rows(run_info)
-    table = add_noise_columns(table, bases, measured, same_rows)
+    table = add_noise_columns(table, bases, measured)
     return table[list(TABLE_COLUMNS)]

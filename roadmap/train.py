@@ -28,7 +28,7 @@ from roadmap.distributed import cpu_threads, init_distributed
 from roadmap.fcmae import load_pretrained
 from roadmap.files import StepPaths, write_json
 from roadmap.loaders import step_data
-from roadmap.optimisation import create_lr_scheduler, create_optimizer, fitted_ema_decay
+from roadmap.optimisation import build_optimisation
 from roadmap.precision import Numerics, compiled_graphs, describe_device, padded_to
 from roadmap.spec import Spec
 from roadmap.step_result import step_result
@@ -74,6 +74,7 @@ class Trainer(Checkpointing):
         random_seed(task.seed, 0)  # the same initial weights on every rank
         self._build_model()
         self._build_optimisation()
+        self._build_ema()
         self.epoch = 0
         self.updates = 0
         self.best_top1 = -1.0
@@ -95,19 +96,22 @@ class Trainer(Checkpointing):
             with torch.no_grad():  # the classifier starts near zero on the pre-trained features
                 for parameter in self.model.head.fc.parameters():
                     parameter.mul_(self.recipe.head_init_scale)
-        self.ema_decay = fitted_ema_decay(
-            self.recipe.ema_decay, self.recipe.ema_reference_updates, self.recipe.epochs * self.updates_per_epoch
-        )
-        self.ema = ModelEmaV3(self.model, decay=self.ema_decay) if self.recipe.ema else None
         # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
         # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
         # compiled run resumes an eager one and the other way round.
         self.train_model: nn.Module = self._compiled(self.model)
-        self._wrap_for_data_parallel()
-        # Every epoch evaluates the raw model and its EMA where there is one, as the official
-        # fine-tuning does; the figure a table reports is the EMA's (what the papers report for
-        # recipes with EMA), the other is recorded beside it.
+        # Evaluation runs the module without the DDP wrapper: each rank scores its own shard, whose
+        # batch count may differ from another rank's, and the figures are summed once at the end.
         self.eval_models: dict[str, nn.Module] = {"raw": self.train_model}
+        self._wrap_for_data_parallel()
+
+    def _build_ema(self) -> None:
+        """The EMA of the weights where the recipe has one, with the decay fitted to the run.
+
+        Every epoch evaluates the raw model and its EMA, as the official fine-tuning does; the
+        figure a table reports is the EMA's (what the papers report for recipes with EMA), the
+        other is recorded beside it."""
+        self.ema = ModelEmaV3(self.model, decay=self.ema_decay) if self.ema_decay is not None else None
         if self.ema is not None:
             self.eval_models["ema"] = self._compiled(self.ema.module)
         self.reported_weights = "ema" if self.ema is not None else "raw"
@@ -147,9 +151,10 @@ class Trainer(Checkpointing):
 
     def _build_optimisation(self) -> None:
         recipe, task = self.recipe, self.task
-        # The official parameter groups and per-iteration schedule of the recipe (roadmap.optimisation).
-        self.optimizer = create_optimizer(self.model, recipe, task.lr, self.spec.network.depths, self.decay_grn)
-        self.scheduler = create_lr_scheduler(self.optimizer, recipe, self.updates_per_epoch)
+        # The official parameter groups, per-iteration schedule and EMA decay (roadmap.optimisation).
+        self.optimizer, self.scheduler, self.ema_decay = build_optimisation(
+            self.model, recipe, task.lr, self.spec.network.depths, self.updates_per_epoch, self.decay_grn
+        )
         self.mixup = None
         if recipe.mixup > 0 or recipe.cutmix > 0:
             if task.per_device_batch % 2:
@@ -312,8 +317,8 @@ class Trainer(Checkpointing):
                 evaluated.update(scores)
             if len(self.eval_models) > 1:
                 evaluated.update({f"{name}_{weights}": value for name, value in scores.items()})
-        models = len(self.eval_models)
-        evaluated["infer_images_per_s"] = models * (count - startup_images) / max(elapsed, 1e-9)
+        # Images through the whole pass: with an EMA the pass runs two networks on each batch.
+        evaluated["infer_images_per_s"] = (count - startup_images) / max(elapsed, 1e-9)
         evaluated["eval_startup_time_s"] = startup_time
         return evaluated
 

@@ -18,8 +18,10 @@ import roadmap.measured_spread
 from roadmap.captions import noise_line
 from roadmap.files import write_json
 from roadmap.measured_spread import NOISE_DIR, measured_spread, read_spread, root_mean_square, spread_path
+from roadmap.optimisation import TRAINING_RULES
 from roadmap.run_seeds import collect, load_run
 from roadmap.run_table import add_noise_columns, aggregate, comparison_rows
+from roadmap.statistics import seeds_to_resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two-sided 95% and one-sided 80% t quantiles at 2n - 2 degrees of freedom (n seeds per row).
@@ -36,6 +38,7 @@ def measurement(rows: dict[str, float], pooled: float, seeds: int = 3) -> dict:
         "mode": "cumulative",
         "model": None,
         "seeds": seeds,
+        "training_rules": TRAINING_RULES,
         "pooled_std": pooled,
         "rows": {step: {"top1_std": std, "seeds": seeds, "top1_mean": 50.0} for step, std in rows.items()},
         "command": "python benchmarks/seed_spread.py --preset cpu --dataset synthetic --seeds 3",
@@ -59,11 +62,10 @@ def test_loader_missing_placeholder_and_measured(tmp_path: Path) -> None:
     write_json(tmp_path / "cpu-synthetic.json", measurement({"recipe": 2.0, "stage_ratio": None}, 2.5))
     spread = measured_spread("cpu", "synthetic", tmp_path)
     assert spread.pooled_std == 2.5 and dict(spread.row_std) == {"recipe": 2.0}
-    assert spread.source(pooled=False) == "measured cpu-synthetic, 3 seeds"
-    assert spread.source(pooled=True) == "measured cpu-synthetic, 3 seeds, pooled over rows"
-    assert spread.same_rows({"roadmap": "resnet50", "mode": "cumulative"})
-    assert not spread.same_rows({"roadmap": "resnet200", "mode": "cumulative"})
-    assert not spread.same_rows({"roadmap": "resnet50", "mode": "cumulative", "model": "convnext_tiny"})
+    assert spread.source() == "measured cpu-synthetic, 3 seeds, pooled over rows"
+    # Measured under other training rules (another schedule, EMA, groups): not this code's noise.
+    write_json(tmp_path / "cpu-synthetic.json", {**measurement({"recipe": 2.0}, 2.5), "training_rules": 1})
+    assert measured_spread("cpu", "synthetic", tmp_path) is None
 
 
 def test_shipped_files_are_package_data_with_their_command() -> None:
@@ -71,6 +73,8 @@ def test_shipped_files_are_package_data_with_their_command() -> None:
     assert "noise/*.json" in (ROOT / "setup.cfg").read_text()
     shipped = sorted(NOISE_DIR.glob("*.json"))
     assert spread_path("cpu", "synthetic") in shipped
+    # The embedded default's spread is measured and shipped (the default run's caption plans with it).
+    assert read_spread(spread_path("cpu", "synthetic")).pooled_std > 0
     for path in shipped:
         data = json.loads(path.read_text())
         assert data["command"].startswith("python benchmarks/seed_spread.py") and "rows" in data
@@ -93,9 +97,9 @@ def noise_table(stds: list[float], top1: list[list[float]], paper_std: float = 0
     )
 
 
-def noise_columns(table: pd.DataFrame, spread=None, same_rows: bool = True) -> pd.DataFrame:
+def noise_columns(table: pd.DataFrame, spread=None) -> pd.DataFrame:
     bases = comparison_rows(list(table.step), [None] * len(table))
-    return add_noise_columns(table, bases, spread, same_rows).set_index("step")
+    return add_noise_columns(table, bases, spread).set_index("step")
 
 
 @pytest.fixture
@@ -118,21 +122,18 @@ def test_spread_order_run_rows_then_run_pooled(spread) -> None:
     assert table.spread_source["stage_ratio"] == "run, pooled over rows"
 
 
-def test_spread_order_measured_rows_then_measured_pooled_then_none(spread) -> None:
+def test_spread_order_measured_pooled_then_none(spread) -> None:
     one_seed = noise_table([math.nan] * 3, [[10.0], [13.0], [14.0]])
     table = noise_columns(one_seed, spread)
-    # recipe vs resnet50: both measured, sqrt((1 + 4) / 2) = 1.581; change 3: n = 4 (dof 6) gives
-    # (2.4469 + 0.9057) * 1.581 * 0.707 = 3.748 > 3, n = 5 (dof 8) (2.3060 + 0.8889) * 1.581 * 0.632 = 3.195 > 3,
-    # n = 6 (dof 10) (2.2281 + 0.8791) * 1.581 * 0.577 = 2.836 <= 3: 6 seeds.
-    assert table.spread_source["recipe"] == "measured cpu-synthetic, 3 seeds"
-    assert (T_975[6] + T_80[6]) * math.sqrt(2.5) * math.sqrt(2 / 4) > 3.0
-    assert (T_975[10] + T_80[10]) * math.sqrt(2.5) * math.sqrt(2 / 6) <= 3.0
-    assert table.seeds_to_resolve["recipe"] == 6
-    # stage_ratio vs recipe: recipe's measured 2.0 alone (stage_ratio not measured): 2.0, change 1.
-    assert table.spread_source["stage_ratio"] == "measured cpu-synthetic, 3 seeds"
-    # The measured rows are other networks (another roadmap or mode): the pooled std only.
-    table = noise_columns(one_seed, spread, same_rows=False)
+    # The measurement's pooled std 1.5 for every change (a row's own std from 3 seeds has 2 degrees
+    # of freedom). recipe, change 3: n = 4 (dof 6) gives (2.4469 + 0.9057) * 1.5 * 0.707 = 3.556 > 3,
+    # n = 5 (dof 8) (2.3060 + 0.8889) * 1.5 * 0.632 = 3.031 > 3, n = 6 (dof 10) (2.2281 + 0.8791) * 1.5
+    # * 0.577 = 2.691 <= 3: 6 seeds.
     assert set(table.spread_source.dropna()) == {"measured cpu-synthetic, 3 seeds, pooled over rows"}
+    assert (T_975[6] + T_80[6]) * 1.5 * math.sqrt(2 / 4) > 3.0
+    assert (T_975[10] + T_80[10]) * 1.5 * math.sqrt(2 / 6) <= 3.0
+    assert table.seeds_to_resolve["recipe"] == 6
+    assert table.seeds_to_resolve["stage_ratio"] == seeds_to_resolve(1.0, 1.5)
     # Nothing measured and no spread in the run: none, and never the paper's std.
     table = noise_columns(one_seed, None)
     assert table.spread_source.isna().all() and table.seeds_to_resolve.isna().all()
@@ -155,8 +156,8 @@ def test_caption_names_the_measured_source_and_the_power(spread) -> None:
     caption = noise_line(table)
     assert caption.startswith("One seed: no verdict.")
     assert "at 95% confidence and 80% power" in caption
-    assert "spread: the seed std measured on cpu-synthetic with 3 seeds per row (benchmarks/seed_spread.py)" in caption
-    assert caption.endswith("recipe 6.")
+    assert "spread: the seed std measured on cpu-synthetic with 3 seeds per row, pooled over rows" in caption
+    assert caption.endswith("recipe 6.")  # change 3 at the pooled 1.5, as above
     unchanged = noise_columns(noise_table([math.nan] * 2, [[10.0], [10.0]]), spread).reset_index()
     assert noise_line(unchanged).endswith("recipe none (no change).")
 
@@ -170,12 +171,9 @@ def test_aggregate_reads_the_preset_and_dataset_measurement(monkeypatch, tmp_pat
     for order, (step, _, _, gflops) in enumerate(STEPS[:2]):
         write_seed(run_dir, order, step, 0, gflops, "done")  # seed 0 of [0, 1]: one done seed per row
     table = aggregate(collect(run_dir), load_run(run_dir)).set_index("step")
-    # change 41.5 - 40 = 1.5 at std sqrt(2.5) = 1.581: n = 18 (dof 34) gives (2.0322 + 0.8523) * 1.581
-    # * 0.333 = 1.520 > 1.5; n = 19 (dof 36) (2.0281 + 0.8517) * 1.581 * 0.324 = 1.477 <= 1.5: 19 seeds.
-    assert (T_975[34] + T_80[34]) * math.sqrt(2.5) * math.sqrt(2 / 18) > 1.5
-    assert (T_975[36] + T_80[36]) * math.sqrt(2.5) * math.sqrt(2 / 19) <= 1.5
-    assert table.spread_source["recipe"] == "measured cpu-synthetic, 3 seeds"
-    assert table.seeds_to_resolve["recipe"] == 19
+    # change 41.5 - 40 = 1.5 at the pooled std 1.5: a change of one std, 17 seeds (tests/test_statistics.py).
+    assert table.spread_source["recipe"] == "measured cpu-synthetic, 3 seeds, pooled over rows"
+    assert table.seeds_to_resolve["recipe"] == 17
 
 
 @pytest.mark.slow

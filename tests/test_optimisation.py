@@ -11,11 +11,14 @@ import pytest
 import torch
 
 import roadmap
+import roadmap.runs
+from roadmap.build import build
 from roadmap.fcmae import MaskedEncoder
 from roadmap.fcmae_decoder import FcmaeDecoder
 from roadmap.fcmae_pretrain import FcmaeModel
-from roadmap.fcmae_trainer import pretrain_recipe
+from roadmap.fcmae_trainer import PretrainTrainer, pretrain_recipe, pretrain_task
 from roadmap.optimisation import (
+    TRAINING_RULES,
     OptimisationError,
     create_lr_scheduler,
     create_optimizer,
@@ -25,7 +28,9 @@ from roadmap.optimisation import (
     paper_updates,
 )
 from roadmap.recipes import LEGACY, MODERN, V2_FINETUNE
+from roadmap.runs import RunOptions, plan_run
 from roadmap.spec import Spec
+from roadmap.train import Trainer
 from roadmap.training_presets import get_preset, resolve
 from steps import REGISTRY
 
@@ -176,3 +181,43 @@ def test_the_checker_passes_every_recipe_on_the_cpu_presets():
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "0 failing case(s)" in checked.stdout and checked.stdout.count(" | exact | ") == 14
+
+
+def test_the_training_rules_are_part_of_every_key(tmp_path, monkeypatch):
+    """Results trained under earlier rules (another schedule, groups or EMA) are another experiment."""
+    options = RunOptions(upto="recipe", preset="tiny", results=str(tmp_path), epochs=1)
+    keys = [task.key for task in plan_run(options).tasks]
+    monkeypatch.setattr(roadmap.runs, "TRAINING_RULES", TRAINING_RULES - 1)
+    older = [task.key for task in plan_run(options).tasks]
+    assert len(keys) == 2 and all(new != old for new, old in zip(keys, older))
+
+
+def test_pretraining_trainer_decays_grn_and_the_fine_tuning_trainer_does_not(tmp_path):
+    options = RunOptions(model="convnextv2_atto", steps=("fcmae",), preset="tiny", results=str(tmp_path), epochs=1)
+    task = next(task for task in plan_run(options).tasks if task.step == "fcmae")
+    pretrainer = PretrainTrainer(pretrain_task(task))
+    decay_of = {id(p): g["weight_decay"] for g in pretrainer.optimizer.param_groups for p in g["params"]}
+    grn = [p for name, p in pretrainer.model.named_parameters() if ".grn." in name]
+    assert grn and all(decay_of[id(p)] == 0.05 for p in grn)
+    network = build(Spec.from_dict(task.spec))
+    finetune = create_optimizer(
+        network, Spec.from_dict(task.spec).recipe, 1e-3, Spec.from_dict(task.spec).network.depths
+    )
+    decay_of = {id(p): g["weight_decay"] for g in finetune.param_groups for p in g["params"]}
+    assert all(decay_of[id(p)] == 0.0 for name, p in network.named_parameters() if ".grn." in name)
+
+
+@pytest.mark.slow
+def test_a_row_with_an_ema_evaluates_both_weights_and_reports_the_ema(tmp_path):
+    options = RunOptions(model="convnext_tiny", preset="tiny", results=str(tmp_path), epochs=2, workers=0)
+    task = plan_run(options).tasks[0]
+    trainer = Trainer(task)
+    # 2 epochs of 256 // 32 = 8 updates against the paper's 300 x 312 = 93,600: 1 - 1e-4 x 93,600 / 16 = 0.415.
+    assert trainer.recipe.ema_reference_updates == 300 * (1_281_167 // 4096)
+    assert trainer.ema_decay == pytest.approx(0.415) and trainer.ema.decay == trainer.ema_decay
+    result = trainer.run()
+    assert result["reported_weights"] == "ema" and result["ema_decay"] == pytest.approx(0.415)
+    assert (result["top1"], result["top5"]) == (result["top1_ema"], result["top5_ema"])
+    assert 0 <= result["top1_raw"] <= 100 and 0 <= result["top5_raw"] <= 100
+    for record in trainer.history:
+        assert record["top1"] == record["top1_ema"] and {"top1_raw", "val_loss_raw", "val_loss_ema"} <= set(record)

@@ -14,10 +14,11 @@ from matplotlib.container import BarContainer
 
 from roadmap.captions import lr_rule_line, weights_line
 from roadmap.complexity import CONVENTION
+from roadmap.files import StepClaim
 from roadmap.plots import reference_figure
 from roadmap.reference import paper_table
 from roadmap.results import RunNotFound, aggregate, collect, load_run, paper_scale, report, training_curves
-from roadmap.run_files import LEGACY_TASK_FILE, TASK_FILE
+from roadmap.run_files import LEGACY_TASK_FILE, TASK_FILE, StepPaths
 from roadmap.run_table import _other_weights
 
 RUN = "resnet50-cpu-synthetic"
@@ -51,6 +52,17 @@ OUTCOMES = {
     ("ln", 0): "running",
     ("ln", 1): "missing",
 }
+
+
+# The claims of the "running" seeds, held while the tests run, as a training job holds its own: a
+# started seed that nobody holds is reported `interrupted` (tests/test_faults_round2.py).
+HELD_CLAIMS: list[StepClaim] = []
+
+
+def hold_claim(run_dir: Path, step: str, seed: int) -> None:
+    claim = StepClaim(StepPaths(run_dir, step, seed))
+    assert claim.acquire()
+    HELD_CLAIMS.append(claim)
 
 
 def top1_of(order: int, seed: int) -> float:
@@ -90,6 +102,7 @@ def write_seed(run_dir: Path, order: int, step: str, seed: int, gflops: float, s
         )
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     if status == "running":
+        hold_claim(run_dir, step, seed)
         return
     write_json(
         folder / "result.json",
@@ -251,6 +264,7 @@ def test_run_written_before_task_json_is_still_reported(run_dir: Path, tmp_path:
     # A soft-target recipe is read from the old name too (the loss panels depend on it).
     write_json(old / "ln" / "0" / LEGACY_TASK_FILE, {"spec": {"recipe": {"mixup": 0.8}}, "key": f"{15:016x}"})
     assert not list(old.glob(f"*/*/{TASK_FILE}"))
+    hold_claim(old, "ln", 0)  # its job still runs: the copy's claim.lock is held like the original's
     frame, before = collect(old), collect(run_dir)
     assert list(frame.status) == list(before.status) and list(frame.epochs_done) == list(before.epochs_done)
     assert frame.set_index(["step", "seed"]).status[("ln", 0)] == "running"  # from spec.json alone
@@ -625,7 +639,8 @@ def test_caption_says_where_the_proxies_keep_the_recipes_learning_rate():
         {"recipe": "legacy", "batch": "effective batch 128 = 128 per device x 1 device(s); lr 0.1 (not scaled)"},
         {"recipe": "modern", "batch": "effective batch 128 = 128 per device x 1 device(s); lr 0.004 (not scaled)"},
     ]
-    line = lr_rule_line({"rows": rows})
+    line = lr_rule_line({"preset": "cpu", "rows": rows})
     assert "not scaled linearly" in line and "legacy at batch 128, modern at batch 128" in line
-    scaled = [{"recipe": "modern", "batch": "effective batch 4096 = ...; lr 0.004 x 4096/4096 (linear scaling)"}]
-    assert lr_rule_line({"rows": scaled}) == ""
+    # The paper's presets scale it, even where the batch is the reference batch ("lr 0.004 (not scaled)").
+    paper = [{"recipe": "modern", "batch": "effective batch 4096 = 128 per device x 8 x 4; lr 0.004 (not scaled)"}]
+    assert lr_rule_line({"preset": "paper", "rows": paper}) == lr_rule_line({"preset": "fast", "rows": paper}) == ""
