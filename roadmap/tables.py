@@ -71,7 +71,8 @@ def _trained_size(resolution: Any) -> str:
 def trained_label(label: str, epochs: Any = None, size: str = "", pretrain_epochs: Any = None) -> str:
     """A proxy row's label: the row's name without the paper's training length, then what was
     trained, e.g. 'ResNet-50 (PyTorch) proxy, 4 ep, 32 px' for 'ResNet-50 (PyTorch, 90 ep)'."""
-    name = _PAPER_LENGTH.sub("", label).strip()
+    # "ConvNeXt-T (300 ep)" would leave "ConvNeXt-T ()": brackets emptied by the removal go too.
+    name = re.sub(r"\s*\(\s*\)", "", _PAPER_LENGTH.sub("", label)).strip()
     trained = f"{epochs} ep" if not _missing(epochs) else ""
     if not _missing(pretrain_epochs) and pretrain_epochs:
         trained = f"{pretrain_epochs} ep pre-training + {trained or 'fine-tuning'}"

@@ -248,6 +248,7 @@ def test_proxy_rows_say_what_was_trained() -> None:
         == "ConvNeXt-B (V1) supervised proxy, 12 ep, 32 px"
     )
     assert trained_label("stage ratio") == "stage ratio proxy"  # a hand-made plan without epochs or size
+    assert trained_label("ConvNeXt-T (300 ep)", 12, "32 px") == "ConvNeXt-T proxy, 12 ep, 32 px"  # no "()" left
 
 
 def test_display_table_keeps_the_paper_label_beside_the_row() -> None:
