@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,30 @@ from roadmap.errors import one_line
 from roadmap.files import write_atomic, write_json_lines
 
 log = logging.getLogger("roadmap.train")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (disk full, quota, file size limit), said in one line."""
+
+
+def write_failure(path: Path, error: BaseException) -> CheckpointWriteError | None:
+    """The one-line error for a failed checkpoint write; None for an error that is not about writing.
+    torch's zip writer reports a short write as `[enforce fail at inline_container.cc:...] unexpected
+    pos`, which says nothing to a user; an OSError carries the system's reason."""
+    if isinstance(error, OSError):
+        why = error.strerror or str(error)
+    elif isinstance(error, RuntimeError) and "inline_container" in str(error):
+        why = "the file was cut short while being written"
+    else:
+        return None
+    try:
+        free = f", {shutil.disk_usage(path.parent).free / 2**20:.0f} MB free there"
+    except OSError:
+        free = ""
+    return CheckpointWriteError(
+        f"could not write the checkpoint {path} ({why}{free}); free disk space (or raise the quota) and rerun "
+        f"the same command: the step resumes from its last complete checkpoint"
+    )
 
 
 class Checkpointing:
@@ -66,7 +92,13 @@ class Checkpointing:
         # short (disk full, copied half-way) then falls back to it instead of stranding the step.
         if self.paths.checkpoint.exists():
             os.replace(self.paths.checkpoint, self.paths.previous_checkpoint)
-        write_atomic(self.paths.checkpoint, lambda handle: torch.save(self.state(), handle), binary=True)
+        try:
+            write_atomic(self.paths.checkpoint, lambda handle: torch.save(self.state(), handle), binary=True)
+        except (OSError, RuntimeError) as error:
+            failure = write_failure(self.paths.checkpoint, error)
+            if failure is None:
+                raise
+            raise failure from None
         # metrics.jsonl is rebuilt from the checkpoint's history, so the two never disagree.
         write_json_lines(self.paths.metrics, self.history)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +33,7 @@ from roadmap.precision import Numerics, NumericsError
 from roadmap.results import RunNotFound, report, summary
 from roadmap.roadmaps import RoadmapError, roadmap_entries
 from roadmap.run_files import RunPaths
-from roadmap.run_options import RunError, RunOptions
+from roadmap.run_options import RunError, RunOptions, check_run_name
 from roadmap.runs import plan_run, rows_for
 from roadmap.spec import SpecError
 from roadmap.training_presets import PresetError
@@ -188,9 +190,15 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def run_training(args: argparse.Namespace) -> int:
     if args.plan:
+        if args.no_wait:
+            raise UsageError("--no-wait returns once jobs are submitted and --plan submits none; drop one of them")
         run_plan(args)
         return 0
     kind = choose_executor(args.executor, say=print)
+    if args.no_wait and kind != "slurm":
+        # A local job is a child of this launcher: returning early would end it, so the flag
+        # would be silently ignored (and the report skipped).
+        raise UsageError(f"--no-wait needs --executor slurm; the {kind} executor trains while this command waits")
     if kind != "slurm" and not local_cuda():
         # Checked before anything is written: here the jobs run on this machine's CPU.
         Numerics(args.precision).for_device(torch.device("cpu"))
@@ -215,6 +223,9 @@ def write_report(run_dir: Path, compare: str | None = None) -> None:
 
 def run_report(argv: Sequence[str]) -> int:
     args = build_report_parser().parse_args(argv)
+    for name in (args.run, args.compare):  # the report is written inside the run: names, not paths
+        if name is not None:
+            check_run_name(name)
     run_dir = Path(args.results) / args.run
     try:
         if RunPaths(run_dir).plan.is_file():
@@ -225,9 +236,28 @@ def run_report(argv: Sequence[str]) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a closing session, a scheduler) taken the way Ctrl-C is: the running local
+    job is cancelled, its checkpoints stay, and one line says how to resume."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if threading.current_thread() is not threading.main_thread():
+        return _main(parser, argv)  # signal handlers can only be set from the main thread
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(parser, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
         if argv and argv[0] == "report":
             return run_report(argv[1:])
@@ -257,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"run_roadmap.py: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("run_roadmap.py: terminated (SIGTERM); rerun the same command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("run_roadmap.py: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

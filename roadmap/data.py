@@ -13,16 +13,18 @@ import logging
 import os
 import pickle
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-from roadmap.shrink import ShrinkError, shrunk_copy
+from roadmap.folder_scan import ScannedFolder, class_names, in_hidden_folder, scan
+from roadmap.shrink import ShrinkError, default_cache_dir, shrunk_copy
 from roadmap.shrink import describe as describe_pixels
 from roadmap.synthetic import PIXELS as SYNTHETIC_PIXELS
 from roadmap.synthetic import SHAPES, SyntheticShapes
@@ -58,16 +60,6 @@ class DatasetPair:
 # ---------------------------------------------------------------------------------------------
 
 
-def readable_image(path: str) -> bool:
-    """True when PIL can identify and verify the file (header and, for PNG, checksums)."""
-    try:
-        with Image.open(path) as image:
-            image.verify()
-        return True
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return False
-
-
 def load_rgb(path: str) -> Image.Image:
     """The decoded image in RGB. torchvision's loader always calls convert("RGB"), which copies an
     image that is RGB already; the pixels are the same without that copy (a tenth of decode time)."""
@@ -77,34 +69,42 @@ def load_rgb(path: str) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def image_folder(root: Path, corrupt_hint: str | None = None) -> tv_datasets.ImageFolder:
-    """An ImageFolder whose corrupt files are skipped and counted (in the log), never fatal mid-run.
+def image_folder(
+    root: Path, corrupt_hint: str | None = None, cache_folder: Path | None = None
+) -> tv_datasets.ImageFolder:
+    """An ImageFolder whose files are checked as the loader will read them (roadmap.folder_scan):
+    what it cannot read is skipped and counted (in the log), never fatal mid-run.
 
     With `corrupt_hint` (a copy the project wrote itself, e.g. a pre-shrunk cache), a corrupt file is
     an error instead: DataError naming the file, followed by the hint."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; --data must contain train/ and val/ with one subfolder per class")
-    if not any(entry.is_dir() for entry in root.iterdir()):
+    if not class_names(root):
         raise DataError(f"{root} has no class subfolders; put each class's images in {root}/<class name>/")
-    skipped: list[str] = []
 
-    def valid(path: str) -> bool:
-        if not path.lower().endswith(tv_datasets.folder.IMG_EXTENSIONS):
-            return False
-        if readable_image(path):
-            return True
-        if corrupt_hint:
-            raise DataError(f"cached file {path} is corrupt (unreadable); {corrupt_hint}")
-        skipped.append(path)
-        return False
+    def image_name(path: str) -> bool:
+        return path.lower().endswith(tv_datasets.folder.IMG_EXTENSIONS) and not in_hidden_folder(root, path)
 
     try:
-        folder = tv_datasets.ImageFolder(str(root), loader=load_rgb, is_valid_file=valid)
+        folder = ScannedFolder(str(root), loader=load_rgb, is_valid_file=image_name)
     except FileNotFoundError as error:
         raise DataError(f"{root}: no readable image in any class subfolder ({error})") from None
-    if skipped:
-        log.warning("%s: skipped %d corrupt image file(s), first: %s", root, len(skipped), skipped[0])
-    folder.skipped = skipped  # type: ignore[attr-defined]
+    unreadable = scan(root, [path for path, _ in folder.samples], cache_folder)
+    if unreadable and corrupt_hint:
+        path, reason = next(iter(unreadable.items()))
+        raise DataError(f"cached file {path} is {reason}; {corrupt_hint}")
+    if unreadable:
+        kept = [(path, label) for path, label in folder.samples if path not in unreadable]
+        empty = sorted(set(folder.classes) - {folder.classes[label] for _, label in kept})
+        if empty:
+            raise DataError(f"{root}: no readable image in the class subfolder(s) {', '.join(empty[:5])}")
+        folder.samples = folder.imgs = kept
+        folder.targets = [label for _, label in kept]
+        reasons = Counter(reason.split(" (")[0] for reason in unreadable.values())  # by kind
+        counts = ", ".join(f"{count} {reason}" for reason, count in reasons.items())
+        first = next(iter(unreadable))
+        log.warning("%s: skipped %d corrupt image file(s) (%s), first: %s", root, len(unreadable), counts, first)
+    folder.skipped = list(unreadable)  # type: ignore[attr-defined]
     return folder
 
 
@@ -291,9 +291,19 @@ def _folder_pair(
         except ShrinkError as error:
             raise DataError(str(error)) from None
     hint = f"delete {source} to rebuild the copy" if source != root else None
-    train, val = image_folder(source / "train", hint), image_folder(source / "val", hint)
+    # The scan's answers are kept beside the pre-shrunk copies (--cache-dir, else the user's cache).
+    scans = (Path(cache_dir) if cache_dir else default_cache_dir().parent) / "scans"
+    train, val = image_folder(source / "train", hint, scans), image_folder(source / "val", hint, scans)
     if train.classes != val.classes:
-        raise DataError(f"{root}: train/ and val/ have different class subfolders; they must match")
+        only = [
+            f"{name}/ only in {split}/"
+            for split, mine, other in (("train", train, val), ("val", val, train))
+            for name in sorted(set(mine.classes) - set(other.classes))
+        ]
+        raise DataError(
+            f"{root}: train/ and val/ have different class subfolders ({', '.join(only[:3])}); "
+            f"they must match: add or remove those folders"
+        )
     subset = ""
     if classes is not None:
         available = len(train.classes)

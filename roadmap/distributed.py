@@ -38,6 +38,25 @@ def init_distributed(use_cuda: bool) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on: SLURM's allotment, else its affinity mask (a container or
+    taskset may allow fewer than the machine has), else the machine's count."""
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK")
+    if allotted and allotted.isdigit() and int(allotted) > 0:
+        return int(allotted)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not every platform has an affinity mask
+        return os.cpu_count() or 1
+
+
+def usable_workers(asked: int) -> int:
+    """Data-loader workers capped at the CPUs available here: each worker is a process holding a copy
+    of the dataset's state (hundreds of MB), so `--workers 100000` would fork until the OOM killer
+    fires, and more workers than CPUs only queue for them."""
+    return min(asked, available_cpus())
+
+
 def cpu_threads(workers: int) -> int:
     """CPU threads for this process's compute: SLURM's allotment, else the machine's CPUs shared by
     the job's local processes, less one per data-loader worker. More busy threads than cores makes

@@ -22,6 +22,7 @@ from roadmap.fcmae_decoder import FcmaeDecoder
 from roadmap.fcmae_pretrain import FcmaeModel
 from roadmap.files import write_atomic, write_json
 from roadmap.precision import describe_device
+from roadmap.run_files import FORMAT_KEY, FORMAT_VERSION
 from roadmap.spec import Recipe, Spec
 from roadmap.task import StepTask
 from roadmap.train import Trainer
@@ -129,6 +130,7 @@ class PretrainTrainer(Trainer):
         history = self.history
         last = history[-1] if history else {}
         result = {
+            FORMAT_KEY: FORMAT_VERSION,
             "status": status,
             "phase": PHASE,
             "step": self.task.step,

@@ -16,15 +16,45 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 # Re-exported: the layout and the tolerant readers were defined here before roadmap.run_files.
-from roadmap.run_files import RunPaths, StepPaths, read_json_lines, read_json_object  # noqa: F401
+from roadmap.run_files import RunPaths, StepPaths, format_problem, read_json_lines, read_json_object  # noqa: F401
 
 
 class UnreadableFile(ValueError):
     """A file a run depends on exists but cannot be read as JSON (cut short, overwritten, binary)."""
 
-    def __init__(self, path: Path, what_to_do: str) -> None:
-        super().__init__(f"{path} is unreadable (not valid JSON: cut short or overwritten); {what_to_do}")
+    def __init__(self, path: Path, what_to_do: str, why: str = "not valid JSON: cut short or overwritten") -> None:
+        super().__init__(f"{path} is unreadable ({why}); {what_to_do}")
         self.path = Path(path)
+
+
+def check_readable(path: Path) -> None:
+    """UnreadableFile when `path` exists but this process cannot open it (another user's private
+    file, a folder in its place): one line naming it, not a PermissionError traceback."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise UnreadableFile(
+            Path(path),
+            "ask its owner to make it readable to you (chmod a+r), or work on a copy",
+            error.strerror or str(error),
+        ) from None
+
+
+def current_umask() -> int:
+    """The process's umask. Linux shows it in /proc (since 4.7); elsewhere it is read by setting
+    and restoring it, which other threads could observe for an instant."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class NotWritable(ValueError):
@@ -36,6 +66,9 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp creates 0600 whatever the umask: results are shared like any file the user writes
+        # (a colleague's report on a shared results folder must be able to read them).
+        os.fchmod(descriptor, 0o666 & ~current_umask())
         with os.fdopen(descriptor, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
@@ -61,11 +94,21 @@ def read_json(path: Path) -> Any:
 
 def read_json_checked(path: Path, what_to_do: str) -> Any:
     """read_json, with a file that exists but holds no valid JSON raised as UnreadableFile (one line)."""
+    check_readable(path)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
         raise UnreadableFile(Path(path), what_to_do) from None
+
+
+def check_format(path: Path, data: Any) -> None:
+    """UnreadableFile when a run.json / result.json says it follows a layout this version does not
+    know (a newer roadmap wrote it): read as this version's, its fields could mean something else."""
+    problem = format_problem(data) if isinstance(data, dict) else None
+    if problem is not None:
+        what_to_do = "read it with the roadmap version that wrote it, or give another --results"
+        raise UnreadableFile(Path(path), what_to_do, f"written with {problem}")
 
 
 def check_writable_folder(path: Path, what: str = "--results") -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from roadmap.errors import one_line
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
 from roadmap.files import StepClaim, claim_holder, write_json
+from roadmap.run_files import FORMAT_KEY, FORMAT_VERSION
 from roadmap.spec import Spec
 from roadmap.task import StepTask
 from roadmap.train import Trainer
@@ -36,6 +37,7 @@ def train_phases(task: StepTask) -> dict[str, Any]:
             parent = PretrainTrainer(phase).run()
         if parent["status"] != "done":
             result = {
+                FORMAT_KEY: FORMAT_VERSION,
                 "status": parent["status"],
                 "step": task.step,
                 "seed": task.seed,
@@ -83,6 +85,7 @@ def run_step(task: StepTask) -> dict[str, Any]:
                 write_json(
                     paths.result,
                     {
+                        FORMAT_KEY: FORMAT_VERSION,
                         "status": "failed",
                         "step": task.step,
                         "seed": task.seed,

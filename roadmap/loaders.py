@@ -14,6 +14,7 @@ image from (seed, epoch, index), and a resumed run sees exactly the images of an
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -25,9 +26,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from roadmap.data import run_datasets
 from roadmap.device_decode import DeviceDecoded, EncodedFiles, encoded_collate, pixels_with_eval
+from roadmap.distributed import usable_workers
 from roadmap.spec import Recipe, Spec
 from roadmap.task import StepTask
 from roadmap.transforms import Transformed, build_transforms
+
+log = logging.getLogger(__name__)
+_CAPS_SAID: set[int] = set()  # worker counts whose cap this process has said
 
 
 class EpochSeeded(Sampler):
@@ -80,6 +85,11 @@ def uint8_collate(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
 def _data_loader(
     dataset: Dataset, batch: int, workers: int, device: torch.device, collate=uint8_collate, **options
 ) -> DataLoader:
+    if usable_workers(workers) < workers:
+        if workers not in _CAPS_SAID:  # said once: a step builds a loader per split and resolution
+            _CAPS_SAID.add(workers)
+            log.warning("--workers %d capped at the %d CPUs available here", workers, usable_workers(workers))
+        workers = usable_workers(workers)
     return DataLoader(
         dataset,
         batch_size=batch,

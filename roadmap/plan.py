@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from roadmap.cost import measure
+from roadmap.distributed import usable_workers
 from roadmap.fcmae_trainer import pretrain_task
 from roadmap.loaders import step_data
 from roadmap.precision import Numerics
@@ -163,7 +164,9 @@ class _Rates:
         if self.loader_throughput is not None:
             self.loaders[recipe] = self.loader_throughput
         elif recipe not in self.loaders:
-            self.say(f"plan: timing the {recipe} recipe's loader ({task.workers} worker(s), {where})")
+            workers = usable_workers(task.workers)
+            capped = f", --workers {task.workers} capped at the CPUs here" if workers < task.workers else ""
+            self.say(f"plan: timing the {recipe} recipe's loader ({workers} worker(s){capped}, {where})")
             self.loaders[recipe] = over_the_schedule(
                 task, epochs, lambda resolution: loader_images_per_s(task, resolution=resolution)
             )

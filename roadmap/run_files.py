@@ -23,6 +23,31 @@ AGREEMENT_FILE = "agreement.json"
 TASK_FILE = "task.json"
 LEGACY_TASK_FILE = "spec.json"
 PROGRESS_KEYS = ("epoch", "batch", "batches")
+# run.json and result.json say which layout they follow; files written before it was recorded read
+# as 0. Bump when a reader of this version would misread the files: a later version is refused.
+FORMAT_VERSION = 1
+FORMAT_KEY = "format_version"
+
+
+def format_problem(data: dict[str, Any]) -> str | None:
+    """Why a run.json / result.json must not be trusted by this version (None when it can be)."""
+    version = data.get(FORMAT_KEY, 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        return f"unknown {FORMAT_KEY} {version!r}"
+    if version > FORMAT_VERSION:
+        return f"{FORMAT_KEY} {version}, newer than the {FORMAT_VERSION} this roadmap reads"
+    return None
+
+
+def finished(result: dict[str, Any] | None) -> bool:
+    """A result that ended training: diverged, or done with the figure every finished result has
+    (top-1; a pre-training phase's validation loss); a done result without it was cut by hand or
+    written by something else, and is trained again."""
+    if result is None or format_problem(result) is not None:
+        return False
+    figure = result.get("val_loss" if result.get("phase") else "top1")
+    has_figure = isinstance(figure, (int, float)) and not isinstance(figure, bool)
+    return result.get("status") == "diverged" or (result.get("status") == "done" and has_figure)
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
@@ -127,16 +152,12 @@ class StepPaths:
         next run trains the step again, resuming from its checkpoint where one is usable.
         """
         result = self.read_result()
-        if result is None or result.get("status") not in ("done", "diverged"):
-            return None
-        return result.get("key")
+        return result.get("key") if finished(result) else None
 
     def finished_result(self, key: str) -> dict[str, Any] | None:
         """result.json when the step finished (done or diverged) with `key`, else None."""
         result = self.read_result()
-        if result is None or result.get("status") not in ("done", "diverged") or result.get("key") != key:
-            return None
-        return result
+        return result if finished(result) and result.get("key") == key else None
 
 
 class RunPaths:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping
 
+from roadmap.run_files import FORMAT_KEY, FORMAT_VERSION
+
 
 @dataclass(frozen=True)
 class RunRow:
@@ -81,7 +83,7 @@ class RunInfo:
     epochs: str  # the rows' distinct epoch counts, e.g. "5/15"
 
     def to_json(self) -> dict[str, Any]:
-        return record_to_json(self)
+        return {FORMAT_KEY: FORMAT_VERSION, **record_to_json(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunInfo:

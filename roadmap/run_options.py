@@ -3,6 +3,7 @@ options that would be ignored, cannot work or select nothing end in one line nam
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,16 @@ def check_selection(options: RunOptions) -> None:
         )
 
 
+def check_run_name(name: str) -> None:
+    """A run name is one folder name under --results: a separator or `..` would put the run (and its
+    report) somewhere else, so a name that is a path is refused wherever a run folder is made."""
+    if name in ("", ".", "..") or "/" in name or (os.altsep and os.altsep in name) or "\0" in name:
+        raise RunError(
+            f"--run {name!r} is not a run name (a run is a folder directly inside --results); "
+            f"give a plain name such as --run my-run, and --results for where it goes"
+        )
+
+
 def check_results_path(results: Path, run_dir: Path) -> None:
     """--results must be (or become) a folder: a path through a regular file fails here, not mid-run."""
     for path in (run_dir, *run_dir.parents):
@@ -116,10 +127,16 @@ def check_batches(step: str, recipe: Any, plan: Any, train_images: int, accumula
             f"{plan.per_device + 1})"
         )
     batches = train_images // (plan.per_device * plan.devices)  # the training loader drops the last partial batch
-    if accumulation_given and batches < 1:
+    if batches < 1:
+        # Refused whether or not --accumulation was given: an epoch without a batch trains nothing
+        # (the job would fail on every row, and --plan would divide by zero batches).
+        largest = train_images // plan.devices
         raise RunError(
-            f"{step}: {train_images} training images do not fill one batch of {plan.per_device} x "
-            f"{plan.devices} device(s); lower --batch-size"
+            f"{step}: a batch of {plan.per_device} x {plan.devices} device(s) is larger than the "
+            f"{train_images} training images; give --batch-size {largest} or less, or more images"
+            if largest >= 1
+            else f"{step}: {train_images} training images cannot fill a batch on {plan.devices} device(s); "
+            f"give more images"
         )
     if accumulation_given and plan.accumulation > batches:
         raise RunError(
@@ -152,4 +169,6 @@ def check_options(options: RunOptions) -> None:
         raise PresetError(f"--epochs must be a positive integer, got {options.epochs}")
     if options.workers is not None and options.workers < 0:
         raise PresetError(f"--workers must be zero or positive, got {options.workers}")
+    if options.run is not None:
+        check_run_name(options.run)
     check_selection(options)

@@ -13,12 +13,14 @@ from typing import Any, Mapping
 import pandas as pd
 
 from roadmap.captions import PAPER_MODE, is_set
-from roadmap.files import UnreadableFile, read_json_checked
+from roadmap.files import UnreadableFile, check_format, check_readable, claim_holder, read_json_checked
 from roadmap.reference import paper_table
-from roadmap.run_files import RunPaths, StepPaths, available_runs
+from roadmap.run_files import RunPaths, StepPaths, available_runs, finished
 
 # `failed`: the trainer wrote a result.json whose status says the job ended without a result.
-STATUSES = ("done", "diverged", "failed", "running", "missing")
+# `interrupted`: started (task.json or metrics) but no process holds its claim: the job was killed
+# or its launcher stopped; the next run resumes it from its checkpoint.
+STATUSES = ("done", "diverged", "failed", "running", "interrupted", "missing")
 FINISHED = ("done", "diverged", "failed")
 
 # Cost per step: the full-size network timed at 224 px after training (result.json `cost_*`).
@@ -89,13 +91,14 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     """The run's plan (run.json); RunNotFound when there is none. It is written atomically, so a
     file that is not a plan is damage: UnreadableFile naming it."""
     path = RunPaths(run_dir).plan
-    if not path.is_file():
+    if not path.exists():  # a run.json that is there but cannot be opened is named below, not "not found"
         raise RunNotFound(run_dir)
     info = read_json_checked(
         path,
         "delete it and rerun the training command with the run's options: it "
         "writes run.json again and keeps every finished step",
     )
+    check_format(path, info)
     if not isinstance(info, dict) or not isinstance(info.get("rows", []), list):
         raise UnreadableFile(path, "it is not a run plan; delete it and rerun the training command")
     return info
@@ -104,12 +107,15 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
 def read_step_result(paths: StepPaths) -> dict[str, Any] | None:
     """A step's result.json for the report; None when absent. It is written atomically, so a file that
     holds no result is damage: UnreadableFile naming it (training counts such a step as unfinished)."""
+    check_readable(paths.result)
     if paths.result_unreadable():
         raise UnreadableFile(
             paths.result,
             "delete it, or rerun the training command, which trains that step again (resuming from its checkpoint)",
         )
-    return paths.read_result()
+    result = paths.read_result()
+    check_format(paths.result, result)
+    return result
 
 
 def run_paper_table(run_info: Mapping[str, Any]) -> pd.DataFrame:
@@ -141,12 +147,19 @@ def planned_seeds(run_info: Mapping[str, Any]):
             yield order, row, seed, identity
 
 
-def _status(result: Mapping[str, Any] | None, task: Mapping[str, Any] | None, metrics: list) -> str:
+def _status(result: Mapping[str, Any] | None, task: Mapping[str, Any] | None, metrics: list, paths: StepPaths) -> str:
     if result is not None and is_set(result.get("status")):
         # A result.json means the job ended: any status other than done/diverged counts as failed,
         # so a crashed or unknown outcome is never drawn as still running.
+        # A done result without its figures is not a finished one either (it is trained again).
+        if result["status"] in ("done", "diverged") and not finished(result):
+            return "failed"
         return result["status"] if result["status"] in FINISHED else "failed"
-    return "running" if task is not None or metrics else "missing"
+    if task is None and not metrics:
+        return "missing"
+    # A training job holds the step's claim (flock) for its whole life and the kernel drops it when
+    # the job dies, kill -9 included: started without a holder means nobody is training it.
+    return "running" if claim_holder(paths) is not None else "interrupted"
 
 
 def seed_state(paths: StepPaths, expected_key: str | None) -> dict[str, Any]:
@@ -159,7 +172,7 @@ def seed_state(paths: StepPaths, expected_key: str | None) -> dict[str, Any]:
     stale = is_set(expected_key) and is_set(key) and key != expected_key
     state: dict[str, Any] = {name: (result or {}).get(name) for name in RESULT_FIELDS}
     state.update(
-        status="missing" if stale else _status(result, task, metrics),
+        status="missing" if stale else _status(result, task, metrics, paths),
         stale=bool(stale),
         epochs_done=len(metrics),
         last_top1=metrics[-1].get("top1") if metrics else None,
@@ -173,7 +186,8 @@ def collect(run_dir: str | Path) -> pd.DataFrame:
     """One row per (step, seed) of the run's plan, with its status and result fields.
 
     Status: done/diverged from result.json; running when task.json (spec.json in runs written
-    before) or metrics exist without result.json; missing when nothing exists, or when the files
+    before) or metrics exist without result.json and a process holds the step's claim, interrupted
+    when none does; missing when nothing exists, or when the files
     belong to another key (`stale`).
     """
     run = RunPaths(run_dir)

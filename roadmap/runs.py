@@ -16,7 +16,7 @@ from roadmap.complexity import complexity
 from roadmap.data import run_datasets
 from roadmap.device_decode import pixels_with_eval
 from roadmap.fcmae import FCMAE_PATCH
-from roadmap.files import UnreadableFile, read_json_checked, write_json
+from roadmap.files import UnreadableFile, check_format, read_json_checked, write_json
 from roadmap.models import model, model_rows, row_label
 from roadmap.optimisation import TRAINING_RULES
 from roadmap.precision import Numerics
@@ -277,6 +277,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         planned_rows.append(row)
         tasks += row_tasks
     for task in tasks:
+        if task.paths.result.exists():  # a newer version's result is neither trusted nor overwritten
+            check_format(task.paths.result, task.paths.read_result())
         finished = task.paths.completed_key()
         if finished is not None and finished != task.key:
             raise RunError(
@@ -311,10 +313,11 @@ def earlier_plan(run_dir: Path) -> RunInfo | None:
     """The plan an earlier command wrote into run_dir (None when there is none); UnreadableFile when
     run.json is not a plan."""
     path = RunPaths(run_dir).plan
-    if not path.is_file():
+    if not path.exists():  # one that cannot be opened is named by read_json_checked
         return None
     what_to_do = "delete it (the next command writes it again from the options)"
     data = read_json_checked(path, what_to_do)
+    check_format(path, data)
     try:
         return RunInfo.from_json(data)
     except (KeyError, TypeError, AttributeError):  # another JSON value, or a key every plan has is absent

@@ -37,6 +37,8 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm import tqdm
 
+from roadmap.folder_scan import hidden, unreadable_reason
+
 SPLITS = ("train", "val")
 JPEG_QUALITY = 95
 STORAGES = ("jpeg", "ppm")
@@ -67,7 +69,8 @@ def _image_files(root: Path) -> list[str]:
     found = []
     for split in SPLITS:
         for path in sorted((root / split).rglob("*")):
-            if path.is_file() and path.name.lower().endswith(IMG_EXTENSIONS):
+            hidden_part = any(hidden(part) for part in path.relative_to(root / split).parts)
+            if path.is_file() and path.name.lower().endswith(IMG_EXTENSIONS) and not hidden_part:
                 found.append(str(path.relative_to(root)))
     return found
 
@@ -79,6 +82,10 @@ def _shrink_one(job: tuple[str, str, str, int, str]) -> tuple[str, int, int] | N
     # "a.png" stay apart).
     written = relative + ".ppm" if storage == "ppm" else relative
     source, target = Path(source_root) / relative, Path(target_root) / written
+    # Checked as the loader reads it: a small file is copied byte for byte, so a truncated JPEG
+    # would otherwise land in the copy and be refused there as a corrupt cache; a bomb is not opened.
+    if unreadable_reason(str(source)) is not None:
+        return None
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with Image.open(source) as image:

@@ -11,6 +11,7 @@ from roadmap.complexity import complexity
 from roadmap.cost import measure_settings
 from roadmap.cost_settings import default_cost_settings
 from roadmap.precision import describe_device, environment
+from roadmap.run_files import FORMAT_KEY, FORMAT_VERSION
 from roadmap.spec import Spec
 
 # With an EMA, every epoch records these figures of both weights (roadmap.train.Trainer.evaluate).
@@ -18,17 +19,27 @@ EMA_WEIGHTS = ("raw", "ema")
 EMA_FIELDS = ("top1", "top5")
 
 
+def weights_figures(last: dict[str, Any], reported: str) -> dict[str, Any]:
+    """top1_raw, top5_raw, top1_ema, top5_ema of the last epoch: a row without an EMA evaluated only
+    its raw model (recorded under the plain names), so its EMA figures are None."""
+    return {
+        f"{name}_{weights}": last.get(f"{name}_{weights}", last.get(name) if weights == reported else None)
+        for weights in EMA_WEIGHTS
+        for name in EMA_FIELDS
+    }
+
+
 def step_result(trainer: Any, status: str) -> dict[str, Any]:
     """The record of `trainer` (a roadmap.train.Trainer) after its last epoch, ending with `status`."""
     history = trainer.history
     last = history[-1] if history else {}
     proxy = complexity(trainer.spec, trainer.task.resolution)
-    reported = trainer.reported_weights
 
     def median(field: str) -> float | None:
         return float(np.median([record[field] for record in history])) if history else None
 
     result = {
+        FORMAT_KEY: FORMAT_VERSION,
         "status": status,
         "step": trainer.task.step,
         "seed": trainer.task.seed,
@@ -37,13 +48,9 @@ def step_result(trainer: Any, status: str) -> dict[str, Any]:
         "top5": last.get("top5"),
         "best_top1": trainer.best_top1 if history else None,
         # Which weights `top1` / `top5` come from ("raw" or "ema"); with an EMA both are recorded.
-        "reported_weights": reported,
-        **{
-            f"{name}_{weights}": last.get(f"{name}_{weights}", last.get(name) if weights == reported else None)
-            for weights in EMA_WEIGHTS
-            for name in EMA_FIELDS
-        },
-        "ema_decay": trainer.ema_decay if trainer.ema is not None else None,
+        "reported_weights": trainer.reported_weights,
+        **weights_figures(last, trainer.reported_weights),
+        "ema_decay": trainer.ema_decay,
         "epochs": trainer.epoch,
         "gflops": trainer.task.gflops,
         "params": trainer.task.params,

@@ -200,9 +200,12 @@ def test_failed_result_counts_as_unfinished(tmp_path):
     assert paths.completed_key() is None
     paths.result.write_text("{")
     assert paths.completed_key() is None and paths.result_unreadable()
-    paths.result.write_text(json.dumps({"status": "done", "key": "k"}))
+    paths.result.write_text(json.dumps({"status": "done", "key": "k", "top1": 50.0}))  # a done result has its top-1
     assert paths.completed_key() == "k"
-    assert paths.finished_result("k") == {"status": "done", "key": "k"} and paths.finished_result("other") is None
+    assert (
+        paths.finished_result("k") == {"status": "done", "key": "k", "top1": 50.0}
+        and paths.finished_result("other") is None
+    )
 
 
 @pytest.mark.parametrize("content", [None, b"{", b"\xff\xfe\x00garbage", b'{"status": "do', b"[1, 2]", b'"done"'])

@@ -111,6 +111,7 @@ def test_shrunk_run_records_its_pixels_and_is_another_experiment(tmp_path):
         data_path=str(data),
         results=str(tmp_path / "other"),
         cache_dir=str(tmp_path / "cache"),
+        batch_size=8,  # as trained above: the preset's 32 is more than the 16 images (refused at planning)
     )
     original = plan_run(options).tasks[0]
     shrunk = plan_run(RunOptions(**{**options.__dict__, "shrink": 64})).tasks[0]
@@ -173,7 +174,8 @@ def test_bad_shrink_requests_are_one_line(tmp_path, capsys):
 
 def test_device_decoded_evaluation_is_another_experiment(tmp_path):
     data = jpeg_folder(tmp_path / "data")
-    common = {"upto": "resnet50", "preset": "tiny", "dataset": "folder", "data_path": str(data)}
+    # batch 4: the preset's 32 is more than the 6 images (refused at planning)
+    common = {"upto": "resnet50", "preset": "tiny", "dataset": "folder", "data_path": str(data), "batch_size": 4}
     plain = plan_run(RunOptions(**common, results=str(tmp_path / "plain")))
     decoded = plan_run(RunOptions(**common, eval_decode="device", results=str(tmp_path / "decoded")))
     assert decoded.tasks[0].key != plain.tasks[0].key and decoded.tasks[0].eval_decode == "device"
