@@ -41,7 +41,7 @@ from roadmap.fcmae_decoder import FcmaeDecoder
 from roadmap.fcmae_pretrain import FcmaeModel
 from roadmap.fcmae_trainer import PretrainTrainer, pretrain_recipe
 from roadmap.models import model
-from roadmap.optimisation import IMAGENET_TRAIN_IMAGES, build_optimisation
+from roadmap.optimisation import IMAGENET_TRAIN_IMAGES, build_optimisation, first_weights_share
 from roadmap.roadmaps import specs
 from roadmap.spec import Recipe, Spec
 from roadmap.train import Trainer
@@ -199,8 +199,7 @@ def check(case: Case, preset_name: str) -> tuple[dict, list[str], str, bool]:
     wrong = wrong_groups(optimizer, module, expected)
     ema, ema_ok = "-", True
     if decay is not None:
-        # The share of the first step's weights left after `total` updates of an EMA without warm-up.
-        share = decay**total
+        share = first_weights_share(decay, total)
         ema, ema_ok = f"decay {decay:.6f}, first-step share {share:.2%}", share < EMA_LIMIT
     ok = deviations["lr_after_warmup"] <= LR_TOLERANCE and not wrong and ema_ok
     return {"case": case.name, "preset": preset_name, "updates": total, **deviations}, wrong, ema, ok

@@ -69,7 +69,7 @@ def _noise(terms: list[tuple[float, float, float, int]]) -> dict[str, object]:
     than two done seeds (one seed says nothing about the spread, so no interval and no verdict)."""
     _, low, high = contrast_interval(terms)
     seeds = " / ".join(str(n) for *_, n in terms)
-    spread = root_mean_square(std for _, _, std, n in terms if n >= 2) if all(n >= 2 for *_, n in terms) else math.nan
+    spread = root_mean_square(std for _, _, std, _ in terms) if all(n >= 2 for *_, n in terms) else math.nan
     return dict(zip(INTERVAL_COLUMNS, (seeds, spread, low, high, verdict(low, high))))
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-from roadmap.folder_scan import ScannedFolder, class_names, in_hidden_folder, scan
+from roadmap.folder_scan import ScannedFolder, class_names, scan
 from roadmap.shrink import ShrinkError, default_cache_dir, shrunk_copy
 from roadmap.shrink import describe as describe_pixels
 from roadmap.synthetic import PIXELS as SYNTHETIC_PIXELS
@@ -82,8 +82,8 @@ def image_folder(
     if not class_names(root):
         raise DataError(f"{root} has no class subfolders; put each class's images in {root}/<class name>/")
 
-    def image_name(path: str) -> bool:
-        return path.lower().endswith(tv_datasets.folder.IMG_EXTENSIONS) and not in_hidden_folder(root, path)
+    def image_name(path: str) -> bool:  # dot-folders are left out by ScannedFolder's walk already
+        return path.lower().endswith(tv_datasets.folder.IMG_EXTENSIONS)
 
     try:
         folder = ScannedFolder(str(root), loader=load_rgb, is_valid_file=image_name)

@@ -38,12 +38,18 @@ def init_distributed(use_cuda: bool) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def slurm_cpus() -> int | None:
+    """The CPUs SLURM allotted to this task; None outside SLURM (or without a usable value)."""
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK")
+    return int(allotted) if allotted and allotted.isdigit() and int(allotted) > 0 else None
+
+
 def available_cpus() -> int:
     """The CPUs this process may run on: SLURM's allotment, else its affinity mask (a container or
     taskset may allow fewer than the machine has), else the machine's count."""
-    allotted = os.environ.get("SLURM_CPUS_PER_TASK")
-    if allotted and allotted.isdigit() and int(allotted) > 0:
-        return int(allotted)
+    allotted = slurm_cpus()
+    if allotted is not None:
+        return allotted
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not every platform has an affinity mask
@@ -62,9 +68,7 @@ def cpu_threads(workers: int) -> int:
     the job's local processes, less one per data-loader worker. More busy threads than cores makes
     every one of them slower (on 2 cores, 1 compute thread + 1 worker trains the CPU proxies about
     1.5x faster than 2 threads + 1 worker)."""
-    allotted = os.environ.get("SLURM_CPUS_PER_TASK")
-    if allotted:
-        cores = int(allotted)
-    else:
-        cores = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = available_cpus()
+    if slurm_cpus() is None:  # the machine's CPUs are shared by the job's local processes
+        cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, cores - workers)

@@ -44,9 +44,6 @@ class MeasuredSpread:
     """One measurement file: the rows' stds, their pooled std and what they were measured on."""
 
     name: str  # "<preset>-<dataset>"
-    roadmap: str
-    mode: str
-    model: str | None
     seeds: int  # seeds per row the measurement planned
     pooled_std: float
     row_std: Mapping[str, float]
@@ -79,9 +76,6 @@ def _parse(data: Any, name: str) -> MeasuredSpread | None:
     }
     return MeasuredSpread(
         name=name,
-        roadmap=str(data.get("roadmap", "")),
-        mode=str(data.get("mode", "cumulative")),
-        model=data.get("model"),
         seeds=int(data.get("seeds") or 0),
         pooled_std=float(pooled),
         row_std=rows,

@@ -58,6 +58,7 @@ LINE_COLOURS = _TAB20[0::2] + _TAB20[1::2]
 CHANCE_COLOUR = "#444444"
 CHANCE = "chance"  # gid of chance_line's line
 CHANCE_DASHES = (0, (4, 2))
+_CHANCE_STYLE = {"color": CHANCE_COLOUR, "linestyle": CHANCE_DASHES, "linewidth": 0.9}  # line and legend entry
 CAPTION = "caption"  # gid of the caption text
 LEGEND_BELOW, LEGEND_RIGHT = "legend-below", "legend-right"  # gids of figure_legend's legends
 POINT_LABEL = "point-label"  # gid of the point labels that place_point_labels arranges
@@ -113,13 +114,7 @@ def chance_line(axis: Axes, classes: int | None, vertical: bool = False) -> floa
     if chance is None:
         return None
     draw = axis.axvline if vertical else axis.axhline
-    style = {
-        "color": CHANCE_COLOUR,
-        "linestyle": CHANCE_DASHES,
-        "linewidth": 0.9,
-        "zorder": 2.5,
-    }  # over bars, under value labels
-    draw(chance, gid=CHANCE, label=chance_text(classes), **style)
+    draw(chance, gid=CHANCE, label=chance_text(classes), zorder=2.5, **_CHANCE_STYLE)  # over bars, under labels
     if not (axis.get_autoscalex_on() if vertical else axis.get_autoscaley_on()):
         low, high = axis.get_xlim() if vertical else axis.get_ylim()
         pad = 0.03 * abs(high - low)
@@ -138,7 +133,7 @@ def chance_text(classes: int) -> str:
 
 def chance_handle(classes: int) -> Line2D:
     """A legend entry for chance_line."""
-    return Line2D([], [], color=CHANCE_COLOUR, linestyle=CHANCE_DASHES, linewidth=0.9, label=chance_text(classes))
+    return Line2D([], [], label=chance_text(classes), **_CHANCE_STYLE)
 
 
 def group_colours(groups: Iterable[str]) -> dict[str, str]:

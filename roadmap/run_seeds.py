@@ -152,9 +152,7 @@ def _status(result: Mapping[str, Any] | None, task: Mapping[str, Any] | None, me
         # A result.json means the job ended: any status other than done/diverged counts as failed,
         # so a crashed or unknown outcome is never drawn as still running.
         # A done result without its figures is not a finished one either (it is trained again).
-        if result["status"] in ("done", "diverged") and not finished(result):
-            return "failed"
-        return result["status"] if result["status"] in FINISHED else "failed"
+        return result["status"] if finished(result) else "failed"
     if task is None and not metrics:
         return "missing"
     # A training job holds the step's claim (flock) for its whole life and the kernel drops it when

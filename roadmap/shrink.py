@@ -37,7 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm import tqdm
 
-from roadmap.folder_scan import hidden, unreadable_reason
+from roadmap.folder_scan import in_hidden_folder, unreadable_reason
 
 SPLITS = ("train", "val")
 JPEG_QUALITY = 95
@@ -69,7 +69,7 @@ def _image_files(root: Path) -> list[str]:
     found = []
     for split in SPLITS:
         for path in sorted((root / split).rglob("*")):
-            hidden_part = any(hidden(part) for part in path.relative_to(root / split).parts)
+            hidden_part = in_hidden_folder(root / split, str(path))
             if path.is_file() and path.name.lower().endswith(IMG_EXTENSIONS) and not hidden_part:
                 found.append(str(path.relative_to(root)))
     return found

@@ -114,7 +114,11 @@ class Trainer(Checkpointing):
         self.ema = ModelEmaV3(self.model, decay=self.ema_decay) if self.ema_decay is not None else None
         if self.ema is not None:
             self.eval_models["ema"] = self._compiled(self.ema.module)
-        self.reported_weights = "ema" if self.ema is not None else "raw"
+
+    @property
+    def reported_weights(self) -> str:
+        """The weights whose figures a table reports: the EMA's where there is one, else the raw model's."""
+        return "raw" if self.ema is None else "ema"
 
     def _compiled(self, module: nn.Module) -> nn.Module:
         return torch.compile(module) if self.numerics.compile else module

@@ -179,13 +179,15 @@ def proxy_recipe(recipe: Recipe, preset: TrainingPreset, epochs: int | None = No
     # decay every 1.2 would decay three times.
     decay_epochs = recipe.decay_epochs * new_epochs / recipe.epochs
     # The EMA's horizon is the paper's share of the paper's updates (roadmap.optimisation).
-    reference = paper_updates(recipe) if recipe.ema and recipe.ema_reference_updates is None else None
+    reference = recipe.ema_reference_updates
+    if recipe.ema and reference is None:
+        reference = paper_updates(recipe)
     return replace(
         recipe,
         epochs=new_epochs,
         warmup_epochs=warmup_epochs,
         decay_epochs=decay_epochs,
-        ema_reference_updates=reference or recipe.ema_reference_updates,
+        ema_reference_updates=reference,
     )
 
 
