@@ -51,10 +51,35 @@ def figure_caption(run_info: Mapping[str, Any]) -> str:
         caption += " " + SYNTHETIC_NOTE
     for pretraining in dict.fromkeys(row.get("pretrain") for row in run_info.get("rows", []) if row.get("pretrain")):
         caption += f" {pretraining}."
+    overrides = overrides_line(run_info)
+    if overrides:
+        caption += " " + overrides
     for note in [*run_info.get("notes", []), run_info.get("reference_note")]:
         if note:
             caption += f" Note: {note}."
     return caption
+
+
+def _value_words(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(_value_words, value))
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "none"}[value]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def overrides_line(run_info: Mapping[str, Any]) -> str:
+    """The --set / --config overrides of run.json in words, e.g. 'lr 0.002 instead of 0.004 (modern)';
+    '' without any (and in runs planned before overrides existed)."""
+    changes = []
+    for override in run_info.get("overrides", []):
+        replaced = override.get("replaced", {})
+        if not replaced:  # shadowed on every row by a recipe's own override of the same field
+            continue
+        was = " / ".join(f"{' or '.join(map(_value_words, values))} ({recipe})" for recipe, values in replaced.items())
+        field = f"pretrain.{override['field']}" if override.get("scope") == "pretrain" else override["field"]
+        changes.append(f"{field} {_value_words(override['value'])} instead of {was}")
+    return f"Overridden (--set / --config): {'; '.join(changes)}." if changes else ""
 
 
 def _distinct(values: Any) -> list[str]:

@@ -28,15 +28,16 @@ from roadmap.executors import ClusterOptions, LaunchError, choose_executor, loca
 from roadmap.files import NotWritable, UnreadableFile, check_writable_folder
 from roadmap.launch import train_roadmap
 from roadmap.models import MODELS
+from roadmap.overrides import collect_overrides
 from roadmap.plan import plan_table
 from roadmap.precision import Numerics, NumericsError
 from roadmap.results import RunNotFound, report, summary
-from roadmap.roadmaps import RoadmapError, roadmap_entries
+from roadmap.roadmaps import ROADMAPS, RoadmapError, roadmap_entries, step_names
 from roadmap.run_files import RunPaths
-from roadmap.run_options import RunError, RunOptions, check_run_name
+from roadmap.run_options import RunError, RunOptions, check_options, check_run_name
 from roadmap.runs import plan_run, rows_for
 from roadmap.spec import SpecError
-from roadmap.training_presets import PresetError
+from roadmap.training_presets import PresetError, get_preset
 from steps import REGISTRY, canonical_name
 
 
@@ -51,18 +52,31 @@ def print_frame(frame, output_format: str, caption: str) -> None:
         print(caption)
 
 
+def step_record(name: str, roadmaps: list[str]) -> dict[str, str]:
+    """One line of --list: a registered step and the roadmaps that make it a row (space-separated)."""
+    step = REGISTRY[name]
+    return {
+        "step": name,
+        "label": step.label,
+        "branch_of": step.branch_of or "",
+        "roadmaps": " ".join(roadmaps),
+        "description": step.description,
+    }
+
+
 def run_list(roadmap: str, output_format: str) -> None:
-    frame = pd.DataFrame.from_records(
-        {
-            "step": entry.step,
-            "label": REGISTRY[entry.step].label,
-            "branch_of": REGISTRY[entry.step].branch_of or "",
-            "description": REGISTRY[entry.step].description,
-        }
-        for entry in roadmap_entries(roadmap)
-        if not entry.hidden
+    """Every registered step, in the order the roadmaps first use them, with the roadmaps using it."""
+    used_by: dict[str, list[str]] = {name: [] for name in step_names()}
+    for name, entry in ((name, entry) for name, record in ROADMAPS.items() for entry in record.entries):
+        if not entry.hidden and name not in used_by[entry.step]:
+            used_by[entry.step].append(name)
+    frame = pd.DataFrame.from_records(step_record(step, names) for step, names in used_by.items())
+    on_this = sum(1 for entry in roadmap_entries(roadmap) if not entry.hidden)
+    caption = (
+        f"{len(frame)} registered steps; roadmaps: the --roadmap values that make a step a row "
+        f"(empty: on no roadmap, use it with --steps). Roadmap {canonical_name(roadmap)}: {on_this} rows."
     )
-    print_frame(frame, output_format, f"Roadmap {roadmap}: {len(frame)} rows.")
+    print_frame(frame, output_format, caption)
 
 
 def run_list_models(output_format: str) -> None:
@@ -129,8 +143,10 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         shrink_format=args.shrink_format,
         cache_dir=args.cache_dir,
         eval_decode=args.eval_decode,
+        wandb=args.wandb,
         classes=args.classes,
         mask_ratio=args.mask_ratio,
+        overrides=collect_overrides(args.set, args.config),
     )
 
 
@@ -194,6 +210,12 @@ def run_training(args: argparse.Namespace) -> int:
             raise UsageError("--no-wait returns once jobs are submitted and --plan submits none; drop one of them")
         run_plan(args)
         return 0
+    # Names, counts and the rows are checked first (cheap, nothing written), so bad input ends in
+    # its one line before the executor is chosen (which may ask SLURM and say so).
+    options, cluster = run_options(args), cluster_options(args)
+    check_options(options)
+    get_preset(options.preset)
+    rows_for(options)
     kind = choose_executor(args.executor, say=print)
     if args.no_wait and kind != "slurm":
         # A local job is a child of this launcher: returning early would end it, so the flag
@@ -204,7 +226,7 @@ def run_training(args: argparse.Namespace) -> int:
         Numerics(args.precision).for_device(torch.device("cpu"))
     if kind != "slurm" and args.nodes > 1:
         raise UsageError(f"--nodes {args.nodes} needs --executor slurm; the {kind} executor runs on this machine")
-    _, failed = train_roadmap(run_options(args), kind, cluster_options(args), wait=not args.no_wait)
+    _, failed = train_roadmap(options, kind, cluster, wait=not args.no_wait)
     return 1 if failed else 0
 
 

@@ -119,6 +119,21 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="FCMAE rows: fraction of the 32 px patches masked in pre-training (default 0.6, the paper's)",
     )
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[RECIPE.]FIELD=VALUE",
+        help="override a recipe field of every row (e.g. --set lr=2e-3), or only of rows whose recipe is RECIPE "
+        "(--set legacy.epochs=100; pretrain.FIELD: FCMAE pre-training); values as the paper states them, "
+        "before the preset scales the schedule; repeatable",
+    )
+    group.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="overrides from a TOML or YAML file: a table `set` of FIELD = VALUE and [set.RECIPE] tables",
+    )
     group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
     group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
 
@@ -229,6 +244,13 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     )
     launch.add_argument("--max-parallel", type=positive_int, default=None, help="job array tasks running at once")
     launch.add_argument("--no-wait", action="store_true", help="return once submitted and print the job ids")
+    launch.add_argument(
+        "--wandb",
+        default=None,
+        metavar="PROJECT",
+        help='also log every step x seed to this W&B project (needs pip install ".[wandb]"; '
+        "WANDB_MODE=offline works); TensorBoard events are always written",
+    )
     launch.add_argument(
         "--plan", action="store_true", help="print the estimated device-hours of every step and the total, then stop"
     )

@@ -61,13 +61,14 @@ def controller_answers() -> bool:
 
 
 def choose_executor(kind: str, say: Callable[[str], None] = log.info) -> str:
-    """Resolve `auto`: SLURM when a controller answers, the local executor otherwise (said in one line)."""
+    """Resolve `auto`: SLURM when a controller answers (said in one line), else the local executor,
+    silently: a machine without SLURM is the usual case and needs no line before every run."""
     if kind != "auto":
         return kind
     if controller_answers():
         say("executor auto: a SLURM controller answers `scontrol ping`; using slurm")
         return "slurm"
-    say("executor auto: no SLURM controller answers `scontrol ping`; using local")
+    log.debug("executor auto: no SLURM controller answers `scontrol ping`; using local")
     return "local"
 
 

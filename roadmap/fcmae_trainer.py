@@ -85,6 +85,7 @@ class PretrainTrainer(Trainer):
 
     # The official pre-training decays GRN's gamma and beta (roadmap.optimisation).
     decay_grn = True
+    evaluated_figures = ("val_loss",)  # the reconstruction loss: no classes to score
 
     def _build_model(self) -> None:
         pretrain = self.spec.pretrain

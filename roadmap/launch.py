@@ -24,6 +24,7 @@ from tqdm import tqdm
 from roadmap.errors import last_line
 from roadmap.executors import ClusterOptions, LaunchError, StepJob, choose_executor, make_executor
 from roadmap.files import check_writable_folder, claim_holder
+from roadmap.progress_lines import progress_interval, progress_line, run_eta
 from roadmap.results import report, summary
 from roadmap.run_files import RunPaths
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
@@ -55,8 +56,30 @@ def main_result(job: submitit.Job) -> dict[str, Any]:
     return job.results()[0]
 
 
+class ProgressLines:
+    """Where no bar shows (stdout is a file or a batch log): the running step's progress line about
+    once every progress_interval(), with the run's ETA; nothing when the step has not moved."""
+
+    def __init__(self, task: StepTask, epochs: int, overall: tqdm) -> None:
+        self.task, self.epochs, self.overall = task, epochs, overall
+        self.interval, self.last = progress_interval(), time.monotonic()
+        self.said: tuple[int, int] | None = None
+
+    def poll(self) -> None:
+        if time.monotonic() - self.last < self.interval:
+            return
+        progress = self.task.paths.read_progress()
+        if progress is None or (progress["epoch"], progress["batch"]) == self.said:
+            return
+        self.last, self.said = time.monotonic(), (progress["epoch"], progress["batch"])
+        steps_after = self.overall.total - self.overall.n - 1
+        line = progress_line(self.task.step, self.task.seed, progress, run_eta(progress, steps_after, self.epochs))
+        print(line, flush=True)  # flushed: a file's block buffer would hold it back for many minutes
+
+
 def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
-    """Wait for one job, showing its epochs as a bar under the roadmap bar; Ctrl-C cancels the job."""
+    """Wait for one job, showing its epochs as a bar under the roadmap bar (progress lines where
+    bars do not show); Ctrl-C cancels the job."""
     with tqdm(
         total=epochs,
         desc=f"{task.step} s{task.seed}",
@@ -66,11 +89,14 @@ def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: 
         disable=None,
         bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]",
     ) as bar:
+        lines = ProgressLines(task, epochs, overall) if bar.disable else None
         try:
             while not job.done():
                 bar.n = round(epoch_progress(task), 2)
                 bar.refresh()
                 overall.refresh()
+                if lines is not None:
+                    lines.poll()
                 # A short poll: a proxy step lasts seconds, and each half second of polling was
                 # paid once per step x seed (checking a local job and reading progress.json is cheap).
                 time.sleep(0.1)

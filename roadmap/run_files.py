@@ -23,6 +23,7 @@ AGREEMENT_FILE = "agreement.json"
 TASK_FILE = "task.json"
 LEGACY_TASK_FILE = "spec.json"
 PROGRESS_KEYS = ("epoch", "batch", "batches")
+TENSORBOARD_FOLDER = "tensorboard"
 # run.json and result.json say which layout they follow; files written before it was recorded read
 # as 0. Bump when a reader of this version would misread the files: a later version is refused.
 FORMAT_VERSION = 1
@@ -106,6 +107,11 @@ class StepPaths:
         self.progress = self.folder / "progress.json"
         self.checkpoint = self.folder / "checkpoint.pt"
         self.log = self.folder / "train.log"
+        # TensorBoard's event files of this step x seed (phase): one TensorBoard run each, so
+        # `tensorboard --logdir RESULTS/<run>` shows the whole run (roadmap.experiment_log).
+        self.tensorboard = self.folder / TENSORBOARD_FOLDER
+        # With --wandb, W&B keeps its files here (it names the folder itself: `wandb` under its `dir`).
+        self.wandb = self.folder / "wandb"
         # The checkpoint before the newest one, kept until the newest is complete on disk.
         self.previous_checkpoint = self.folder / "checkpoint.previous.pt"
         # Held (flock) by the process training this step x seed; names its host and pid.

@@ -80,7 +80,10 @@ class RunInfo:
     skipped: tuple[SkippedRow, ...]
     notes: tuple[str, ...]  # e.g. why every row trains at 64 px
     reference_note: str | None  # what the paper columns are when they are not the run's network
-    epochs: str  # the rows' distinct epoch counts, e.g. "5/15"
+    epochs: str  # the rows' distinct epoch counts, e.g. "4/12"
+    # --set / --config overrides: as typed, as parsed, and the values they replaced per recipe
+    # (roadmap.overrides.apply_overrides); () in runs without any.
+    overrides: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {FORMAT_KEY: FORMAT_VERSION, **record_to_json(self)}
@@ -100,6 +103,7 @@ class RunInfo:
                 "skipped": tuple(SkippedRow.from_json(row) for row in values["skipped"]),
                 "notes": tuple(values["notes"]),
                 "epochs": values["epochs"] or epoch_counts(rows),
+                "overrides": tuple(values["overrides"]),
             }
         )
 
@@ -114,6 +118,7 @@ RUN_INFO_ADDED_LATER: Mapping[str, Any] = {
     "notes": (),
     "reference_note": None,
     "epochs": None,  # then: the rows' epoch counts
+    "overrides": (),
 }
 
 
@@ -141,5 +146,5 @@ def record_fields(cls: type, data: Mapping[str, Any], older: Mapping[str, Any] |
 
 
 def epoch_counts(rows: Iterable[RunRow]) -> str:
-    """The rows' distinct epoch counts in row order, e.g. "5/15" (legacy and modern recipe)."""
+    """The rows' distinct epoch counts in row order, e.g. "4/12" (legacy and modern recipe)."""
     return "/".join(str(epochs) for epochs in dict.fromkeys(row.epochs for row in rows))

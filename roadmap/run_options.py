@@ -3,12 +3,15 @@ options that would be ignored, cannot work or select nothing end in one line nam
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from roadmap.overrides import Override, check_against_flags
 from roadmap.precision import Numerics
+from roadmap.progress_lines import ProgressError, progress_interval
 from roadmap.roadmaps import MODES, starts_from_network
 from roadmap.spec import Spec
 from roadmap.training_presets import PresetError
@@ -53,6 +56,9 @@ class RunOptions:
     eval_decode: str = "cpu"  # where evaluation's JPEGs are decoded (roadmap.device_decode.EVAL_DECODES)
     classes: int | None = None  # a seeded class subset of a folder dataset
     mask_ratio: float | None = None  # FCMAE rows' pre-training mask ratio; None: the step's (0.6)
+    wandb: str | None = None  # W&B project every step x seed also logs to (roadmap.experiment_log)
+    # --set / --config: recipe (and FCMAE pre-training) fields of the full-size rows (roadmap.overrides).
+    overrides: tuple[Override, ...] = ()
 
     @property
     def effective_mode(self) -> str:
@@ -172,3 +178,15 @@ def check_options(options: RunOptions) -> None:
     if options.run is not None:
         check_run_name(options.run)
     check_selection(options)
+    check_reporting(options)
+
+
+def check_reporting(options: RunOptions) -> None:
+    """--wandb without its package, or a progress interval that is no number: one line before any work."""
+    if options.wandb is not None and importlib.util.find_spec("wandb") is None:
+        raise RunError(f'--wandb {options.wandb} needs W&B, which is not installed: pip install ".[wandb]"')
+    try:
+        progress_interval()
+    except ProgressError as error:
+        raise RunError(str(error)) from None
+    check_against_flags(options.overrides, options.epochs, options.mask_ratio)

@@ -19,6 +19,7 @@ from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import UnreadableFile, check_format, read_json_checked, write_json
 from roadmap.models import model, model_rows, row_label
 from roadmap.optimisation import TRAINING_RULES
+from roadmap.overrides import apply_overrides
 from roadmap.precision import Numerics
 from roadmap.reference import paper_table, reference_note
 from roadmap.roadmaps import ModePlan, get_roadmap, mode_plan, specs, starts_from_network
@@ -195,6 +196,7 @@ def _task(
         cache_dir=options.cache_dir,
         eval_decode=options.eval_decode,
         classes=options.classes,
+        wandb_project=options.wandb,
         resolution_schedule=schedule if len(schedule) > 1 else (),
         eval_resolution=preset.eval_resolution,
         pretrain_batch=pretrain_batch,
@@ -267,6 +269,8 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     check_options(options)
     selection = rows_for(options)
     rows = with_mask_ratio(selection.rows, options.mask_ratio)
+    # Overrides change the full-size rows, before the preset resolves them: --set lr is the paper's base lr.
+    rows, overrides = apply_overrides(rows, options.overrides)
     preset, notes = _fcmae_resolution(get_preset(options.preset), rows)
     planning = _planning(options, preset, launcher_pid)
     data = planning.data
@@ -305,6 +309,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         notes=tuple(notes),
         reference_note=reference_note(options.roadmap) if not options.steps else None,
         epochs=epoch_counts(planned_rows),
+        overrides=overrides,
     )
     return RunPlan(planning.run_dir, info, tasks)
 

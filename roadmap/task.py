@@ -55,6 +55,9 @@ class StepTask:
     pretrain_batch: dict = field(default_factory=dict)
     # The phase this task trains: None for the row itself, "pretrain" for its pre-training.
     phase: str | None = None
+    # W&B project the job also logs its scalars to (--wandb); None: TensorBoard only. Not part of
+    # the key: where figures are shown does not change them.
+    wandb_project: str | None = None
 
     def train_resolution(self, epoch: int) -> int:
         """The training resolution of zero-based `epoch`."""

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import Any
 
 import torch
-from timm.data import Mixup
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3, random_seed
 from torch import nn
 
@@ -25,11 +24,14 @@ from roadmap.build import build
 from roadmap.checkpoints import Checkpointing
 from roadmap.cost import synchronise
 from roadmap.distributed import cpu_threads, init_distributed
+from roadmap.experiment_log import ExperimentLog
 from roadmap.fcmae import load_pretrained
 from roadmap.files import StepPaths, write_json
 from roadmap.loaders import step_data
 from roadmap.optimisation import build_optimisation
 from roadmap.precision import Numerics, compiled_graphs, describe_device, padded_to
+from roadmap.progress_lines import StepProgress, epoch_line
+from roadmap.recipe_loss import recipe_loss
 from roadmap.spec import Spec
 from roadmap.step_result import step_result
 from roadmap.task import StepTask
@@ -49,6 +51,8 @@ class Trainer(Checkpointing):
 
     # Weight decay on GRN's gamma and beta (the official FCMAE pre-training only).
     decay_grn = False
+    # The figures of evaluate() that TensorBoard's hparams view lists beside the settings.
+    evaluated_figures = ("top1", "top5", "val_loss")
 
     def __init__(self, task: StepTask, parent: dict[str, Any] | None = None) -> None:
         self.task = task
@@ -86,6 +90,9 @@ class Trainer(Checkpointing):
         self.graphs_seen = 0
         self.first_step_ahead = {"train": True, "eval": True, "val_workers": True}
         self.started_epoch: int | None = None  # the epoch whose loader pass start_epoch began
+        # progress.json and, where the log is no terminal (a batch log), a progress line a minute.
+        self.progress = StepProgress(task, log.info if not sys.stderr.isatty() else None)
+        self.experiment = ExperimentLog()  # TensorBoard (and W&B): opened by run() on rank 0
 
     def _build_model(self) -> None:
         self.model: nn.Module = build(self.spec).to(self.device, memory_format=self.numerics.memory_format)
@@ -159,26 +166,7 @@ class Trainer(Checkpointing):
         self.optimizer, self.scheduler, self.ema_decay = build_optimisation(
             self.model, recipe, task.lr, self.spec.network.depths, self.updates_per_epoch, self.decay_grn
         )
-        self.mixup = None
-        if recipe.mixup > 0 or recipe.cutmix > 0:
-            if task.per_device_batch % 2:
-                raise ValueError(
-                    f"{task.step}: Mixup/CutMix need an even batch per device, got {task.per_device_batch}"
-                )
-            self.mixup = Mixup(
-                mixup_alpha=recipe.mixup,
-                cutmix_alpha=recipe.cutmix,
-                prob=recipe.mixup_prob,
-                switch_prob=recipe.mixup_switch_prob,
-                mode="batch",
-                label_smoothing=recipe.label_smoothing,
-                num_classes=self.num_classes,
-            )
-            self.criterion: nn.Module = SoftTargetCrossEntropy()
-        elif recipe.label_smoothing > 0:
-            self.criterion = LabelSmoothingCrossEntropy(smoothing=recipe.label_smoothing)
-        else:
-            self.criterion = nn.CrossEntropyLoss()
+        self.mixup, self.criterion = recipe_loss(recipe, task.step, task.per_device_batch, self.num_classes)
 
     # -- one epoch --------------------------------------------------------------------------
 
@@ -239,7 +227,7 @@ class Trainer(Checkpointing):
         self.started_epoch = None
         self.train_model.train()
         loss_sum, total_loss = torch.zeros((), device=self.device), 0.0
-        data_wait, startup_time, last_progress, startup_images = 0.0, 0.0, 0.0, 0
+        data_wait, startup_time, startup_images = 0.0, 0.0, 0
         started = time.perf_counter()
         iterator = iter(self.loader)
         for index in range(self.batches):
@@ -266,9 +254,9 @@ class Trainer(Checkpointing):
                 total_loss = self.distributed.summed(loss_sum).item()
                 if not math.isfinite(total_loss):
                     return None
-                if time.perf_counter() - last_progress > 1.0 and self.distributed.main:
-                    last_progress = time.perf_counter()
-                    write_json(self.paths.progress, {"epoch": self.epoch, "batch": index + 1, "batches": self.batches})
+                if self.distributed.main:
+                    seconds = time.perf_counter() - started - startup_time
+                    self._report_progress(index + 1, total_loss, data_wait, seconds, startup_images)
         self.scheduler.step(self.epoch + 1)
         elapsed = time.perf_counter() - started - startup_time
         images_seen = self.batches * self.task.per_device_batch * self.distributed.world_size
@@ -283,6 +271,15 @@ class Trainer(Checkpointing):
             "startup_time_s": startup_time,
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+
+    def _report_progress(self, batch: int, loss_sum: float, data_wait: float, seconds: float, startup: int) -> None:
+        """At a loss check of rank 0: the iteration scalars, progress.json and the progress line."""
+        ranks, lr = self.distributed.world_size, self.optimizer.param_groups[0]["lr"]
+        self.experiment.iteration(self.epoch * self.batches, batch, loss_sum, lr, ranks)
+        images = (batch * self.task.per_device_batch - startup) * ranks
+        per_s = 1 / max(seconds, 1e-9)
+        rates = {"images_per_s": images * per_s, "data_wait_share": data_wait * per_s, "seconds": seconds}
+        self.progress.update(self.epoch, self.recipe.epochs, batch, self.batches, rates, self.wall_time)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -358,7 +355,14 @@ class Trainer(Checkpointing):
             describe_device(self.device),
             self.pixels,
         )
-        status, first_epoch_of_process = "done", True
+        start = self.epoch * self.batches  # after the checkpoint: a resumed job's scalars go on from its end
+        with self.experiment.opened(task, start, self.evaluated_figures, self.distributed.main):
+            status = self._train_epochs()
+        return self.result(status)
+
+    def _train_epochs(self) -> str:
+        """Train, evaluate and checkpoint the epochs left; `done`, or `diverged` on a non-finite loss."""
+        task, status, first_epoch_of_process = self.task, "done", True
         while self.epoch < self.recipe.epochs:
             started = time.perf_counter()
             trained = self.train_epoch()
@@ -383,24 +387,9 @@ class Trainer(Checkpointing):
             if evaluated.get("top1") is not None:
                 self.best_top1 = max(self.best_top1, evaluated["top1"])
             self.save_checkpoint()
-            score = (
-                f"top-1 {evaluated['top1']:.2f}%"
-                if evaluated.get("top1") is not None
-                else f"val loss {evaluated['val_loss']:.4f}"
-            )
-            log.info(
-                "%s seed %d%s epoch %d/%d: loss %.3f %s (data wait %.0f%%%s)",
-                task.step,
-                task.seed,
-                f" {task.phase}" if task.phase else "",
-                self.epoch,
-                self.recipe.epochs,
-                trained["train_loss"],
-                score,
-                100 * trained["data_wait_s"] / trained["epoch_time_s"],
-                f", {recompiles} recompilation(s)" if recompiles else "",
-            )
-        return self.result(status)
+            self.experiment.epoch(self.epoch * self.batches, record)  # after its checkpoint, as metrics.jsonl
+            log.info(epoch_line(task.step, task.seed, task.phase, self.recipe.epochs, record))
+        return status
 
     def result(self, status: str) -> dict[str, Any]:
         """The step's result record (roadmap.step_result), written as result.json by rank 0."""

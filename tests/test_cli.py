@@ -2,13 +2,18 @@
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
-from conftest import run_cli  # the script in a subprocess
+from conftest import ROOT, run_cli  # the script in a subprocess
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap.cli import main
+from roadmap.roadmaps import ROADMAPS
+from steps import REGISTRY
 
 
 def test_flops_only_upto_ln_table():
@@ -70,9 +75,61 @@ def test_machine_readable_outputs(capsys, output_format):
     assert frame.loc[frame.step == "width", "paper_gflops"].item() == pytest.approx(16.76)
 
 
-def test_list_and_resolution(capsys):
-    listed = cli_output(capsys, "--list", "--format", "csv")
-    assert "kernel11" in listed and "fewer_norm" in listed
+@pytest.mark.parametrize("output_format", ["csv", "json"])
+def test_list_shows_every_registered_step_with_its_roadmaps(capsys, output_format):
+    out = cli_output(capsys, "--list", "--format", output_format)
+    frame = (
+        pd.read_csv(io.StringIO(out), keep_default_na=False)
+        if output_format == "csv"
+        else pd.DataFrame(json.loads(out))
+    )
+    assert sorted(frame.step) == sorted(REGISTRY)  # GRN, InceptionNeXt, co-design and fcmae rows too
+    roadmaps = dict(zip(frame.step, frame.roadmaps.str.split()))
+    for name, record in ROADMAPS.items():
+        for entry in record.entries:
+            assert (name in roadmaps[entry.step]) != entry.hidden, (name, entry.step)
+    assert roadmaps["kernel11"] == ["resnet50", "resnet200", "convnext_v2", "inceptionnext"]
+    assert roadmaps["grn"] == ["convnext_v2"] and roadmaps["inception"] == ["inceptionnext"]
+    assert roadmaps["v2_fcmae"] == ["convnext_v2_codesign"] and roadmaps["fcmae"] == []  # on no roadmap
+    # The same listing whatever --roadmap says (it names that roadmap's row count in the table's caption).
+    assert cli_output(capsys, "--roadmap", "inceptionnext", "--list", "--format", output_format) == out
+
+
+def test_list_table_names_the_roadmaps(capsys):
+    listed = cli_output(capsys, "--roadmap", "resnet200", "--list")
+    assert listed.splitlines()[0].split()[:5] == ["step", "label", "branch_of", "roadmaps", "description"]
+    assert f"{len(REGISTRY)} registered steps" in listed and "Roadmap resnet200: 17 rows." in listed
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["no-slurm", "slurm-answers"])
+@pytest.mark.parametrize(
+    "args", [["--upto", "bogus"], ["--preset", "bogus"], ["--steps", "gelu,nope"], ["--seeds", "0"]], ids=str
+)
+def test_bad_input_prints_exactly_one_line(tmp_path, args, cluster):
+    # Checked before the executor is chosen: no line about SLURM, even where a controller answers
+    # (a stand-in `scontrol` on PATH), and none about its absence.
+    environment = dict(os.environ)
+    if cluster:
+        fake = tmp_path / "bin" / "scontrol"
+        fake.parent.mkdir()
+        fake.write_text("#!/bin/sh\necho 'Slurmctld(primary) at localhost is UP'\n")
+        fake.chmod(0o755)
+        environment["PATH"] = f"{fake.parent}{os.pathsep}{environment['PATH']}"
+    finished = subprocess.run(
+        [sys.executable, "run_roadmap.py", *args, "--results", str(tmp_path / "results")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+    assert finished.returncode == 2
+    lines = (finished.stdout + finished.stderr).splitlines()
+    assert len(lines) == 1 and lines[0].startswith("run_roadmap.py: error: "), lines
+    assert not (tmp_path / "results").exists()
+
+
+def test_resolution(capsys):
     at_256 = cli_output(capsys, "--upto", "resnet50", "--flops-only", "--resolution", "256", "--format", "json")
     assert json.loads(at_256)[0]["gflops"] == pytest.approx(4.089 * (256 / 224) ** 2, rel=0.02)
 

@@ -21,6 +21,22 @@ def test_notebooks_are_stored_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
 
 
+def test_explore_notebook_says_what_it_trains_first():
+    # Before any cell trains, the first one says what a run without results trains and for about how long.
+    notebook = nbformat.read(ROOT / "notebooks" / "explore_roadmap.ipynb", as_version=4)
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown"
+    for stated in ("13 rows", "about 10 to 13 minutes", "leave-one-out", "about 1.5 minutes", "about a minute"):
+        assert stated in first.source, stated
+    trains = [index for index, cell in enumerate(notebook.cells) if "train_roadmap(" in cell.source]
+    assert trains and min(trains) > 1  # the set-up cell only reports what exists
+
+
+def tree_files() -> set[Path]:
+    """The notebooks folder's files: executing a notebook must add none (no *.nbconvert.ipynb, no results)."""
+    return {path for path in (ROOT / "notebooks").rglob("*") if path.is_file()}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_executes(path, tmp_path, monkeypatch, tiny_run):
@@ -30,10 +46,15 @@ def test_notebook_executes(path, tmp_path, monkeypatch, tiny_run):
     monkeypatch.setenv("ROADMAP_NOTEBOOK_PRESET", "tiny")
     monkeypatch.setenv("ROADMAP_NOTEBOOK_UPTO", "stage_ratio")
     monkeypatch.setenv("ROADMAP_NOTEBOOK_RESULTS", str(tmp_path))
+    before = tree_files()
     notebook = nbformat.read(path, as_version=4)
+    # Executed in memory with the kernel's working folder in tmp_path: nothing lands in the tree.
+    kernel_folder = tmp_path / "kernel"
+    kernel_folder.mkdir()
     NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(kernel_folder)}}
     ).execute()
+    assert tree_files() == before
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors
     report = tmp_path / "resnet50-tiny-synthetic" / "report"

@@ -12,7 +12,17 @@ from roadmap.run_info import RunInfo
 from roadmap.runs import RunOptions, plan_run, write_plan
 
 # Keys run.json gained after its first version: a plan written before them still loads.
-NEWER_KEYS = ("model", "train_images", "val_images", "pixels", "skipped", "notes", "reference_note", "epochs")
+NEWER_KEYS = (
+    "model",
+    "train_images",
+    "val_images",
+    "pixels",
+    "skipped",
+    "notes",
+    "reference_note",
+    "epochs",
+    "overrides",
+)
 NEWER_ROW_KEYS = ("pretrain", "pretrain_epochs", "seed_keys")
 # The co-design roadmap has FCMAE rows and notes; leave-one-out on ConvNeXt V2 skips a row.
 PLANS = {
@@ -53,7 +63,7 @@ def test_older_run_json_without_newer_keys_loads(tmp_path):
     on_disk = read_json(written_plan(tmp_path, PLANS["codesign"]))
     info = RunInfo.from_json(older_form(on_disk))
     assert info.model is None and info.train_images is None and info.pixels is None
-    assert info.skipped == () and info.notes == () and info.reference_note is None
+    assert info.skipped == () and info.notes == () and info.reference_note is None and info.overrides == ()
     assert info.epochs == on_disk["epochs"]  # what the planner records: the rows' distinct epoch counts
     assert [row.step for row in info.rows] == [row["step"] for row in on_disk["rows"]]
     assert all(row.pretrain is None and row.pretrain_epochs == 0 and row.seed_keys == {} for row in info.rows)

@@ -213,5 +213,5 @@ def test_auto_falls_back_to_local_without_a_controller(tmp_path: Path) -> None:
         env=environment,
     )
     assert finished.returncode == 0, finished.stderr
-    assert "no SLURM controller answers `scontrol ping`; using local" in finished.stdout
+    assert "scontrol" not in finished.stdout + finished.stderr  # the local fallback is silent
     assert json.loads((tmp_path / "auto" / "resnet50" / "0" / "result.json").read_text())["status"] == "done"
