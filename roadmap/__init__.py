@@ -8,6 +8,7 @@ steps: importing the roadmaps here eagerly would make `import steps` in a fresh 
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from typing import Any
 
@@ -51,3 +52,12 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# Every roadmap row is a timm model once the package is imported (roadmap.timm_models). Registering
+# needs the roadmaps, which need the steps: when `import steps` comes first, its modules import
+# roadmap.spec and so run this file before steps is complete, and steps registers them itself when
+# it is (the last line of steps/__init__.py).
+_steps = sys.modules.get("steps")
+if _steps is None or hasattr(_steps, "REGISTRY"):
+    importlib.import_module("roadmap.timm_models")

@@ -1,259 +1,103 @@
-"""One generic builder: `Spec` -> `torch.nn.Module`, from torch.nn and timm.layers pieces.
+"""One generic builder: `Spec` -> `RoadmapNet`, a network with timm's model interface.
 
 Every network of every roadmap (ResNet-50 through ConvNeXt, plus the V2 and InceptionNeXt
-extensions) is a stem, a list of stages of one residual block type, and a head. The block is a
-sequence of three convolutions (spatial kxk, two pointwise) whose order, norms and activations
-come from the spec; read `ResidualBlock.forward` top to bottom for the whole computation.
+extensions) is a stem, a list of stages of one residual block type (roadmap.blocks), and a head.
+`RoadmapNet` offers what timm's tests/test_models.py checks of a model: forward_features /
+forward_head, classifier get and reset, pretrained_cfg, feature_info (so `features_only` works
+through timm's builder), forward_intermediates, gradient checkpointing, group_matcher and
+no_weight_decay. roadmap.timm_models registers every roadmap row with timm.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
-from timm.layers import (
-    DropPath,
-    LayerNorm,
-    LayerNorm2d,
-    LayerScale2d,
-    calculate_drop_path_rates,
-    create_act_layer,
-    trunc_normal_,
-)
-from timm.layers.grn import GlobalResponseNorm
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import LayerNorm, SelectAdaptivePool2d, calculate_drop_path_rates, create_act_layer, trunc_normal_
+from timm.models import checkpoint_seq
+from timm.models._features import feature_take_indices
 from torch import nn
 
+from roadmap.blocks import ResidualBlock, build_downsample, build_stem, norm_layer
 from roadmap.spec import Network, Spec
 
+# The resolution the papers train and test at; what `pretrained_cfg` describes.
+PAPER_RESOLUTION = 224
 
-def build(spec: Spec) -> nn.Module:
+
+def build(spec: Spec) -> RoadmapNet:
     """Build the network described by `spec`, initialised as its recipe says."""
     model = RoadmapNet(spec)
     initialise(model, spec.recipe.weight_init)
     return model
 
 
-def norm_layer(network: Network, channels: int, channels_last: bool = False) -> nn.Module:
-    """The spec's norm for NCHW maps, or for NHWC / (N, C) features when `channels_last`."""
-    if network.norm == "layernorm":
-        # eps 1e-6 as in the official ConvNeXt and timm.
-        return LayerNorm(channels, eps=1e-6) if channels_last else LayerNorm2d(channels, eps=1e-6)
-    return nn.BatchNorm1d(channels) if channels_last else nn.BatchNorm2d(channels)
+def stage_reductions(network: Network) -> list[int]:
+    """Each stage's output stride: the stem's (4 for ResNet's conv + max-pool, k for a kxk/k patchify),
+    doubled at every downsampling stage after the first."""
+    reduction = 4 if network.stem == "resnet" else network.stem_kernel
+    reductions = []
+    for index in range(len(network.depths)):
+        if index > 0 and network.downsampling != "none":
+            reduction *= 2
+        reductions.append(reduction)
+    return reductions
 
 
-def activation_layer(network: Network) -> nn.Module:
-    return create_act_layer(network.activation, inplace=network.activation == "relu")
+def pretrained_config(spec: Spec, resolution: int = PAPER_RESOLUTION) -> dict[str, Any]:
+    """timm's pretrained_cfg of the network: input, evaluation crop and the names of its first conv
+    and classifier (used by timm to adapt `in_chans` and to drop the classifier for new classes)."""
+    network = spec.network
+    pooled = resolution // stage_reductions(network)[-1]
+    return {
+        "url": "",
+        "num_classes": network.num_classes,
+        "input_size": (network.in_channels, resolution, resolution),
+        "pool_size": (pooled, pooled),
+        "crop_pct": spec.recipe.crop_pct,
+        "interpolation": spec.recipe.interpolation,
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stem.conv",
+        "classifier": "head.fc",
+    }
 
 
-def has_bias(network: Network, followed_by_norm: bool) -> bool:
-    """A conv before a BatchNorm needs no bias (the norm's shift replaces it)."""
-    if network.bias == "all":
-        return True
-    return not (followed_by_norm and network.norm == "batchnorm")
-
-
-class BatchPooledGRN(GlobalResponseNorm):
-    """GRN whose L2 norm runs over the whole batch's positions per channel, as the official sparse
-    FCMAE encoder computes it; the same parameters and output as timm's GRN for a batch of one."""
-
-    def __init__(self, channels: int, channels_last: bool) -> None:
-        super().__init__(channels, channels_last=channels_last)
-        self.spatial_dim = (0, *self.spatial_dim)
-
-
-def grn_layer(network: Network, channels: int, channels_last: bool) -> nn.Module:
-    """GRN with the spec's aggregation (roadmap.spec.GRN_POOLINGS): per sample (timm's) or per batch."""
-    kind = GlobalResponseNorm if network.grn_pooling == "sample" else BatchPooledGRN
-    return kind(channels, channels_last=channels_last)
-
-
-class PartialConv(nn.Module):
-    """Depthwise kxk conv on the last `ratio` of the channels; the rest pass through unchanged."""
-
-    def __init__(self, channels: int, kernel_size: int, ratio: float, bias: bool) -> None:
-        super().__init__()
-        convolved = max(1, int(channels * ratio))
-        self.split = (channels - convolved, convolved)
-        self.conv = nn.Conv2d(convolved, convolved, kernel_size, padding=kernel_size // 2, groups=convolved, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity, convolved = torch.split(x, self.split, dim=1)
-        return torch.cat((identity, self.conv(convolved)), dim=1)
-
-
-class InceptionMixer(nn.Module):
-    """InceptionNeXt's token mixer: square, 1xk and kx1 depthwise branches, the rest identity."""
-
-    def __init__(self, channels: int, square: int, band: int, branch_ratio: float, bias: bool) -> None:
-        super().__init__()
-        branch = int(channels * branch_ratio)
-        # Identity first, then square, horizontal, vertical: the order timm and the official code use.
-        self.split = (channels - 3 * branch, branch, branch, branch)
-        self.square = nn.Conv2d(branch, branch, square, padding=square // 2, groups=branch, bias=bias)
-        self.band_width = nn.Conv2d(branch, branch, (1, band), padding=(0, band // 2), groups=branch, bias=bias)
-        self.band_height = nn.Conv2d(branch, branch, (band, 1), padding=(band // 2, 0), groups=branch, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity, square, horizontal, vertical = torch.split(x, self.split, dim=1)
-        return torch.cat(
-            (identity, self.square(square), self.band_width(horizontal), self.band_height(vertical)), dim=1
-        )
-
-
-def spatial_layer(network: Network, channels: int, stride: int) -> nn.Module:
-    """The block's kxk token mixer on `channels` channels."""
-    bias = has_bias(network, "spatial" in network.norm_sites)
-    if network.mixer == "inception":
-        return InceptionMixer(
-            channels, network.kernel_size, network.inception_band_kernel, network.inception_branch_ratio, bias
-        )
-    if network.conv_ratio < 1.0:
-        return PartialConv(channels, network.kernel_size, network.conv_ratio, bias)
-    groups = channels if network.depthwise else network.groups
-    return nn.Conv2d(
-        channels,
-        channels,
-        network.kernel_size,
-        stride=stride,
-        padding=network.kernel_size // 2,
-        groups=groups,
-        bias=bias,
-    )
-
-
-class ResidualBlock(nn.Module):
-    """Three convolutions in the spec's order, norms and activations where the spec puts them.
-
-    Bottleneck (ResNet):   pointwise1 -> spatial -> pointwise2, hidden = width / 4
-    Inverted (MobileNetV2): the same order, hidden = 4 x width
-    Spatial-first (ConvNeXt): spatial -> pointwise1 -> pointwise2
-    With LayerNorm in a spatial-first block the pointwise convs run as `nn.Linear` on NHWC
-    tensors, as in the official ConvNeXt (same FLOPs, faster).
-    """
-
-    def __init__(
-        self,
-        network: Network,
-        in_width: int,
-        out_width: int,
-        hidden_width: int,
-        stride: int,
-        drop_path: float,
-        layer_scale_init: float,
-    ) -> None:
-        super().__init__()
-        self.spatial_first = network.block_order == "spatial_first"
-        self.channels_last = self.spatial_first and network.norm == "layernorm"
-        spatial_width = in_width if self.spatial_first else hidden_width
-        pointwise1_in = in_width
-
-        self.spatial = spatial_layer(network, spatial_width, stride)
-        self.spatial_norm = self._norm(network, "spatial", spatial_width)
-        self.spatial_act = self._act(network, "spatial")
-        self.pointwise1 = self._pointwise(network, pointwise1_in, hidden_width, "pointwise1")
-        self.pointwise1_norm = self._norm(network, "pointwise1", hidden_width)
-        self.pointwise1_act = self._act(network, "pointwise1")
-        self.grn = grn_layer(network, hidden_width, self.channels_last) if network.grn else nn.Identity()
-        self.pointwise2 = self._pointwise(network, hidden_width, out_width, "pointwise2")
-        self.pointwise2_norm = self._norm(network, "pointwise2", out_width)
-        self.layer_scale = LayerScale2d(out_width, layer_scale_init) if network.layer_scale else nn.Identity()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.shortcut = self._shortcut(network, in_width, out_width, stride)
-        self.residual_act = self._act(network, "residual")
-
-    def _norm(self, network: Network, site: str, channels: int) -> nn.Module:
-        if site not in network.norm_sites:
-            return nn.Identity()
-        # In a channels-last block every norm, the spatial one included, runs after the permute.
-        return norm_layer(network, channels, self.channels_last)
-
-    def _act(self, network: Network, site: str) -> nn.Module:
-        return activation_layer(network) if site in network.activation_sites else nn.Identity()
-
-    def _pointwise(self, network: Network, width_in: int, width_out: int, site: str) -> nn.Module:
-        bias = has_bias(network, site in network.norm_sites)
-        if self.channels_last:
-            return nn.Linear(width_in, width_out, bias=bias)
-        return nn.Conv2d(width_in, width_out, 1, bias=bias)
-
-    @staticmethod
-    def _shortcut(network: Network, in_width: int, out_width: int, stride: int) -> nn.Module:
-        if stride == 1 and in_width == out_width:
-            return nn.Identity()
-        return nn.Sequential(
-            OrderedDict(
-                conv=nn.Conv2d(in_width, out_width, 1, stride=stride, bias=has_bias(network, True)),
-                norm=norm_layer(network, out_width),
-            )
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = self.shortcut(x)
-        if self.spatial_first:
-            x = self.spatial(x)
-            if self.channels_last:
-                x = x.permute(0, 2, 3, 1)
-            x = self.spatial_act(self.spatial_norm(x))
-            x = self.pointwise1_act(self.pointwise1_norm(self.pointwise1(x)))
-        else:
-            x = self.pointwise1_act(self.pointwise1_norm(self.pointwise1(x)))
-            x = self.spatial_act(self.spatial_norm(self.spatial(x)))
-        x = self.grn(x)
-        x = self.pointwise2_norm(self.pointwise2(x))
-        if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        x = self.drop_path(self.layer_scale(x)) + shortcut
-        return self.residual_act(x)
-
-
-def build_stem(network: Network) -> nn.Module:
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    stride = 2 if network.stem == "resnet" else network.stem_kernel
-    padding = network.stem_kernel // 2 if network.stem == "resnet" else 0
-    layers["conv"] = nn.Conv2d(
-        network.in_channels,
-        network.stem_width,
-        network.stem_kernel,
-        stride=stride,
-        padding=padding,
-        bias=has_bias(network, True),
-    )
-    if network.stem != "patchify_no_norm":
-        layers["norm"] = norm_layer(network, network.stem_width)
-    if network.stem == "resnet":
-        layers["act"] = activation_layer(network)
-        layers["pool"] = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-    return nn.Sequential(layers)
-
-
-def build_downsample(network: Network, in_width: int, out_width: int, stride: int) -> nn.Module:
-    """Separate downsampling layer: norm, then a kxk/k conv (1x1 when only the width changes)."""
-    if stride == 1 and in_width == out_width:
-        return nn.Identity()
-    return nn.Sequential(
-        OrderedDict(
-            norm=norm_layer(network, in_width),
-            conv=nn.Conv2d(in_width, out_width, stride, stride=stride, bias=has_bias(network, False)),
-        )
-    )
+def exempt_from_weight_decay(name: str, parameter: torch.Tensor) -> bool:
+    """What the official modern recipes train without weight decay: 1-D tensors (norm affines,
+    LayerScale, GRN) and biases."""
+    return parameter.ndim <= 1 or name.endswith(".bias")
 
 
 class Stage(nn.Module):
+    """An optional downsampling layer, then the blocks (run under gradient checkpointing when set)."""
+
     def __init__(self, downsample: nn.Module, blocks: list[nn.Module]) -> None:
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.Sequential(*blocks)
+        self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
 
 
 class Head(nn.Module):
-    """Global average pool, then linear / norm + linear / InceptionNeXt's MLP head."""
+    """Global average pool, then linear / norm + linear / InceptionNeXt's MLP head.
+
+    `reset` works as timm's heads: 0 classes leave the pre-logits features; pooling off ('') needs
+    0 classes and passes the final feature map through unchanged, since the norm and the MLP act on
+    pooled vectors.
+    """
 
     def __init__(self, network: Network, width: int) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = SelectAdaptivePool2d(pool_type="avg", flatten=True)
         self.norm: nn.Module = nn.Identity()
         self.hidden: nn.Module = nn.Identity()
         if network.head == "norm_linear":
@@ -264,15 +108,25 @@ class Head(nn.Module):
                 OrderedDict(fc=nn.Linear(width, hidden), act=create_act_layer("gelu"), norm=LayerNorm(hidden, eps=1e-6))
             )
             width = hidden
-        self.fc = nn.Linear(width, network.num_classes)
+        self.hidden_size = width
+        self.fc: nn.Module = nn.Linear(width, network.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x).flatten(1)
-        return self.fc(self.hidden(self.norm(x)))
+    def reset(self, num_classes: int, global_pool: str | None = None) -> None:
+        pool_type = self.pool.pool_type if global_pool is None else global_pool
+        if not pool_type and num_classes > 0:
+            raise ValueError(f"a head without pooling ('') has no classifier: got num_classes={num_classes}, use 0")
+        self.pool = SelectAdaptivePool2d(pool_type=pool_type, flatten=True)
+        self.fc = nn.Linear(self.hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.pool.is_identity():
+            return x
+        x = self.hidden(self.norm(self.pool(x)))
+        return x if pre_logits else self.fc(x)
 
 
 class RoadmapNet(nn.Module):
-    """Stem, stages, head; built from a `Spec` and nothing else."""
+    """Stem, stages, head; built from a `Spec` and nothing else, with timm's model interface."""
 
     def __init__(self, spec: Spec) -> None:
         super().__init__()
@@ -307,12 +161,93 @@ class RoadmapNet(nn.Module):
             stages.append(Stage(downsample, blocks))
         self.stages = nn.Sequential(*stages)
         self.head = Head(network, width)
+        # timm's attributes: classes, final feature width, pre-logits width, and one entry per stage
+        # for its feature extractors (FeatureListNet finds the modules by these names).
+        self.num_classes = network.num_classes
+        self.num_features = width
+        self.head_hidden_size = self.head.hidden_size
+        self.feature_info = [
+            {"num_chs": channels, "reduction": reduction, "module": f"stages.{index}"}
+            for index, (channels, reduction) in enumerate(zip(network.widths, stage_reductions(network)))
+        ]
+        self.pretrained_cfg = self.default_cfg = pretrained_config(spec)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier for `num_classes` (0: none); `global_pool` '' also turns pooling off."""
+        self.head.reset(num_classes, global_pool)
+        self.num_classes = num_classes
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The stages' outputs (`indices`: the last n stages if an int, those listed, or all) and the
+        final features, as timm's models return them. `norm` changes nothing: no norm sits between
+        the last stage and the head."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"roadmap networks give NCHW features, not {output_fmt}")
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[: max_index + 1]
+        intermediates = []
+        x = self.stem(x)
+        for index, stage in enumerate(stages):
+            x = stage(x)
+            if index in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last one `indices` takes, and the head (timm's API)."""
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        pruned_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[: max_index + 1]
+        if pruned_end:
+            # The head is sized for the last stage's width: it goes with the stages it followed.
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or pruned_end:
+            self.reset_classifier(0, "")
+        return take_indices
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's parameter groups: the stem, then one group per stage (`coarse`) or per block with
+        a stage's downsampling layer in its first block's group; the head is the last group.
+        roadmap.optimisation maps these groups to ConvNeXt V2's official layer ids."""
+        blocks = [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None)]
+        return {"stem": r"^stem\.", "blocks": r"^stages\.(\d+)" if coarse else blocks}
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """The parameters this network's recipe trains without weight decay (none under torchvision's
+        recipe, which decays every parameter)."""
+        if not self.spec.recipe.no_decay_1d:
+            return set()
+        return {name for name, parameter in self.named_parameters() if exempt_from_weight_decay(name, parameter)}
 
 
 def initialise(model: nn.Module, scheme: str) -> None:

@@ -22,7 +22,8 @@ import torch
 from timm.layers.grn import GlobalResponseNorm
 from torch import nn
 
-from roadmap.build import ResidualBlock, RoadmapNet, Stage
+from roadmap.blocks import ResidualBlock
+from roadmap.build import RoadmapNet, Stage
 from roadmap.spec import Network, SpecError
 
 # ConvNeXt V2's pre-training masks 60% of the 32x32 patches (papers.md 5.2).

@@ -14,7 +14,7 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from roadmap.build import ResidualBlock
+from roadmap.blocks import ResidualBlock
 from roadmap.fcmae import MaskedEncoder
 from roadmap.spec import Network
 

@@ -25,10 +25,12 @@ import re
 from typing import Any
 
 import torch
+from timm.models import group_parameters
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch import nn
 
+from roadmap.build import exempt_from_weight_decay
 from roadmap.spec import Recipe
 
 # The version of these rules, part of every step's key (roadmap.runs): 2 = the official schedules
@@ -47,11 +49,11 @@ class OptimisationError(ValueError):
 
 
 def exempt_from_decay(name: str, parameter: torch.Tensor, decay_grn: bool = False) -> bool:
-    """Whether the official code trains `name` without weight decay: 1-D tensors and biases (norm
-    affines, LayerScale, GRN), unless `decay_grn` and the parameter belongs to a GRN."""
+    """Whether the official code trains `name` without weight decay (roadmap.build's rule: 1-D
+    tensors and biases), unless `decay_grn` and the parameter belongs to a GRN."""
     if decay_grn and GRN_PARAMETER.search(name):
         return False
-    return parameter.ndim <= 1 or name.endswith(".bias")
+    return exempt_from_weight_decay(name, parameter)
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float, decay_grn: bool = False) -> list[dict[str, Any]]:
@@ -63,30 +65,27 @@ def weight_decay_groups(model: nn.Module, weight_decay: float, decay_grn: bool =
     return [{"params": exempt, "weight_decay": 0.0}, {"params": decayed, "weight_decay": weight_decay}]
 
 
-def official_layer_id(name: str, depths: tuple[int, ...], kind: str) -> int:
-    """The layer of parameter `name` of a roadmap network under ConvNeXt V2's fine-tuning rule.
+def official_layer_id(timm_layer: int, depths: tuple[int, ...], kind: str) -> int:
+    """ConvNeXt V2's fine-tuning layer id of group `timm_layer` of a roadmap network's `group_matcher`
+    (timm's numbering: 0 the stem, 1..sum(depths) the blocks in order, each stage's downsampling
+    layer with its first block, then the head).
 
-    `single`: layers 1..sum(depths) are the blocks in order, a stage's downsampling layer (and the
-    stem, the official `downsample_layers.0`) shares the layer of its stage's first block, and
-    everything after the stages (norm, head) is layer sum(depths) + 1. `group`: the stem is 0,
-    stages 0 and 1 are 1 and 2, stage 2 takes three blocks per layer from 3, stage 3 is 12, the
-    head 13; the official ids are kept on networks shallower than ConvNeXt-B.
+    `single`: the blocks keep their ids, the stem (the official `downsample_layers.0`) shares layer 1
+    with the first block, the head is sum(depths) + 1. `group`: the stem is 0, stages 0 and 1 are 1
+    and 2, stage 2 takes three blocks per layer from 3, stage 3 is 12, the head 13; the official ids
+    are kept on networks shallower than ConvNeXt-B.
     """
-    match = re.match(r"^stages\.(\d+)\.(?:blocks\.(\d+)|downsample)", name)
-    is_stem = name.startswith("stem.")
+    blocks = sum(depths)
     if kind == "single":
-        if is_stem:
-            return 1
-        if match is None:
-            return sum(depths) + 1
-        stage, block = int(match.group(1)), int(match.group(2) or 0)
-        return sum(depths[:stage]) + block + 1
-    if is_stem:
+        return max(timm_layer, 1)
+    if timm_layer == 0:
         return 0
-    if match is None:
+    if timm_layer > blocks:
         return GROUP_LAYERS + 1
-    stage, block = int(match.group(1)), int(match.group(2) or 0)
-    return {0: 1, 1: 2, 2: 3 + block // 3}.get(stage, GROUP_LAYERS)
+    block = timm_layer - 1
+    stage = next(index for index in range(len(depths)) if block < sum(depths[: index + 1]))
+    within = block - sum(depths[:stage])
+    return {0: 1, 1: 2, 2: 3 + within // 3}.get(stage, GROUP_LAYERS)
 
 
 def layer_decay_groups(
@@ -94,20 +93,22 @@ def layer_decay_groups(
 ) -> list[dict[str, Any]]:
     """One group per (official layer, decayed or not), each with lr_scale = decay ** (last - layer).
 
-    Written here rather than taken from timm's `param_groups_layer_decay`: timm renumbers the layers
-    it finds into consecutive ids, which moves the stem to its own layer 0 under `single` and
-    shortens the twelve official groups of `group` on a shallower network.
+    The layers are the network's own `group_matcher` groups as timm numbers them, mapped to the
+    official ids: timm's `param_groups_layer_decay` would use its consecutive ids as they are, which
+    puts the stem a layer below the first block under `single` and shortens the twelve official
+    groups of `group` on a shallower network.
     """
     if kind not in ("single", "group"):
         raise OptimisationError(f"layer decay kind must be 'single' or 'group', got {kind!r}")
     if not 0.0 < layer_decay <= 1.0:
         raise OptimisationError(f"layer decay must be in (0, 1], got {layer_decay}")
     last = sum(depths) + 1 if kind == "single" else GROUP_LAYERS + 1
+    timm_layers = group_parameters(network, network.group_matcher(coarse=False), reverse=True)
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, parameter in network.named_parameters():
         if not parameter.requires_grad:
             continue
-        layer, exempt = official_layer_id(name, depths, kind), exempt_from_decay(name, parameter)
+        layer, exempt = official_layer_id(timm_layers[name], depths, kind), exempt_from_decay(name, parameter)
         group = groups.setdefault(
             (layer, exempt),
             {"params": [], "weight_decay": 0.0 if exempt else weight_decay, "lr_scale": layer_decay ** (last - layer)},

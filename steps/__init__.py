@@ -34,3 +34,7 @@ def _discover() -> dict[str, Step]:
 
 
 REGISTRY: dict[str, Step] = _discover()
+
+# Imported first, this package ran roadmap/__init__.py before REGISTRY existed, so the roadmap rows
+# could not be registered with timm then; they are now (a no-op when roadmap came first).
+importlib.import_module("roadmap.timm_models")

@@ -6,7 +6,7 @@ from timm.layers.grn import GlobalResponseNorm
 
 import roadmap
 from roadmap import SpecError, compose
-from roadmap.build import BatchPooledGRN, InceptionMixer, PartialConv, grn_layer
+from roadmap.blocks import BatchPooledGRN, InceptionMixer, PartialConv, grn_layer
 from roadmap.optimisation import create_optimizer
 from steps import REGISTRY
 
