@@ -13,6 +13,7 @@ from roadmap import SpecError
 from roadmap.build import RoadmapNet
 from roadmap.models import MODELS, model_names
 from roadmap.models import model as model_spec
+from roadmap.timm_models import model_timm_name
 
 # Over ~150M parameters (or very deep): seconds each to create and compare on two cores.
 SLOW = {"convnext_large", "convnext_xlarge", "convnextv2_large", "convnextv2_huge", "resnet200"}
@@ -50,9 +51,11 @@ def test_model_equals_timm(name, free_memory):
     torch.manual_seed(0)
     reference = timm.create_model(name, pretrained=False).eval()
     perturb_one_dimensional(reference)
-    # Every tensor comes from timm's state dict: skip our initialisation, the slow part at this size.
+    # Ours through timm's registry, as users create it. Every tensor comes from timm's state dict:
+    # build on the meta device to skip our initialisation, the slow part at this size.
     with torch.device("meta"):
-        ours = RoadmapNet(model_spec(name))
+        ours = timm.create_model(model_timm_name(name))
+    assert isinstance(ours, RoadmapNet) and ours.spec == model_spec(name)
     ours = ours.to_empty(device="cpu").eval()
     count = sum(parameter.numel() for parameter in ours.parameters())
     assert count == sum(parameter.numel() for parameter in reference.parameters())
