@@ -24,7 +24,7 @@ from tqdm import tqdm
 from roadmap.errors import last_line
 from roadmap.executors import ClusterOptions, LaunchError, StepJob, choose_executor, make_executor
 from roadmap.files import check_writable_folder, claim_holder
-from roadmap.progress_lines import progress_interval, progress_line, run_eta
+from roadmap.launch_progress import ArrayProgress, ProgressLines
 from roadmap.results import report, summary
 from roadmap.run_files import RunPaths
 from roadmap.runs import RunOptions, RunPlan, plan_run, write_plan
@@ -54,27 +54,6 @@ def summary_line(index: int, total: int, task: StepTask, result: dict[str, Any])
 def main_result(job: submitit.Job) -> dict[str, Any]:
     """The result of rank 0: a multi-task job returns one result per task."""
     return job.results()[0]
-
-
-class ProgressLines:
-    """Where no bar shows (stdout is a file or a batch log): the running step's progress line about
-    once every progress_interval(), with the run's ETA; nothing when the step has not moved."""
-
-    def __init__(self, task: StepTask, epochs: int, overall: tqdm) -> None:
-        self.task, self.epochs, self.overall = task, epochs, overall
-        self.interval, self.last = progress_interval(), time.monotonic()
-        self.said: tuple[int, int] | None = None
-
-    def poll(self) -> None:
-        if time.monotonic() - self.last < self.interval:
-            return
-        progress = self.task.paths.read_progress()
-        if progress is None or (progress["epoch"], progress["batch"]) == self.said:
-            return
-        self.last, self.said = time.monotonic(), (progress["epoch"], progress["batch"])
-        steps_after = self.overall.total - self.overall.n - 1
-        line = progress_line(self.task.step, self.task.seed, progress, run_eta(progress, steps_after, self.epochs))
-        print(line, flush=True)  # flushed: a file's block buffer would hold it back for many minutes
 
 
 def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
@@ -137,8 +116,9 @@ def await_claimed(task: StepTask, poll_s: float = 1.0) -> dict[str, Any] | None:
     return task.paths.finished_result(task.key)
 
 
-class _LocalProgress:
-    """The launcher's count of finished step x seeds, its progress bar and the results so far."""
+class _RunProgress:
+    """The launcher's count of finished step x seeds, its progress bar and the results so far; the
+    local launcher and the SLURM one say a finished (or failed) step in the same `[i/n]` line."""
 
     def __init__(self, total: int, report: Callable[[str], None]) -> None:
         self.total, self.index, self.report = total, 0, report
@@ -157,7 +137,7 @@ class _LocalProgress:
         self.bar.update(1)
 
 
-def _train_locally(executor: Any, kind: str, task: StepTask, epochs: int, progress: _LocalProgress) -> dict | None:
+def _train_locally(executor: Any, kind: str, task: StepTask, epochs: int, progress: _RunProgress) -> dict | None:
     """Train one task through the executor; its result, or None when it failed (said in one line)."""
     # Child processes (submitit's local controller) get no terminal stderr: a Ctrl-C would
     # otherwise print their tracebacks under the launcher's one line. Jobs log to files.
@@ -189,7 +169,7 @@ def launch(
     executor = make_executor(kind, folder, cluster, devices)
     if kind == "slurm":
         return _launch_array(executor, tasks, epochs, wait, report)
-    progress = _LocalProgress(len(tasks), report)
+    progress = _RunProgress(len(tasks), report)
     try:
         queue, held = list(tasks), []
         while queue or held:
@@ -241,35 +221,47 @@ def _launch_array(
         f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks): "
         + ", ".join(f"{task.step}/s{task.seed}={job.job_id}" for task, job in zip(tasks, jobs))
     )
-    if not wait:
-        return []
-    results = []
+    return _await_array(tasks, jobs, epochs, report) if wait else []
+
+
+def _await_array(
+    tasks: list[StepTask], jobs: list[submitit.Job], epochs: dict[str, int], report: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Wait for the array's jobs, saying each finished step as the local launcher does and, where
+    no bar shows (a batch log), the running steps' progress lines from the run folder."""
+    progress = _RunProgress(len(jobs), report)
+    lines = ArrayProgress(tasks, epochs) if progress.bar.disable else None
     finished: set[int] = set()
-    with tqdm(total=len(jobs), desc="roadmap", unit="step", disable=None) as overall:
+    try:
         while len(finished) < len(jobs):
+            if lines is not None:
+                lines.poll(finished)
             for index, (task, job) in enumerate(zip(tasks, jobs)):
                 if index in finished or not job.done():
                     continue
                 finished.add(index)
-                overall.update(1)
-                try:
-                    result = main_result(job)
-                except submitit.core.utils.FailedJobError as error:
-                    report(f"{task.step} seed {task.seed}: {failure_text(task, error, job)}")
-                    continue
-                if result.get("status") == "claimed":
-                    report(claimed_line(task, result.get("holder", "another process")))
-                    result = await_claimed(task)
-                    if result is None:
-                        report(
-                            f"{task.step} seed {task.seed}: the other launcher stopped without a result; "
-                            f"rerun the command to train it"
-                        )
-                        continue
-                results.append(result)
-                tqdm.write(summary_line(len(finished), len(jobs), task, result), file=sys.stdout)
+                result = _array_result(task, job, progress)
+                if result is not None:
+                    progress.finished(task, result)
             time.sleep(1.0)
-    return results
+    finally:
+        progress.bar.close()
+    return progress.results
+
+
+def _array_result(task: StepTask, job: submitit.Job, progress: _RunProgress) -> dict[str, Any] | None:
+    """The result of an ended array job; None when it failed (said in one line)."""
+    try:
+        result = main_result(job)
+    except submitit.core.utils.FailedJobError as error:
+        progress.failed(task, failure_text(task, error, job))
+        return None
+    if result.get("status") == "claimed":
+        progress.report(claimed_line(task, result.get("holder", "another process")))
+        result = await_claimed(task)
+        if result is None:
+            progress.failed(task, "the other launcher stopped without a result; rerun the command to train it")
+    return result
 
 
 @contextlib.contextmanager

@@ -15,9 +15,15 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 from test_train import tiny_task
 
+from roadmap.executors import ClusterOptions
 from roadmap.experiment_log import ExperimentLog, epoch_scalars
+from roadmap.fcmae_trainer import pretrain_task
 from roadmap.files import read_json_lines
 from roadmap.job import run_step
+from roadmap.launch import launch
+from roadmap.launch_progress import array_lines
+from roadmap.progress_lines import StepProgress, duration
+from roadmap.runs import RunOptions, plan_run, write_plan
 from roadmap.spec import Spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +138,70 @@ def test_progress_lines_when_stdout_is_a_file(tmp_path):
         assert part in lines[0]
     job_logs = "".join(path.read_text() for path in (tmp_path / "results").rglob("submitit/*_log.out"))
     assert "resnet50 seed 0: epoch 1/3, iteration" in job_logs and "step ETA" in job_logs
+
+
+def fcmae_plan(results: Path, seeds: int = 1):
+    """The tiny `--steps fcmae` run of convnext_tiny: rows convnext_tiny and fcmae (pre-training first)."""
+    options = RunOptions(
+        model="convnext_tiny", steps=("fcmae",), preset="tiny", epochs=1, seeds=seeds, results=str(results)
+    )
+    plan = plan_run(options)
+    return plan, {row.step: row.epochs for row in plan.info.rows}
+
+
+@pytest.mark.slow  # a pre-training and a fine-tuning through submitit's local executor: 15 to 50 s
+def test_pretraining_prints_progress_lines_where_stdout_is_no_terminal(tmp_path, capsys, monkeypatch):
+    """The local launcher's lines follow the pre-training phase (its progress.json is in pretrain/),
+    then the fine-tuning; the job's own log has the pre-training's lines too."""
+    monkeypatch.setenv("ROADMAP_PROGRESS_SECONDS", "0")  # read here and by the job it starts
+    plan, epochs = fcmae_plan(tmp_path)
+    write_plan(plan)
+    task = next(task for task in plan.tasks if task.step == "fcmae")
+    submitit = plan.run_dir / "submitit"
+    results = launch([task], epochs, "local", submitit, ClusterOptions(), 1, wait=True)
+    assert [result["status"] for result in results] == ["done"]
+    printed = capsys.readouterr().out  # captured: not a terminal, so no bars, lines instead
+    pretraining = [line for line in printed.splitlines() if line.startswith("fcmae seed 0 pretrain: epoch ")]
+    pretrain_epochs = Spec.from_dict(task.spec).pretrain.epochs
+    assert pretraining and f"/{pretrain_epochs}, iteration " in pretraining[0], printed
+    for part in ("images/s, data wait ", "%, step ETA ", ", run ETA ~"):
+        assert part in pretraining[0]
+    assert "fcmae seed 0: epoch 1/1, iteration " in printed and "[1/1] fcmae seed 0: top-1" in printed
+    job_logs = "".join(path.read_text() for path in submitit.glob("*_log.out"))
+    assert f"fcmae seed 0 pretrain: epoch 1/{pretrain_epochs}, iteration" in job_logs
+
+
+def test_array_lines_from_the_run_folder(trained, tmp_path):
+    """The SLURM launcher's lines come from the files alone: a step with a finished result.json and a
+    step whose job ended say nothing, a running step and a pre-training step say their progress line
+    with the array's run ETA, a step not started adds its epochs to that ETA."""
+    plan, epochs = fcmae_plan(tmp_path / "fcmae", seeds=2)
+    (supervised, ended), (fcmae, waiting) = ([t for t in plan.tasks if t.step == s] for s in ("convnext_tiny", "fcmae"))
+    done = dataclasses.replace(trained, run_dir=str(tmp_path / "resnet"))
+    shutil.copytree(trained.paths.folder, done.paths.folder)  # result.json of a real finished step
+    rates = {"images_per_s": 100.0, "data_wait_share": 0.25, "seconds": 5.0}
+    # The trainer's own writer: 10 s per finished epoch, halfway through the second of 2: 5 s left.
+    StepProgress(supervised, None).update(1, 2, 4, 8, rates, 10.0)
+    pretraining = pretrain_task(fcmae)
+    pretrain_epochs = Spec.from_dict(pretraining.spec).recipe.epochs
+    # 4 s per pre-training epoch, a quarter into the third: 4 x (E - 2.25) s, then its fine-tuning.
+    StepProgress(pretraining, None).update(2, pretrain_epochs, 2, 8, rates, 8.0)
+    left = [5.0, 4 * (pretrain_epochs - 2.25) + 4 * epochs["fcmae"]]
+    waiting_work = (epochs["fcmae"] + pretrain_epochs) * (10.0 + 4.0) / 2  # at the running steps' mean pace
+    eta = max(*left, (sum(left) + waiting_work) / 2)
+    tasks = [done, supervised, ended, fcmae, waiting]
+    said: dict[int, tuple] = {}
+    lines = array_lines(tasks, {**epochs, "resnet50": EPOCHS}, {2}, said)
+    assert lines == [
+        f"convnext_tiny seed 0: epoch 2/2, iteration 4/8, 100.0 images/s, data wait 25%, step ETA 5s, "
+        f"run ETA ~{duration(eta)}",
+        f"fcmae seed 0 pretrain: epoch 3/{pretrain_epochs}, iteration 2/8, 100.0 images/s, data wait 25%, "
+        f"step ETA {duration(left[1] - 4 * epochs['fcmae'])}, run ETA ~{duration(eta)}",
+    ]
+    assert array_lines(tasks, {**epochs, "resnet50": EPOCHS}, {2}, said) == []  # nothing moved
+    StepProgress(supervised, None).update(1, 2, 6, 8, rates, 10.0)
+    moved = array_lines(tasks, {**epochs, "resnet50": EPOCHS}, {2}, said)
+    assert len(moved) == 1 and moved[0].startswith("convnext_tiny seed 0: epoch 2/2, iteration 6/8")
 
 
 def test_wandb_without_its_package_is_one_line_exit_2(tmp_path, capsys, monkeypatch):

@@ -45,9 +45,12 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 def files_of(run_dir: Path) -> set[str]:
-    """The run's files relative to its folder, without submitit's logs (executor-specific)."""
+    """The run's files relative to its folder, without submitit's logs (executor-specific); a
+    TensorBoard event file by its folder, as its name holds the time, host and pid that wrote it."""
     return {
-        str(path.relative_to(run_dir)) for path in run_dir.rglob("*") if path.is_file() and "submitit" not in path.parts
+        str(path.relative_to(run_dir).parent / "<events>" if "tensorboard" in path.parts else path.relative_to(run_dir))
+        for path in run_dir.rglob("*")
+        if path.is_file() and "submitit" not in path.parts
     }
 
 
@@ -63,6 +66,11 @@ def test_roadmap_runs_as_one_job_array(slurm, tmp_path: Path) -> None:
         ["sacct", "-j", array, "-n", "-X", "-o", "JobID,State", "-P"], capture_output=True, text=True, check=True
     ).stdout.split()
     assert sorted(states) == [f"{array}_{index}|COMPLETED" for index in range(3)]
+    # Each finished step says the local launcher's line, numbered in the order the steps ended.
+    steps = ["recipe", "resnet50", "stage_ratio"]
+    said = re.findall(r"^\[(\d)/3\] (\w+) seed 0: top-1 [\d.]+%, 1 epochs, ", on_slurm.stdout, flags=re.M)
+    assert sorted(index for index, _ in said) == ["1", "2", "3"], on_slurm.stdout
+    assert sorted(step for _, step in said) == steps, on_slurm.stdout
 
     local = run_cli(*arguments, "--preset", "tiny", "--executor", "local", "--run", "local", timeout=300)
     assert local.returncode == 0, local.stderr
