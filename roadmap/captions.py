@@ -51,9 +51,9 @@ def figure_caption(run_info: Mapping[str, Any]) -> str:
         caption += " " + SYNTHETIC_NOTE
     for pretraining in dict.fromkeys(row.get("pretrain") for row in run_info.get("rows", []) if row.get("pretrain")):
         caption += f" {pretraining}."
-    overrides = overrides_line(run_info)
-    if overrides:
-        caption += " " + overrides
+    for line in (overrides_line(run_info), init_line(run_info)):
+        if line:
+            caption += " " + line
     for note in [*run_info.get("notes", []), run_info.get("reference_note")]:
         if note:
             caption += f" Note: {note}."
@@ -80,6 +80,18 @@ def overrides_line(run_info: Mapping[str, Any]) -> str:
         field = f"pretrain.{override['field']}" if override.get("scope") == "pretrain" else override["field"]
         changes.append(f"{field} {_value_words(override['value'])} instead of {was}")
     return f"Overridden (--set / --config): {'; '.join(changes)}." if changes else ""
+
+
+def init_line(run_info: Mapping[str, Any]) -> str:
+    """The --init file of run.json in words (its name and the start of its sha256); '' without one."""
+    init = run_info.get("init")
+    if not isinstance(init, Mapping):
+        return ""
+    name = str(init.get("path", "?")).replace("\\", "/").rsplit("/", 1)[-1]
+    return (
+        f"Started from {name} (sha256 {str(init.get('sha256', ''))[:8]}...; {init.get('holds', 'weights')}) "
+        f"instead of the recipe's initialisation."
+    )
 
 
 def _distinct(values: Any) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from roadmap.cli_arguments import UsageError, build_parser, build_report_parser
+from roadmap.cli_arguments import UsageError, build_eval_parser, build_export_parser, build_parser, build_report_parser
 from roadmap.compare import CompareError, check_comparable, compare_runs
 from roadmap.complexity import CONVENTION
 from roadmap.complexity_report import complexity_table
@@ -37,6 +37,9 @@ from roadmap.run_files import RunPaths
 from roadmap.run_options import RunError, RunOptions, check_options, check_run_name
 from roadmap.runs import plan_run, rows_for
 from roadmap.spec import SpecError
+from roadmap.step_eval import evaluate_step, report_lines
+from roadmap.step_export import export_step, timm_line
+from roadmap.step_weights import FinishedStep, StepWeightsError, finished_step
 from roadmap.training_presets import PresetError, get_preset
 from steps import REGISTRY, canonical_name
 
@@ -147,6 +150,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         classes=args.classes,
         mask_ratio=args.mask_ratio,
         overrides=collect_overrides(args.set, args.config),
+        init=args.init,
     )
 
 
@@ -258,6 +262,34 @@ def run_report(argv: Sequence[str]) -> int:
     return 0
 
 
+def finished_step_of(args: argparse.Namespace) -> FinishedStep:
+    """The done step x seed that `eval` / `export` name; an unknown run, row or seed, or a step that
+    has not finished, ends in one line."""
+    try:
+        return finished_step(args.results, args.run, args.step, args.seed)
+    except RunNotFound as error:
+        raise UsageError(str(error)) from None
+
+
+def run_eval(argv: Sequence[str]) -> int:
+    step = finished_step_of(build_eval_parser().parse_args(argv))
+    figures, trainer, note = evaluate_step(step)
+    print("\n".join(report_lines(step, figures, trainer)))
+    if note:
+        print(f"note: {note}")
+    return 0
+
+
+def run_export(argv: Sequence[str]) -> int:
+    args = build_export_parser().parse_args(argv)
+    step = finished_step_of(args)
+    out = Path(args.out)
+    weights, spec = export_step(step, out, args.weights)
+    print(f"export: {out} ({weights} weights of {step.name}) and its spec {spec}")
+    print(timm_line(step, out))
+    return 0
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, a closing session, a scheduler) taken the way Ctrl-C is: the running local
     job is cancelled, its checkpoints stay, and one line says how to resume."""
@@ -285,6 +317,10 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
             return run_report(argv[1:])
         if argv and argv[0] == "cost":
             return cost_study(argv[1:])
+        if argv and argv[0] == "eval":
+            return run_eval(argv[1:])
+        if argv and argv[0] == "export":
+            return run_export(argv[1:])
         args = parser.parse_args(argv)
         roadmap_entries(args.roadmap)  # validates the name before any work
         if args.list:
@@ -306,6 +342,7 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         NumericsError,
         UnreadableFile,
         NotWritable,
+        StepWeightsError,
     ) as error:
         print(f"run_roadmap.py: error: {error}", file=sys.stderr)
         return 2

@@ -134,6 +134,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="overrides from a TOML or YAML file: a table `set` of FIELD = VALUE and [set.RECIPE] tables",
     )
+    group.add_argument(
+        "--init",
+        default=None,
+        metavar="PATH",
+        help="start every step from these weights instead of its initialisation: a finished step's checkpoint.pt, "
+        "a file written by `run_roadmap.py export`, or a timm state dict of a network with a timm counterpart "
+        "(names and shapes must match each row's network; the file's sha256 is part of each step's key)",
+    )
     group.add_argument("--results", default="results", metavar="DIR", help="results folder (default results/)")
     group.add_argument("--run", default=None, metavar="NAME", help="run name (default <roadmap>-<preset>-<dataset>)")
 
@@ -280,7 +288,8 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="run_roadmap.py",
         description="Rerun the ConvNeXt 'modernizing a ResNet' roadmap: complexity, training, reports. "
-        "`run_roadmap.py report --run NAME` rebuilds the table and figures of a run.",
+        "`run_roadmap.py report --run NAME` rebuilds the table and figures of a run; `run_roadmap.py eval` / "
+        "`export --run NAME --step STEP` score / export a finished step's saved weights.",
     )
     add_selection_arguments(parser)
     parser.add_argument(
@@ -304,4 +313,38 @@ def build_report_parser() -> OneLineParser:
         metavar="OTHER",
         help="also measure agreement with run OTHER of the same roadmap (report/vs-OTHER/)",
     )
+    return parser
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which finished step x seed a command reads: run, row, seed and results folder."""
+    parser.add_argument("--run", required=True, metavar="NAME")
+    parser.add_argument("--step", required=True, metavar="STEP", help="a row of the run (names accept - or _)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="which seed of the row (default 0)")
+    parser.add_argument("--results", default="results", metavar="DIR")
+
+
+def build_eval_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="run_roadmap.py eval",
+        description="Evaluate a finished step's saved final weights (raw, and the EMA where the step has one) on "
+        "the step's own validation data, as its training evaluated them; prints top-1/top-5 beside result.json's.",
+    )
+    add_step_arguments(parser)
+    return parser
+
+
+def build_export_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="run_roadmap.py export",
+        description="Write a finished step's weights as a plain state dict (torch.save) and its spec beside it "
+        "(<FILE stem>.spec.json), for timm.create_model or --init.",
+    )
+    add_step_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help="the state dict to write (e.g. x.pth)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--ema", dest="weights", action="store_const", const="ema", help="the EMA's weights (default where reported)"
+    )
+    weights.add_argument("--raw", dest="weights", action="store_const", const="raw", help="the raw model's weights")
     return parser

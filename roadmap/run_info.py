@@ -84,6 +84,8 @@ class RunInfo:
     # --set / --config overrides: as typed, as parsed, and the values they replaced per recipe
     # (roadmap.overrides.apply_overrides); () in runs without any.
     overrides: tuple[Mapping[str, Any], ...] = ()
+    # --init: the file every row started from ({"path", "sha256", "holds"}); None: the recipe's initialisation.
+    init: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {FORMAT_KEY: FORMAT_VERSION, **record_to_json(self)}
@@ -119,6 +121,7 @@ RUN_INFO_ADDED_LATER: Mapping[str, Any] = {
     "reference_note": None,
     "epochs": None,  # then: the rows' epoch counts
     "overrides": (),
+    "init": None,
 }
 
 

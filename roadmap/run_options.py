@@ -59,6 +59,8 @@ class RunOptions:
     wandb: str | None = None  # W&B project every step x seed also logs to (roadmap.experiment_log)
     # --set / --config: recipe (and FCMAE pre-training) fields of the full-size rows (roadmap.overrides).
     overrides: tuple[Override, ...] = ()
+    # --init: a file of weights every row starts from instead of its initialisation (roadmap.init_weights).
+    init: str | None = None
 
     @property
     def effective_mode(self) -> str:

@@ -17,6 +17,7 @@ from roadmap.data import run_datasets
 from roadmap.device_decode import pixels_with_eval
 from roadmap.fcmae import FCMAE_PATCH
 from roadmap.files import UnreadableFile, check_format, read_json_checked, write_json
+from roadmap.init_weights import InitWeights, plan_init
 from roadmap.models import model, model_rows, row_label
 from roadmap.optimisation import TRAINING_RULES
 from roadmap.overrides import apply_overrides
@@ -112,6 +113,7 @@ class _Planning:
     measure_cost: bool
     run_dir: Path
     launcher_pid: int | None
+    init: InitWeights | None = None  # --init: the file every row starts from (checked against every row)
 
 
 def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, Any]:
@@ -140,6 +142,8 @@ def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, An
         settings["pixels"] = describe_pixels(options.shrink, options.shrink_format)
     if options.eval_decode != "cpu":
         settings["eval_decode"] = options.eval_decode  # other evaluation pixels: another experiment
+    if planning.init is not None:
+        settings["init"] = planning.init.sha256  # other starting weights: another experiment
     return settings
 
 
@@ -200,6 +204,7 @@ def _task(
         resolution_schedule=schedule if len(schedule) > 1 else (),
         eval_resolution=preset.eval_resolution,
         pretrain_batch=pretrain_batch,
+        init=planning.init.to_json() if planning.init else None,
     )
 
 
@@ -274,6 +279,9 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     preset, notes = _fcmae_resolution(get_preset(options.preset), rows)
     planning = _planning(options, preset, launcher_pid)
     data = planning.data
+    if options.init is not None:  # read and checked against every row's trained network, before any key
+        trained = [(name, resolve(spec, preset, data.num_classes, options.epochs)) for name, spec in rows]
+        planning = replace(planning, init=plan_init(options.init, trained))
     planned_rows: list[RunRow] = []
     tasks: list[StepTask] = []
     for name, spec in rows:
@@ -310,6 +318,7 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         reference_note=reference_note(options.roadmap) if not options.steps else None,
         epochs=epoch_counts(planned_rows),
         overrides=overrides,
+        init=planning.init.to_json() if planning.init else None,
     )
     return RunPlan(planning.run_dir, info, tasks)
 

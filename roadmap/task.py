@@ -58,6 +58,9 @@ class StepTask:
     # W&B project the job also logs its scalars to (--wandb); None: TensorBoard only. Not part of
     # the key: where figures are shown does not change them.
     wandb_project: str | None = None
+    # --init: the file every step starts from instead of its initialisation, as
+    # roadmap.init_weights.InitWeights records it (path, sha256, what it holds); None: the recipe's.
+    init: dict | None = None
 
     def train_resolution(self, epoch: int) -> int:
         """The training resolution of zero-based `epoch`."""

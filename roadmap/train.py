@@ -27,6 +27,7 @@ from roadmap.distributed import cpu_threads, init_distributed
 from roadmap.experiment_log import ExperimentLog
 from roadmap.fcmae import load_pretrained
 from roadmap.files import StepPaths, write_json
+from roadmap.init_weights import load_init
 from roadmap.loaders import step_data
 from roadmap.optimisation import build_optimisation
 from roadmap.precision import Numerics, compiled_graphs, describe_device, padded_to
@@ -103,6 +104,8 @@ class Trainer(Checkpointing):
             with torch.no_grad():  # the classifier starts near zero on the pre-trained features
                 for parameter in self.model.head.fc.parameters():
                     parameter.mul_(self.recipe.head_init_scale)
+        if self.task.init is not None:  # --init's weights replace all of the above (a resume: its checkpoint)
+            load_init(self.model, self.task.init)
         # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
         # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
         # compiled run resumes an eager one and the other way round.

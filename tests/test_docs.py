@@ -11,9 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import ROOT, TINY_RUN
+from test_train import tiny_task
 
 import roadmap
-from roadmap.run_files import RunPaths, StepPaths
+from roadmap import progress_lines
+from roadmap.job import run_step
+from roadmap.run_files import PROGRESS_KEYS, RunPaths, StepPaths
 from roadmap.run_info import RunInfo, RunRow
 from roadmap.run_table import TABLE_COLUMNS
 from roadmap.training_presets import PRESETS, describe_resolution, proxy_recipe
@@ -78,6 +81,31 @@ def test_run_json_keys_are_documented():
     keys = {field.name for field in dataclasses.fields(RunInfo)} | {field.name for field in dataclasses.fields(RunRow)}
     missing = sorted(keys - documented_names(RESULTS_FORMAT))
     assert not missing, f"run.json keys missing from docs/results-format.md: {missing}"
+
+
+def documented_json(heading: str) -> dict:
+    """The JSON example that follows `heading` in docs/results-format.md."""
+    start = RESULTS_FORMAT.index("```json\n", RESULTS_FORMAT.index(heading)) + len("```json\n")
+    return json.loads(RESULTS_FORMAT[start : RESULTS_FORMAT.index("```\n", start)])
+
+
+def test_progress_json_keys_match_a_real_run(tmp_path, monkeypatch):
+    # progress.json is gone once the step ends, so every version a real tiny step writes is read
+    # back from disk the moment it is written; the doc's example has exactly their keys.
+    written = []
+
+    def write_and_read_back(path: Path, data) -> None:
+        write_json(path, data)
+        written.append(json.loads(path.read_text()))
+
+    write_json = progress_lines.write_json
+    monkeypatch.setattr(progress_lines, "write_json", write_and_read_back)
+    task = tiny_task(tmp_path, epochs=1)
+    assert run_step(task)["status"] == "done" and not task.paths.progress.exists()
+    documented = documented_json("`progress.json` (written")
+    assert written and all(set(record) == set(documented) for record in written), (written, documented)
+    assert set(PROGRESS_KEYS) <= set(documented) and written[-1]["phase"] is None
+    assert written[-1]["batch"] == written[-1]["batches"] and written[-1]["epochs"] == 1
 
 
 def test_table_columns_match_the_code():

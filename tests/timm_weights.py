@@ -1,97 +1,16 @@
 """Load a timm model's weights into the equivalent `RoadmapNet`, for the weight-for-weight equality tests.
 
-Only names differ between timm's modules and ours; each family needs a few renaming rules.
+The renaming rules are the product's (roadmap.timm_names, also used by `--init`): the tests check
+the same rules users rely on.
 """
 
 from __future__ import annotations
 
-import re
-
-import torch
 from torch import nn
 
-# (timm key pattern, our key) rules, applied in order; each rewrites the part of the key it matches.
-RESNET_RULES = (
-    (r"^conv1\.", "stem.conv."),
-    (r"^bn1\.", "stem.norm."),
-    (r"^layer(\d+)\.(\d+)\.conv1\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.pointwise1."),
-    (r"^layer(\d+)\.(\d+)\.bn1\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.pointwise1_norm."),
-    (r"^layer(\d+)\.(\d+)\.conv2\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.spatial."),
-    (r"^layer(\d+)\.(\d+)\.bn2\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.spatial_norm."),
-    (r"^layer(\d+)\.(\d+)\.conv3\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.pointwise2."),
-    (r"^layer(\d+)\.(\d+)\.bn3\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.pointwise2_norm."),
-    (r"^layer(\d+)\.(\d+)\.downsample\.0\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.shortcut.conv."),
-    (r"^layer(\d+)\.(\d+)\.downsample\.1\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.shortcut.norm."),
-    (r"^fc\.", "head.fc."),
-)
-
-CONVNEXT_RULES = (
-    (r"^stem\.0\.", "stem.conv."),
-    (r"^stem\.1\.", "stem.norm."),
-    (r"^stages\.(\d+)\.downsample\.0\.", r"stages.\1.downsample.norm."),
-    (r"^stages\.(\d+)\.downsample\.1\.", r"stages.\1.downsample.conv."),
-    (r"\.conv_dw\.", ".spatial."),
-    (r"\.blocks\.(\d+)\.norm\.", r".blocks.\1.spatial_norm."),
-    (r"\.mlp\.fc1\.", ".pointwise1."),
-    (r"\.mlp\.fc2\.", ".pointwise2."),
-    (r"\.mlp\.grn\.", ".grn."),
-    (r"\.blocks\.(\d+)\.gamma$", r".blocks.\1.layer_scale.gamma"),
-    (r"^norm_pre\.", "head.norm."),
-    (r"^head\.norm\.", "head.norm."),
-    (r"^head\.fc\.", "head.fc."),
-)
-
-# ConvNeXt V2 is timm's ConvNeXt with GRN (`mlp.grn`, covered above) and no LayerScale. Its small
-# variants use 1x1 convs where ours use Linear layers; `convert_state_dict` reshapes those weights.
-CONVNEXT_V2_RULES = CONVNEXT_RULES
-
-INCEPTION_NEXT_RULES = (
-    (r"^stem\.0\.", "stem.conv."),
-    (r"^stem\.1\.", "stem.norm."),
-    (r"^stages\.(\d+)\.downsample\.0\.", r"stages.\1.downsample.norm."),
-    (r"^stages\.(\d+)\.downsample\.1\.", r"stages.\1.downsample.conv."),
-    (r"\.token_mixer\.dwconv_hw\.", ".spatial.square."),
-    (r"\.token_mixer\.dwconv_w\.", ".spatial.band_width."),
-    (r"\.token_mixer\.dwconv_h\.", ".spatial.band_height."),
-    (r"\.blocks\.(\d+)\.norm\.", r".blocks.\1.spatial_norm."),
-    (r"\.mlp\.fc1\.", ".pointwise1."),
-    (r"\.mlp\.fc2\.", ".pointwise2."),
-    (r"\.blocks\.(\d+)\.gamma$", r".blocks.\1.layer_scale.gamma"),
-    (r"^head\.fc1\.", "head.hidden.fc."),
-    (r"^head\.norm\.", "head.hidden.norm."),
-    (r"^head\.fc2\.", "head.fc."),
-)
-
-FAMILY_RULES = {
-    "resnet": RESNET_RULES,
-    "convnext": CONVNEXT_RULES,
-    "convnextv2": CONVNEXT_V2_RULES,
-    "inception_next": INCEPTION_NEXT_RULES,
-}
-
-
-def rename(key: str, rules) -> str:
-    for pattern, replacement in rules:
-        renamed, count = re.subn(pattern, replacement, key, count=1)
-        if count:
-            key = renamed
-    return key
-
-
-def convert_state_dict(state: dict[str, torch.Tensor], family: str, model: nn.Module) -> dict[str, torch.Tensor]:
-    """timm state dict -> our key names, with tensors reshaped where ours differ only in shape."""
-    rules = FAMILY_RULES[family]
-    ours = model.state_dict()
-    converted = {}
-    for key, tensor in state.items():
-        new_key = rename(key, rules)
-        if new_key not in ours:
-            raise KeyError(f"timm key {key!r} maps to {new_key!r}, which our model does not have")
-        target = ours[new_key]
-        converted[new_key] = tensor.reshape(target.shape) if tensor.numel() == target.numel() else tensor
-    return converted
+from roadmap.timm_names import FAMILY_RULES, convert_state_dict  # noqa: F401 (re-exported for tests)
 
 
 def load_timm_weights(model: nn.Module, timm_model: nn.Module, family: str) -> None:
     """Copy every tensor of `timm_model` into `model`; fail loudly on any missing or extra key."""
-    model.load_state_dict(convert_state_dict(timm_model.state_dict(), family, model), strict=True)
+    model.load_state_dict(convert_state_dict(timm_model.state_dict(), family, model.state_dict()), strict=True)
