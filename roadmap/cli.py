@@ -40,6 +40,7 @@ from roadmap.spec import SpecError
 from roadmap.step_eval import evaluate_step, report_lines
 from roadmap.step_export import export_step, timm_line
 from roadmap.step_weights import FinishedStep, StepWeightsError, finished_step
+from roadmap.timm_models import model_timm_name, timm_name
 from roadmap.training_presets import PresetError, get_preset
 from steps import REGISTRY, canonical_name
 
@@ -56,13 +57,16 @@ def print_frame(frame, output_format: str, caption: str) -> None:
 
 
 def step_record(name: str, roadmaps: list[str]) -> dict[str, str]:
-    """One line of --list: a registered step and the roadmaps that make it a row (space-separated)."""
+    """One line of --list: a registered step, the roadmaps that make it a row and the timm models
+    those rows are (space-separated; a row two roadmaps share is one model)."""
     step = REGISTRY[name]
+    models = dict.fromkeys(timm_name(roadmap, name) for roadmap in roadmaps)
     return {
         "step": name,
         "label": step.label,
         "branch_of": step.branch_of or "",
         "roadmaps": " ".join(roadmaps),
+        "timm_models": " ".join(models),
         "description": step.description,
     }
 
@@ -77,7 +81,8 @@ def run_list(roadmap: str, output_format: str) -> None:
     on_this = sum(1 for entry in roadmap_entries(roadmap) if not entry.hidden)
     caption = (
         f"{len(frame)} registered steps; roadmaps: the --roadmap values that make a step a row "
-        f"(empty: on no roadmap, use it with --steps). Roadmap {canonical_name(roadmap)}: {on_this} rows."
+        f"(empty: on no roadmap, use it with --steps); timm_models: their names in timm.create_model after "
+        f"`import roadmap`. Roadmap {canonical_name(roadmap)}: {on_this} rows."
     )
     print_frame(frame, output_format, caption)
 
@@ -86,6 +91,7 @@ def run_list_models(output_format: str) -> None:
     frame = pd.DataFrame.from_records(
         {
             "model": entry.name,
+            "timm_model": model_timm_name(entry.name),
             "description": entry.description,
             "timm_counterpart": "yes" if entry.weights_family else "no",
         }

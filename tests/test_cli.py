@@ -8,11 +8,12 @@ import sys
 
 import pandas as pd
 import pytest
+import timm
 from conftest import ROOT, run_cli  # the script in a subprocess
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap.cli import main
-from roadmap.roadmaps import ROADMAPS
+from roadmap.roadmaps import ROADMAPS, specs
 from steps import REGISTRY
 
 
@@ -91,13 +92,25 @@ def test_list_shows_every_registered_step_with_its_roadmaps(capsys, output_forma
     assert roadmaps["kernel11"] == ["resnet50", "resnet200", "convnext_v2", "inceptionnext"]
     assert roadmaps["grn"] == ["convnext_v2"] and roadmaps["inception"] == ["inceptionnext"]
     assert roadmaps["v2_fcmae"] == ["convnext_v2_codesign"] and roadmaps["fcmae"] == []  # on no roadmap
+    # Each listed timm name creates that row's network; a row ResNet-50's roadmap shares keeps its name.
+    models = dict(zip(frame.step, frame.timm_models.str.split()))
+    assert models["kernel11"] == ["roadmap_resnet50_kernel11", "roadmap_resnet200_kernel11"]
+    assert models["grn"] == ["roadmap_convnext_v2_grn"] and models["fcmae"] == []
+    assert timm.create_model(models["grn"][0]).spec == dict(specs("convnext_v2"))["grn"]
     # The same listing whatever --roadmap says (it names that roadmap's row count in the table's caption).
     assert cli_output(capsys, "--roadmap", "inceptionnext", "--list", "--format", output_format) == out
 
 
 def test_list_table_names_the_roadmaps(capsys):
     listed = cli_output(capsys, "--roadmap", "resnet200", "--list")
-    assert listed.splitlines()[0].split()[:5] == ["step", "label", "branch_of", "roadmaps", "description"]
+    assert listed.splitlines()[0].split()[:6] == [
+        "step",
+        "label",
+        "branch_of",
+        "roadmaps",
+        "timm_models",
+        "description",
+    ]
     assert f"{len(REGISTRY)} registered steps" in listed and "Roadmap resnet200: 17 rows." in listed
 
 
