@@ -295,7 +295,11 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--flops-only", action="store_true", help="print the complexity table of every step without training"
     )
-    parser.add_argument("--list", action="store_true", help="list every registered step: its label, the roadmaps that make it a row, their timm model names")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list every registered step: its label, the roadmaps that make it a row, their timm model names",
+    )
     add_training_arguments(parser)
     add_data_arguments(parser)
     add_numerics_arguments(parser)
