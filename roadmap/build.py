@@ -109,7 +109,8 @@ class Head(nn.Module):
             )
             width = hidden
         self.hidden_size = width
-        self.fc: nn.Module = nn.Linear(width, network.num_classes)
+        self.fc: nn.Module = nn.Identity()
+        self.reset(network.num_classes)
 
     def reset(self, num_classes: int, global_pool: str | None = None) -> None:
         pool_type = self.pool.pool_type if global_pool is None else global_pool
