@@ -1,8 +1,10 @@
 """roadmap: the ConvNeXt "modernizing a ResNet" ablation as composable transforms on one spec.
 
 The package's public names (`roadmap.specs`, `roadmap.build`, ...) are loaded on first use from the
-module that owns each. The steps (package `steps`) import `roadmap.spec`, and the roadmaps import the
-steps: importing the roadmaps here eagerly would make `import steps` in a fresh interpreter fail.
+module that owns each. Importing the package registers every roadmap row with timm
+(roadmap.timm_models), which needs the roadmaps and so the steps; the steps (package `steps`) import
+`roadmap.spec`, so when `import steps` comes first the registration waits for steps to be complete
+(see the end of this file and of steps/__init__.py).
 """
 
 from __future__ import annotations

@@ -191,6 +191,11 @@ class ResidualBlock(nn.Module):
         return self.residual_act(x)
 
 
+def stem_reduction(network: Network) -> int:
+    """The stem's output stride: ResNet's kxk/2 conv then 3x3/2 max-pool, or a kxk/k patchify conv."""
+    return 4 if network.stem == "resnet" else network.stem_kernel
+
+
 def build_stem(network: Network) -> nn.Module:
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     stride = 2 if network.stem == "resnet" else network.stem_kernel

@@ -20,7 +20,7 @@ from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 from torch import nn
 
-from roadmap.blocks import ResidualBlock, build_downsample, build_stem, norm_layer
+from roadmap.blocks import ResidualBlock, build_downsample, build_stem, norm_layer, stem_reduction
 from roadmap.spec import Network, Spec
 
 # The resolution the papers train and test at; what `pretrained_cfg` describes.
@@ -34,15 +34,16 @@ def build(spec: Spec) -> RoadmapNet:
     return model
 
 
+def stage_stride(network: Network, index: int) -> int:
+    """Stage `index` halves the resolution unless it is the first or the network is isotropic."""
+    return 1 if index == 0 or network.downsampling == "none" else 2
+
+
 def stage_reductions(network: Network) -> list[int]:
-    """Each stage's output stride: the stem's (4 for ResNet's conv + max-pool, k for a kxk/k patchify),
-    doubled at every downsampling stage after the first."""
-    reduction = 4 if network.stem == "resnet" else network.stem_kernel
-    reductions = []
-    for index in range(len(network.depths)):
-        if index > 0 and network.downsampling != "none":
-            reduction *= 2
-        reductions.append(reduction)
+    """Each stage's output stride: the stem's (roadmap.blocks.stem_reduction) times the stages' strides."""
+    reductions = [stem_reduction(network)]
+    for index in range(1, len(network.depths)):
+        reductions.append(reductions[-1] * stage_stride(network, index))
     return reductions
 
 
@@ -138,7 +139,7 @@ class RoadmapNet(nn.Module):
         stages = []
         width = network.stem_width
         for index, (depth, out_width) in enumerate(zip(network.depths, network.widths)):
-            stride = 1 if index == 0 or network.downsampling == "none" else 2
+            stride = stage_stride(network, index)
             block_stride = stride if network.downsampling == "in_block" else 1
             if network.downsampling == "in_block":
                 downsample: nn.Module = nn.Identity()
@@ -223,8 +224,11 @@ class RoadmapNet(nn.Module):
         pruned_end = max_index < len(self.stages) - 1
         self.stages = self.stages[: max_index + 1]
         if pruned_end:
-            # The head is sized for the last stage's width: it goes with the stages it followed.
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+            # The head was sized for the last stage's width: a new one (uninitialised, as timm's
+            # reset_other) fits the kept stages, so a later reset_classifier(n, "avg") works.
+            self.num_features = self.feature_info[max_index]["num_chs"]
+            self.head = Head(self.spec.network, self.num_features)
+            self.head_hidden_size = self.head.hidden_size
         if prune_head or pruned_end:
             self.reset_classifier(0, "")
         return take_indices

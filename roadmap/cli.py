@@ -58,15 +58,14 @@ def print_frame(frame, output_format: str, caption: str) -> None:
 
 def step_record(name: str, roadmaps: list[str]) -> dict[str, str]:
     """One line of --list: a registered step, the roadmaps that make it a row and the timm models
-    those rows are (space-separated; a row two roadmaps share is one model)."""
+    those rows are (space-separated, one per roadmap)."""
     step = REGISTRY[name]
-    models = dict.fromkeys(timm_name(roadmap, name) for roadmap in roadmaps)
     return {
         "step": name,
         "label": step.label,
         "branch_of": step.branch_of or "",
         "roadmaps": " ".join(roadmaps),
-        "timm_models": " ".join(models),
+        "timm_models": " ".join(timm_name(roadmap, name) for roadmap in roadmaps),
         "description": step.description,
     }
 

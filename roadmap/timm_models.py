@@ -1,10 +1,9 @@
 """Every roadmap row and model family member as a timm model: `timm.create_model('roadmap_resnet50_ln')`.
 
 Registered with timm's registry when `roadmap` is imported, under names that cannot shadow timm's:
-`roadmap_<roadmap>_<row>` for the rows of each roadmap, and `roadmap_<model>` for each `--model`
-family member (`roadmap_convnext_tiny`). A row whose network and recipe an earlier roadmap already
-registered keeps that name (ConvNeXt V2's roadmap adds only `roadmap_convnext_v2_grn`);
-`timm_name` says which. The entrypoints build through timm's `build_model_with_cfg`, so
+`roadmap_<roadmap>_<row>` for the rows of each roadmap (a row that roadmaps share has a name on
+each: `roadmap_convnext_v2_ln` is `roadmap_resnet50_ln`), and `roadmap_<model>` for each `--model`
+family member (`roadmap_convnext_tiny`). The entrypoints build through timm's `build_model_with_cfg`, so
 `pretrained=True` with `pretrained_cfg_overlay=dict(file=...)`, `features_only` and `out_indices`
 work as for timm's own models; timm's `num_classes`, `in_chans` and `drop_path_rate` go into the
 spec, and `spec=` (a Spec, its dict, or the path of a JSON file of one, as `export` writes for a
@@ -21,7 +20,7 @@ from typing import Any, Callable, Mapping
 from timm.models import build_model_with_cfg, register_model
 from torch import nn
 
-from roadmap.build import RoadmapNet, build, pretrained_config
+from roadmap.build import RoadmapNet, initialise, pretrained_config
 from roadmap.models import MODELS
 from roadmap.roadmaps import ROADMAPS, specs
 from roadmap.spec import Spec, SpecError
@@ -45,16 +44,29 @@ def as_spec(spec: Spec | Mapping[str, Any] | str | Path) -> Spec:
 
 
 def _construct(
-    spec: Spec, num_classes: int, in_chans: int, drop_path_rate: float | None = None, global_pool: str | None = None
+    spec: Spec,
+    num_classes: int,
+    in_chans: int,
+    drop_path_rate: float | None = None,
+    global_pool: str | None = None,
+    drop_rate: float = 0.0,
 ) -> RoadmapNet:
     """The network of `spec` with timm's keyword arguments mapped into it (timm fills `num_classes`
     and `in_chans` from the pretrained_cfg when the caller does not)."""
+    if drop_rate:
+        # timm's train.py always passes drop_rate (0 by default); the papers' heads have no dropout
+        # and the spec has no field for one, so only 0 describes a roadmap network.
+        raise ValueError(
+            f"roadmap networks have no dropout before the classifier: drop_rate must be 0, got {drop_rate}"
+        )
     spec = spec.with_network(num_classes=num_classes, in_channels=in_chans)
     if drop_path_rate is not None:
         spec = spec.with_recipe(drop_path_rate=drop_path_rate)
-    model = build(spec)
+    model = RoadmapNet(spec)
     if global_pool is not None:
         model.reset_classifier(num_classes, global_pool)
+    # After the reset, so that a new classifier is initialised as the recipe says too.
+    initialise(model, spec.recipe.weight_init)
     return model
 
 
@@ -86,21 +98,16 @@ def _register(name: str, spec: Spec) -> None:
 
 
 def _roadmap_rows() -> dict[tuple[str, str], tuple[str, Spec]]:
-    """(roadmap, row) -> (registered name, spec); a spec seen on an earlier roadmap keeps its name."""
-    named: dict[tuple[str, str], tuple[str, Spec]] = {}
-    by_hash: dict[str, str] = {}
-    for roadmap in ROADMAPS:
-        for row, spec in specs(roadmap):
-            name = by_hash.setdefault(spec.content_hash(), f"{PREFIX}{roadmap}_{row}")
-            named[(roadmap, row)] = (name, spec)
-    return named
+    """(roadmap, row) -> (its timm name, spec). A row that several roadmaps share (ConvNeXt V2's `ln`
+    is ResNet-50's) has a name on each, so that every roadmap's rows read alike."""
+    return {(roadmap, row): (f"{PREFIX}{roadmap}_{row}", spec) for roadmap in ROADMAPS for row, spec in specs(roadmap)}
 
 
 ROADMAP_ROWS = _roadmap_rows()
 
 
 def timm_name(roadmap: str, row: str) -> str:
-    """The timm name of a roadmap row (the earlier roadmap's name for a row they share)."""
+    """The timm name of a roadmap row."""
     if (roadmap, row) not in ROADMAP_ROWS:
         raise SpecError(f"roadmap {roadmap!r} has no row {row!r}")
     return ROADMAP_ROWS[(roadmap, row)][0]

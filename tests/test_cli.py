@@ -92,9 +92,9 @@ def test_list_shows_every_registered_step_with_its_roadmaps(capsys, output_forma
     assert roadmaps["kernel11"] == ["resnet50", "resnet200", "convnext_v2", "inceptionnext"]
     assert roadmaps["grn"] == ["convnext_v2"] and roadmaps["inception"] == ["inceptionnext"]
     assert roadmaps["v2_fcmae"] == ["convnext_v2_codesign"] and roadmaps["fcmae"] == []  # on no roadmap
-    # Each listed timm name creates that row's network; a row ResNet-50's roadmap shares keeps its name.
+    # Each listed timm name creates that row's network, one name per roadmap.
     models = dict(zip(frame.step, frame.timm_models.str.split()))
-    assert models["kernel11"] == ["roadmap_resnet50_kernel11", "roadmap_resnet200_kernel11"]
+    assert models["kernel11"] == [f"roadmap_{name}_kernel11" for name in roadmaps["kernel11"]]
     assert models["grn"] == ["roadmap_convnext_v2_grn"] and models["fcmae"] == []
     assert timm.create_model(models["grn"][0]).spec == dict(specs("convnext_v2"))["grn"]
     # The same listing whatever --roadmap says (it names that roadmap's row count in the table's caption).

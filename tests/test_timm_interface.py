@@ -32,19 +32,34 @@ def test_registered_from_a_fresh_interpreter(first):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "RoadmapNet"
-    # Every model family member and every distinct row of the five roadmaps.
+    # Every model family member and every row of the five roadmaps.
     rows = {timm_name(name, row) for name in ROADMAPS for row, _ in roadmap.specs(name)}
-    assert int(out[1]) == len(MODELS) + len(rows) == len(timm.list_models("roadmap_*")) == 24 + 47
+    assert int(out[1]) == len(MODELS) + len(rows) == len(timm.list_models("roadmap_*")) == 24 + 81
 
 
-def test_every_row_has_a_name_and_shared_rows_keep_the_first():
+def test_every_row_has_its_name_on_every_roadmap():
     for name in ROADMAPS:
         for row, spec in roadmap.specs(name):
             model_name = timm_name(name, row)
-            assert timm.is_model(model_name), model_name
-    assert timm_name("convnext_v2", "ln") == "roadmap_resnet50_ln"  # the same spec as the ResNet-50 row
-    assert timm_name("convnext_v2", "grn") == "roadmap_convnext_v2_grn"
-    assert not timm.is_model("roadmap_convnext_v2_ln")
+            assert model_name == f"roadmap_{name}_{row}" and timm.is_model(model_name), model_name
+            assert timm.models.get_pretrained_cfg(model_name).num_classes == spec.network.num_classes
+    # A row two roadmaps share is the same network under both names.
+    with torch.device("meta"):
+        shared = timm.create_model("roadmap_convnext_v2_ln"), timm.create_model("roadmap_resnet50_ln")
+    assert shared[0].spec == shared[1].spec
+
+
+def test_timm_keyword_arguments():
+    # timm's train.py passes drop_rate=0.0 always; a head dropout the spec cannot describe is refused.
+    with torch.device("meta"):
+        assert isinstance(timm.create_model("roadmap_resnet50_ln", drop_rate=0.0), RoadmapNet)
+    with pytest.raises(ValueError, match="drop_rate must be 0"):
+        timm.create_model("roadmap_resnet50_ln", drop_rate=0.1)
+    # A classifier made at creation (global_pool) is initialised as the recipe says: ConvNeXt's
+    # truncated normal with zero bias, not torch's default uniform.
+    model = timm.create_model("roadmap_resnet50_ln", global_pool="max", num_classes=10)
+    assert model.head.pool.pool_type == "max" and torch.count_nonzero(model.head.fc.bias) == 0
+    assert model.head.fc.weight.std().item() == pytest.approx(0.02, rel=0.1)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +97,9 @@ def test_forward_intermediates_and_pruning_on_resnet50():
         pruned = model.forward_intermediates(images(), intermediates_only=True)
         assert all(torch.equal(a, b) for a, b in zip(early, pruned))
         assert model(images()).shape == (2, 512, 8, 8)  # no head left: the last kept stage's map
+    model.reset_classifier(10, "avg")  # a new head for the kept width
+    with torch.no_grad():
+        assert model(images()).shape == (2, 10)
 
 
 @pytest.mark.parametrize(

@@ -1,19 +1,31 @@
 """benchmarks/timm_interface.py, the checker of roadmap networks against timm's model interface: its
-fifteen checks all pass on the smallest registered network, and its table counts them. The full run over
-the roadmaps is the benchmark's own (figures in docs/benchmarks.md)."""
+fifteen checks (benchmarks/timm_checks.py) all pass on the smallest registered network, and its table
+counts them. The full run over the roadmaps is the benchmark's own (figures in docs/benchmarks.md)."""
 
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# benchmarks/ is no package: the checker is loaded from its file, once, when this module is collected.
-_LOCATION = importlib.util.spec_from_file_location("timm_interface", ROOT / "benchmarks" / "timm_interface.py")
-checker = importlib.util.module_from_spec(_LOCATION)
-sys.modules[_LOCATION.name] = checker  # as an import would: pickling and typing look classes' modules up there
-_LOCATION.loader.exec_module(checker)
+
+
+def load(name: str) -> ModuleType:
+    """benchmarks/<name>.py, loaded from its file and registered as an import would register it: pickling and
+    typing look classes' modules up in sys.modules, and so does the runner's `import timm_checks`."""
+    location = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(location)
+    sys.modules[name] = module
+    location.loader.exec_module(module)
+    return module
+
+
+# benchmarks/ is no package, and its script finds its checks module on the path that running it gives
+# (its own folder): here the checks are loaded first, then the runner, once, when this module is collected.
+load("timm_checks")
+checker = load("timm_interface")
 
 # The smallest registered roadmap network (ConvNeXt V2-Atto, 3.7M parameters): GRN, LayerNorm,
 # separate downsampling layers and the norm + linear head, at the checker's full 224 input.
