@@ -1,14 +1,18 @@
 """A training job's checkpoints: what a resumed step needs to continue bit for bit, written atomically.
 
 `Checkpointing` is part of `roadmap.train.Trainer` (and of the FCMAE pre-training trainer): it reads
-the trainer's model, optimizer, scheduler, EMA, loss scaler, history and random streams.
+the trainer's model, optimizer, scheduler, EMA, loss scaler, history and random streams. Every torch
+file the package reads (a resumed step, `eval`, `export`, `--init`) goes through `load_torch_file`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,43 @@ from roadmap.errors import one_line
 from roadmap.files import write_atomic, write_json_lines
 
 log = logging.getLogger("roadmap.train")
+
+# A training checkpoint holds numpy's random state; these let torch's weights-only unpickler (which
+# runs no code from the file) read it. The reconstructor is taken from numpy itself: its module moved
+# between numpy 1 and 2.
+NUMPY_RNG_GLOBALS = [np.ndarray(0).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+# What every Checkpointing.state has; a file without these is not a training checkpoint.
+TRAINING_CHECKPOINT_KEYS = frozenset({"key", "model", "optimizer", "epoch"})
+# torch's weights-only unpickler names an object it refuses to rebuild as `GLOBAL module.name` in its
+# (paragraph-long) message; a file that is no pickle at all (garbage, cut short) names none.
+REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+)")
+
+
+class UnsafeCheckpoint(ValueError):
+    """A torch file whose pickle asks for an object other than plain data: refused unread, in one line."""
+
+
+def load_torch_file(path: Path, map_location: torch.device | str = "cpu") -> Any:
+    """Read a torch file (a checkpoint, a state dict) without running code from it: only tensors,
+    plain containers, numbers, strings and numpy's random state are rebuilt. Checkpoints, `eval`,
+    `export` and `--init` all read through here: any of them may read a file copied from elsewhere.
+    UnsafeCheckpoint for a file that asks for anything else; torch's own errors for an unreadable one."""
+    try:
+        with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = REFUSED_GLOBAL.search(str(error))
+        if refused is None:
+            raise
+        raise UnsafeCheckpoint(
+            f"{path} holds a pickled {refused[1]}, not only tensors and plain data; refused unread, since "
+            f"loading it could run code (a roadmap checkpoint or a torch.save of a state dict holds none)"
+        ) from None
+
+
+def is_training_checkpoint(state: Any) -> bool:
+    """Whether a loaded file is a roadmap training checkpoint (what Checkpointing.state returns)."""
+    return isinstance(state, dict) and TRAINING_CHECKPOINT_KEYS <= set(state)
 
 
 class CheckpointWriteError(OSError):
@@ -102,26 +143,32 @@ class Checkpointing:
         # metrics.jsonl is rebuilt from the checkpoint's history, so the two never disagree.
         write_json_lines(self.paths.metrics, self.history)
 
-    def load_checkpoint(self) -> bool:
-        """Resume from the newest readable checkpoint: checkpoint.pt, else the one kept before it,
-        else the start of the step; each unreadable file is named in one log line."""
-        state = None
+    @functools.cached_property
+    def resume_state(self) -> dict[str, Any] | None:
+        """The checkpoint this job resumes from: the newest readable one (checkpoint.pt, else the one
+        kept before it) written for this task's key; None to start the step afresh. Each unreadable
+        file is named in one log line. Read once: the trainer asks before building its network (a
+        resumed job needs none of the files its starting weights come from), run() loads it."""
         candidates = [path for path in (self.paths.checkpoint, self.paths.previous_checkpoint) if path.exists()]
         for position, path in enumerate(candidates):
             try:
-                loaded = torch.load(path, map_location=self.device, weights_only=False)
-                if not isinstance(loaded, dict) or not {"key", "model", "optimizer", "epoch"} <= set(loaded):
+                loaded = load_torch_file(path, map_location=self.device)
+                if not is_training_checkpoint(loaded):
                     raise ValueError("not a training checkpoint")
-            except Exception as error:  # truncated zip, garbage, another pickle: all mean unusable
+            except Exception as error:  # truncated zip, garbage, an unsafe or another pickle: all unusable
                 fallback = "the checkpoint before it" if position + 1 < len(candidates) else "the start of the step"
                 log.warning("%s is unreadable (%s); resuming from %s", path, one_line(error), fallback)
                 continue
-            state = loaded
-            break
+            if loaded.get("key") != self.task.key:
+                log.warning("%s: checkpoint belongs to another configuration; starting over", self.paths.folder)
+                return None
+            return loaded
+        return None
+
+    def load_checkpoint(self) -> bool:
+        """Resume from `resume_state`; False (nothing loaded) when the step starts afresh."""
+        state = self.resume_state
         if state is None:
-            return False
-        if state.get("key") != self.task.key:
-            log.warning("%s: checkpoint belongs to another configuration; starting over", self.paths.folder)
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -132,4 +179,5 @@ class Checkpointing:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.updates, self.best_top1 = state["epoch"], state["updates"], state["best_top1"]
         self.history, self.wall_time = state["history"], state["wall_time_s"]
+        self.resume_state = None  # loaded: its tensors need not stay in memory for the whole run
         return True

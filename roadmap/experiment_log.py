@@ -35,6 +35,10 @@ ITERATION_LOG_EVERY = 50
 # Event files reach the disk at most this long after a write (SummaryWriter's default is 120 s):
 # someone watching a run sees the last epoch soon after its line in the log.
 FLUSH_SECONDS = 30
+# W&B's x axis: the batches trained, logged as a metric of its own. W&B drops a point logged with
+# `step=` at or below the run's last step, so a resumed job's redone epochs would be lost; a step
+# metric takes any value, so they are kept (charted beside the killed job's points at the same x).
+WANDB_STEP = "batches"
 
 
 def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -129,6 +133,9 @@ class ExperimentLog:
             # The job's output stays the job's own: W&B neither copies nor wraps stdout/stderr.
             settings=wandb.Settings(console="off"),
         )
+        self.wandb_run.define_metric(WANDB_STEP)
+        for scalars in ("epoch/*", "iteration/*"):
+            self.wandb_run.define_metric(scalars, step_metric=WANDB_STEP)
 
     @contextlib.contextmanager
     def opened(self, task: StepTask, start_step: int, figures: tuple[str, ...], main: bool) -> Iterator[None]:
@@ -147,7 +154,7 @@ class ExperimentLog:
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, step)
         if self.wandb_run is not None:
-            self.wandb_run.log(values, step=step)
+            self.wandb_run.log({**values, WANDB_STEP: step})  # no step=: see WANDB_STEP
 
     def iteration(self, epoch_start: int, batch: int, loss_sum: float, lr: float, ranks: int) -> None:
         """At a loss check: every ITERATION_LOG_EVERY batches of an epoch, the mean training loss

@@ -17,22 +17,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
 
 from roadmap.build import build
+from roadmap.checkpoints import UnsafeCheckpoint, is_training_checkpoint, load_torch_file
 from roadmap.errors import one_line
 from roadmap.run_options import RunError
 from roadmap.spec import Spec
-from roadmap.step_weights import checkpoint_weights, is_training_checkpoint
+from roadmap.step_weights import checkpoint_weights
 from roadmap.timm_names import FAMILY_RULES, convert_state_dict
 
-# A training checkpoint holds numpy's random state; these let torch's weights-only unpickler (which
-# runs no code from the file) read it. The reconstructor is taken from numpy itself: its module moved
-# between numpy 1 and 2.
-NUMPY_RNG_GLOBALS = [np.ndarray(0).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 # Wrappers other tools save a state dict under (timm's train.py: state_dict; many repositories: model).
 WRAPPER_KEYS = ("state_dict", "model")
 ROADMAP_NAMES = "roadmap"
@@ -65,8 +61,7 @@ def file_sha256(path: Path) -> str:
 def _load(path: Path) -> Any:
     if path.suffix == ".safetensors":
         return safetensors.torch.load_file(str(path), device="cpu")
-    with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_file(path)  # runs no code from the file (roadmap.checkpoints)
 
 
 def _tensors_only(state: Any) -> bool:
@@ -79,6 +74,8 @@ def read_state(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         loaded = _load(path)
     except FileNotFoundError:
         raise InitError(f"--init {path}: no such file") from None
+    except UnsafeCheckpoint as error:
+        raise InitError(f"--init {error}") from None
     except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError) as error:
         raise InitError(f"--init {path}: not a state dict or checkpoint torch can read ({one_line(error)})") from None
     if is_training_checkpoint(loaded):

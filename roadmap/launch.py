@@ -56,7 +56,7 @@ def main_result(job: submitit.Job) -> dict[str, Any]:
     return job.results()[0]
 
 
-def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: tqdm) -> dict[str, Any]:
+def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, run: _RunProgress) -> dict[str, Any]:
     """Wait for one job, showing its epochs as a bar under the roadmap bar (progress lines where
     bars do not show); Ctrl-C cancels the job."""
     with tqdm(
@@ -68,12 +68,12 @@ def wait_with_progress(job: submitit.Job, task: StepTask, epochs: int, overall: 
         disable=None,
         bar_format="{desc:>18} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}]",
     ) as bar:
-        lines = ProgressLines(task, epochs, overall) if bar.disable else None
+        lines = ProgressLines(task, epochs, run) if bar.disable else None
         try:
             while not job.done():
                 bar.n = round(epoch_progress(task), 2)
                 bar.refresh()
-                overall.refresh()
+                run.bar.refresh()
                 if lines is not None:
                     lines.poll()
                 # A short poll: a proxy step lasts seconds, and each half second of polling was
@@ -144,7 +144,7 @@ def _train_locally(executor: Any, kind: str, task: StepTask, epochs: int, progre
     with silenced_stderr():
         job = executor.submit(StepJob(), task)
     try:
-        return main_result(job) if kind == "debug" else wait_with_progress(job, task, epochs, progress.bar)
+        return main_result(job) if kind == "debug" else wait_with_progress(job, task, epochs, progress)
     except submitit.core.utils.FailedJobError as error:
         progress.failed(task, failure_text(task, error, job))
         return None

@@ -1,6 +1,6 @@
-"""The launcher's progress lines where no bar shows (stdout is a file or a batch log), read from the
-run folder: the running phase's progress.json gives the line (roadmap.progress_lines), the steps'
-result.json files and planned epochs give the run's ETA.
+"""The launcher's progress lines where no bar shows (stderr, where tqdm draws, is not a terminal: a
+SLURM batch log, `> log 2>&1`), read from the run folder: the running phase's progress.json gives the
+line (roadmap.progress_lines), the steps' result.json files and planned epochs give the run's ETA.
 
 The local launcher runs one step at a time (`ProgressLines`); the SLURM launcher's job array runs
 several at once on other hosts, whose shared run folder is all it sees of them (`ArrayProgress`).
@@ -10,21 +10,34 @@ Both print the same line, once every progress_interval(), for each running step 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from tqdm import tqdm
-
-from roadmap.fcmae_trainer import PHASE as PRETRAIN
+from roadmap.fcmae_trainer import pretrain_task
 from roadmap.progress_lines import progress_interval, progress_line, run_eta
 from roadmap.task import StepTask
 
 
+class FinishedCount(Protocol):
+    """The launcher's own count of the run's step x seeds (roadmap.launch._RunProgress)."""
+
+    total: int  # the step x seeds it runs
+    index: int  # those that finished or failed so far
+
+
+def own_progress(task: StepTask) -> dict[str, Any] | None:
+    """The progress record in `task`'s folder when a job of `task` wrote it (same key), else None: a
+    file another configuration's job left behind (it crashed before removing it) says nothing of this one."""
+    progress = task.paths.read_progress()
+    return progress if progress is not None and progress.get("key") == task.key else None
+
+
 def running_progress(task: StepTask) -> dict[str, Any] | None:
     """The progress record of the phase that runs now: the step's own, else (FCMAE rows) its
-    pre-training's, which keeps its files in pretrain/ until fine-tuning starts; None when neither."""
-    progress = task.paths.read_progress()
+    pre-training's, which keeps its files in pretrain/ until fine-tuning starts; None when neither.
+    Each must carry its phase's key, so a stale fine-tuning file cannot hide a running pre-training."""
+    progress = own_progress(task)
     if progress is None and task.spec.get("pretrain"):
-        progress = task.paths.phase(PRETRAIN).read_progress()
+        progress = own_progress(pretrain_task(task))
     return progress
 
 
@@ -49,10 +62,12 @@ def planned_epochs(task: StepTask, epochs: dict[str, int]) -> int:
 
 class ProgressLines:
     """The local launcher's running step: its progress line about once every progress_interval(),
-    with the run's ETA; nothing when the step has not moved."""
+    with the run's ETA; nothing when the step has not moved. `run` is the launcher's count of the
+    step x seeds, not its bar: these lines show only when the bars are disabled, and a disabled tqdm
+    bar ignores update(), so its count stays 0 for the whole run."""
 
-    def __init__(self, task: StepTask, epochs: int, overall: tqdm) -> None:
-        self.task, self.epochs, self.overall = task, epochs, overall
+    def __init__(self, task: StepTask, epochs: int, run: FinishedCount) -> None:
+        self.task, self.epochs, self.run = task, epochs, run
         self.interval, self.last = progress_interval(), time.monotonic()
         self.said: tuple[Any, int, int] | None = None
 
@@ -64,7 +79,7 @@ class ProgressLines:
             return
         self.last, self.said = time.monotonic(), moved_key(progress)
         # A step still pre-training has its own fine-tuning ahead as well as the steps after it.
-        steps_after = self.overall.total - self.overall.n - 1 + (1 if progress.get("phase") else 0)
+        steps_after = self.run.total - self.run.index - 1 + (1 if progress.get("phase") else 0)
         line = progress_line(self.task.step, self.task.seed, progress, run_eta(progress, steps_after, self.epochs))
         print(line, flush=True)  # flushed: a file's block buffer would hold it back for many minutes
 

@@ -180,6 +180,15 @@ def build_optimisation(
     return optimizer, scheduler, ema_decay
 
 
+def scheduled_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The schedule's lr now, before any layer decay: timm's scheduler sets each group's lr to the
+    schedule's value times the group's `lr_scale`, so group 0 (the stem under layer decay) holds
+    a fraction of it. Read from the group with the largest scale (1, the head's, under layer decay),
+    whose division is exact."""
+    group = max(optimizer.param_groups, key=lambda group: group.get("lr_scale", 1.0))
+    return group["lr"] / group.get("lr_scale", 1.0)
+
+
 def paper_updates(recipe: Recipe) -> int:
     """Optimizer updates of `recipe` at its own length on ImageNet-1K (the official per-epoch count,
     training images // batch)."""

@@ -1,10 +1,12 @@
 """A running step's progress where no progress bar shows: progress.json and one line a minute.
 
-In a terminal the launcher draws tqdm bars from progress.json (roadmap.launch). In a batch log
-(SLURM, `> file`) tqdm draws nothing, so without these lines an epoch of hours would print nothing
-between its start and its end. The trainer writes progress.json about once a second and, when its
-log is not a terminal, logs a line about once a minute; the launcher prints the same line (with the
-run's ETA) in place of its bars when its stdout is not a terminal.
+In a terminal the launcher draws tqdm bars from progress.json (roadmap.launch). tqdm draws on stderr
+and draws nothing when stderr is not a terminal (a SLURM batch log, `> log 2>&1`), so without these
+lines an epoch of hours would print nothing between its start and its end. The trainer writes
+progress.json about once a second and, when its stderr is not a terminal, logs a line about once a
+minute; the launcher prints the same line (with the run's ETA) to stdout in place of its bars when
+its stderr is not a terminal. Both look at stderr alone: `> log` with stderr left on a terminal
+keeps the launcher's bars there and puts no lines in the log.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ class StepProgress:
     def __init__(self, task: Any, say: Callable[[str], None] | None) -> None:
         """`task`: the StepTask; `say`: where progress lines go (None: none are made)."""
         self.paths, self.step, self.seed, self.phase, self.say = task.paths, task.step, task.seed, task.phase, say
+        # Written into the file: a reader ignores a file of another key (another configuration's job
+        # that crashed before removing it; roadmap.launch_progress.own_progress).
+        self.key = task.key
         self.interval = progress_interval()
         self.last_file = self.last_line = time.monotonic()
         self.epoch_written: int | None = None
@@ -107,6 +112,7 @@ class StepProgress:
             per_epoch = rates["seconds"] / fraction if fraction > 0 else None
         eta = per_epoch * (epochs - epoch - fraction) if per_epoch is not None else None
         return {
+            "key": self.key,
             "epoch": epoch,
             "batch": batch,
             "batches": batches,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from roadmap.files import write_atomic, write_json
+from roadmap.files import NotWritable, check_writable_folder, write_atomic, write_json
 from roadmap.roadmaps import specs
 from roadmap.spec import SpecError
 from roadmap.step_weights import FinishedStep, StepWeightsError, checkpoint_weights, final_checkpoint
@@ -39,18 +39,57 @@ def registered_name(step: FinishedStep) -> str:
         return timm_name(info.roadmap, specs(info.roadmap)[0][0])
 
 
+def check_out(out: Path) -> None:
+    """NotWritable / StepWeightsError unless `out` is a file path in an existing folder this process
+    can write into: checked before the checkpoint is read, so a wrong --out costs nothing."""
+    if out.is_dir():
+        raise StepWeightsError(f"--out {out} is a folder; give the file to write, e.g. {out / 'weights.pth'}")
+    if not out.parent.exists():  # not created: a mistyped folder would otherwise appear silently
+        raise NotWritable(f"--out {out}: the folder {out.parent} does not exist; create it or give another --out")
+    check_writable_folder(out.parent, what="--out folder")
+
+
+def export_write_error(out: Path, error: BaseException) -> StepWeightsError | None:
+    """The one-line error of a failed write (permission, full disk, quota); None for another error.
+    torch's zip writer reports a short write as an `inline_container` RuntimeError."""
+    if isinstance(error, OSError):
+        why = error.strerror or str(error)
+    elif isinstance(error, RuntimeError) and "inline_container" in str(error):
+        why = "the file was cut short while being written"
+    else:
+        return None
+    return StepWeightsError(
+        f"could not write {out} ({why}); nothing was exported: free space (or raise the quota) or give another --out"
+    )
+
+
+def write_export(out: Path, tensors: dict[str, torch.Tensor], spec: dict) -> None:
+    """The state dict, then its spec, each atomically. Should the spec fail, the weights just written
+    go too: without their spec a proxy-sized state dict loads into the wrong network."""
+    try:
+        write_atomic(out, lambda handle: torch.save(tensors, handle), binary=True)
+        try:
+            write_json(spec_path(out), spec)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+    except (OSError, RuntimeError) as error:
+        failure = export_write_error(out, error)
+        if failure is None:
+            raise
+        raise failure from None
+
+
 def export_step(step: FinishedStep, out: Path, weights: str | None = None) -> tuple[str, Path]:
     """Write the step's `weights` (default: the reported ones) to `out` and its spec beside it;
     returns which weights were written and the spec's path."""
     weights = weights or step.reported_weights
     if weights == "ema" and not step.has_ema:
         raise StepWeightsError(f"{step.name} trained without an EMA (its recipe has none); export its --raw weights")
+    check_out(out)
     state = checkpoint_weights(final_checkpoint(step), weights)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
-    if out.is_dir():
-        raise StepWeightsError(f"--out {out} is a folder; give the file to write, e.g. {out / 'weights.pth'}")
-    write_atomic(out, lambda handle: torch.save(tensors, handle), binary=True)
-    write_json(spec_path(out), step.spec.to_dict())
+    write_export(out, tensors, step.spec.to_dict())
     return weights, spec_path(out)
 
 

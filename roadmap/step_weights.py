@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from roadmap.checkpoints import UnsafeCheckpoint, is_training_checkpoint, load_torch_file
 from roadmap.errors import one_line
 from roadmap.run_files import StepPaths
 from roadmap.run_info import RunInfo
@@ -102,12 +103,16 @@ def final_checkpoint(step: FinishedStep, device: torch.device | str = "cpu") -> 
     """The step's last checkpoint, checked to be the one its result.json was written from."""
     path = step.paths.checkpoint
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        state = load_torch_file(path, map_location=device)
     except FileNotFoundError:
         raise StepWeightsError(f"{step.name} has no checkpoint ({path} is gone); its weights were not kept") from None
+    except UnsafeCheckpoint as error:
+        raise StepWeightsError(str(error)) from None
     except Exception as error:  # cut short, overwritten: unusable either way
         raise StepWeightsError(f"{path} is unreadable ({one_line(error)})") from None
-    if not isinstance(state, dict) or state.get("key") != step.result.get("key"):
+    if not is_training_checkpoint(state):
+        raise StepWeightsError(f"{path} is not a training checkpoint (it lacks the model, optimizer, epoch or key)")
+    if state.get("key") != step.result.get("key"):
         raise StepWeightsError(f"{path} is not the checkpoint of {step.name}'s result (another key)")
     if state.get("epoch") != step.result.get("epochs"):
         raise StepWeightsError(
@@ -123,8 +128,3 @@ def checkpoint_weights(state: dict[str, Any], weights: str) -> dict[str, torch.T
     if state.get("ema") is None:
         raise StepWeightsError("the checkpoint holds no EMA weights (its recipe has no EMA); use the raw weights")
     return {key.removeprefix(EMA_PREFIX): value for key, value in state["ema"].items()}
-
-
-def is_training_checkpoint(state: Any) -> bool:
-    """Whether a loaded file is a roadmap training checkpoint (roadmap.checkpoints.Checkpointing.state)."""
-    return isinstance(state, dict) and {"key", "model", "optimizer", "epoch"} <= set(state)

@@ -29,11 +29,16 @@ RESNET_RULES: tuple[Rule, ...] = (
     (r"^fc\.", "head.fc."),
 )
 
-CONVNEXT_RULES: tuple[Rule, ...] = (
+# The stem and the downsampling layers, named alike in timm's ConvNeXt and InceptionNeXt (MetaNeXt).
+PATCHIFY_STEM_RULES: tuple[Rule, ...] = (
     (r"^stem\.0\.", "stem.conv."),
     (r"^stem\.1\.", "stem.norm."),
     (r"^stages\.(\d+)\.downsample\.0\.", r"stages.\1.downsample.norm."),
     (r"^stages\.(\d+)\.downsample\.1\.", r"stages.\1.downsample.conv."),
+)
+
+CONVNEXT_RULES: tuple[Rule, ...] = (
+    *PATCHIFY_STEM_RULES,
     (r"\.conv_dw\.", ".spatial."),
     (r"\.blocks\.(\d+)\.norm\.", r".blocks.\1.spatial_norm."),
     (r"\.mlp\.fc1\.", ".pointwise1."),
@@ -50,10 +55,7 @@ CONVNEXT_RULES: tuple[Rule, ...] = (
 CONVNEXT_V2_RULES = CONVNEXT_RULES
 
 INCEPTION_NEXT_RULES: tuple[Rule, ...] = (
-    (r"^stem\.0\.", "stem.conv."),
-    (r"^stem\.1\.", "stem.norm."),
-    (r"^stages\.(\d+)\.downsample\.0\.", r"stages.\1.downsample.norm."),
-    (r"^stages\.(\d+)\.downsample\.1\.", r"stages.\1.downsample.conv."),
+    *PATCHIFY_STEM_RULES,
     (r"\.token_mixer\.dwconv_hw\.", ".spatial.square."),
     (r"\.token_mixer\.dwconv_w\.", ".spatial.band_width."),
     (r"\.token_mixer\.dwconv_h\.", ".spatial.band_height."),
@@ -83,13 +85,20 @@ def rename(key: str, rules: tuple[Rule, ...]) -> str:
     return key
 
 
+def is_pointwise_conv_of(tensor: torch.Tensor, target: Any) -> bool:
+    """Whether `tensor` is a 1x1 conv's weight (out, in, 1, 1) holding the Linear weight (out, in) of
+    `target`'s shape. Only this pair is the same layer in another shape; any other mismatch (a
+    transposed or otherwise reshaped tensor of equal size) is another layer and must stay visible."""
+    return tuple(tensor.shape) == (*target.shape, 1, 1)
+
+
 def convert_state_dict(
     state: Mapping[str, torch.Tensor], family: str, ours: Mapping[str, Any]
 ) -> dict[str, torch.Tensor]:
-    """timm state dict -> our key names, with tensors reshaped where ours differ only in shape (the
-    1x1 convs of timm's small ConvNeXt V2 variants are our Linear layers). `ours`: our network's
-    state dict (or any mapping of our names to tensors of the target shapes). KeyError for a timm
-    key that maps to none of ours."""
+    """timm state dict -> our key names, with the 1x1 convs of timm's small ConvNeXt V2 variants
+    reshaped to our Linear layers; every other tensor keeps its shape, so a mismatch is reported by
+    whoever loads the result. `ours`: our network's state dict (or any mapping of our names to
+    tensors of the target shapes). KeyError for a timm key that maps to none of ours."""
     rules = FAMILY_RULES[family]
     converted = {}
     for key, tensor in state.items():
@@ -97,5 +106,5 @@ def convert_state_dict(
         if new_key not in ours:
             raise KeyError(f"timm key {key!r} maps to {new_key!r}, which our model does not have")
         target = ours[new_key]
-        converted[new_key] = tensor.reshape(target.shape) if tensor.numel() == target.numel() else tensor
+        converted[new_key] = tensor.reshape(target.shape) if is_pointwise_conv_of(tensor, target) else tensor
     return converted

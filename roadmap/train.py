@@ -29,7 +29,7 @@ from roadmap.fcmae import load_pretrained
 from roadmap.files import StepPaths, write_json
 from roadmap.init_weights import load_init
 from roadmap.loaders import step_data
-from roadmap.optimisation import build_optimisation
+from roadmap.optimisation import build_optimisation, scheduled_lr
 from roadmap.precision import Numerics, compiled_graphs, describe_device, padded_to
 from roadmap.progress_lines import StepProgress, epoch_line
 from roadmap.recipe_loss import recipe_loss
@@ -91,20 +91,21 @@ class Trainer(Checkpointing):
         self.graphs_seen = 0
         self.first_step_ahead = {"train": True, "eval": True, "val_workers": True}
         self.started_epoch: int | None = None  # the epoch whose loader pass start_epoch began
-        # progress.json and, where the log is no terminal (a batch log), a progress line a minute.
+        # progress.json and, where stderr is no terminal (a batch log), a progress line a minute.
         self.progress = StepProgress(task, log.info if not sys.stderr.isatty() else None)
         self.experiment = ExperimentLog()  # TensorBoard (and W&B): opened by run() on rank 0
 
     def _build_model(self) -> None:
         self.model: nn.Module = build(self.spec).to(self.device, memory_format=self.numerics.memory_format)
-        if self.spec.pretrain is not None:
-            # Fine-tuning starts from the pre-trained encoder (a resumed run then loads its checkpoint).
+        # A resumed job's checkpoint replaces the starting weights: it needs no file they come from.
+        fresh = (self.spec.pretrain is None and self.task.init is None) or self.resume_state is None
+        if self.spec.pretrain is not None and fresh:  # fine-tuning starts from the pre-trained encoder
             load_pretrained(self.model, torch.load(self.parent_paths().encoder, map_location=self.device))
         if self.recipe.head_init_scale != 1.0:
             with torch.no_grad():  # the classifier starts near zero on the pre-trained features
                 for parameter in self.model.head.fc.parameters():
                     parameter.mul_(self.recipe.head_init_scale)
-        if self.task.init is not None:  # --init's weights replace all of the above (a resume: its checkpoint)
+        if self.task.init is not None and fresh:  # --init's weights replace all of the above
             load_init(self.model, self.task.init)
         # timm's order: compile, then wrap for data parallel. `self.model` stays the plain module:
         # the optimizer, EMA and checkpoints use its parameter names, so a checkpoint written by a
@@ -272,12 +273,12 @@ class Trainer(Checkpointing):
             "data_wait_s": data_wait,
             "images_per_s": timed_images / max(elapsed, 1e-9),
             "startup_time_s": startup_time,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": scheduled_lr(self.optimizer),  # the schedule's, not the stem's under layer decay
         }
 
     def _report_progress(self, batch: int, loss_sum: float, data_wait: float, seconds: float, startup: int) -> None:
         """At a loss check of rank 0: the iteration scalars, progress.json and the progress line."""
-        ranks, lr = self.distributed.world_size, self.optimizer.param_groups[0]["lr"]
+        ranks, lr = self.distributed.world_size, scheduled_lr(self.optimizer)
         self.experiment.iteration(self.epoch * self.batches, batch, loss_sum, lr, ranks)
         images = (batch * self.task.per_device_batch - startup) * ranks
         per_s = 1 / max(seconds, 1e-9)
@@ -371,12 +372,8 @@ class Trainer(Checkpointing):
             trained = self.train_epoch()
             if trained is None:
                 status = "diverged"
-                log.warning(
-                    "%s seed %d: loss is not finite in epoch %d; stopping this step",
-                    task.step,
-                    task.seed,
-                    self.epoch + 1,
-                )
+                what = "%s seed %d: loss is not finite in epoch %d; stopping this step"
+                log.warning(what, task.step, task.seed, self.epoch + 1)
                 break
             if self.epoch + 1 < self.recipe.epochs:
                 self.start_epoch(self.epoch + 1)  # its first batches decode during evaluation

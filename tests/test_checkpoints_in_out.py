@@ -7,9 +7,13 @@ Steps are planned through the command line's own parsing and trained for real on
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,14 +23,17 @@ import torch
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 import roadmap
+import roadmap.step_export
+from roadmap.checkpoints import load_torch_file
 from roadmap.cli import main, run_options
 from roadmap.cli_arguments import build_parser
-from roadmap.init_weights import load_init, plan_init
+from roadmap.files import write_json
+from roadmap.init_weights import InitError, load_init, plan_init
 from roadmap.job import run_step
 from roadmap.results import aggregate, collect, load_run, table_caption
 from roadmap.runs import plan_run, write_plan
 from roadmap.spec import Spec
-from roadmap.step_weights import checkpoint_weights
+from roadmap.step_weights import checkpoint_weights, step_task
 from roadmap.timm_models import timm_name
 from roadmap.train import Trainer
 
@@ -71,7 +78,8 @@ def evaluated(capsys, results: Path, run: str = RUN) -> dict[str, tuple[float, f
 
 
 def checkpoint(task) -> dict:
-    return torch.load(task.paths.checkpoint, map_location="cpu", weights_only=False)
+    # Through the product's safe loader: a real checkpoint (numpy's random state included) must pass it.
+    return load_torch_file(task.paths.checkpoint)
 
 
 @pytest.mark.slow
@@ -162,9 +170,32 @@ def _garbage(tmp_path: Path) -> Path:
     return path
 
 
+def leave_marker(path: str) -> None:
+    """What the unsafe pickles below run when read with pickle's full powers: a file appears."""
+    Path(path).write_text("ran")
+
+
+class RunsCode:
+    """Pickled as a call of leave_marker(marker): a file holding it runs code when read without
+    weights_only, and is refused unread with it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (leave_marker, (str(self.marker),))
+
+
+def _runs_code(tmp_path: Path) -> Path:
+    path = tmp_path / "unsafe.pth"
+    torch.save({"stem.conv.weight": torch.zeros(1), "payload": RunsCode(tmp_path / "ran")}, path)
+    return path
+
+
 BAD_FILES = {
     "missing": (lambda tmp_path: tmp_path / "absent.pth", "absent.pth: no such file"),
     "garbage": (_garbage, "not a state dict or checkpoint torch can read"),
+    "runs code": (_runs_code, "leave_marker, not only tensors and plain data; refused unread"),
     "shape": (
         lambda tmp_path: network_file(tmp_path, lambda s: s.update({"head.fc.weight": torch.zeros(3, 4)})),
         "does not fit the network of row resnet50: key 'head.fc.weight' has shape (3, 4) in the file",
@@ -230,3 +261,143 @@ def test_eval_and_export_refuse_unknown_or_unfinished_steps(tmp_path, capsys):
     for argv, expected in cases:
         assert expected in one_error_line(capsys, argv), argv
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_timm_state_dict_with_a_tensor_of_equal_size_but_another_shape_is_one_line_exit_2(tmp_path, capsys):
+    """Renaming reshapes only timm's 1x1 convs into our Linear layers: a transposed weight (the same
+    number of elements, another layout) keeps its shape, and the check names it. The full-size row
+    is planned only (--plan with given throughputs: nothing is measured, trained or written)."""
+    results = tmp_path / "results"
+    full_size = [*ROW[:2], "--preset", "paper", "--dataset", "synthetic", "--results", str(results)]
+    classes = plan_run(run_options(build_parser().parse_args(full_size))).tasks[0].spec["network"]["num_classes"]
+    state = timm.create_model("resnet50", num_classes=classes).state_dict()
+    state["fc.weight"] = state["fc.weight"].t().contiguous()
+    path = tmp_path / "resnet50.pth"
+    torch.save(state, path)
+    argv = [*full_size, "--init", str(path), "--plan", "--throughput", "1000", "--loader-throughput", "1000"]
+    line = one_error_line(capsys, argv)
+    assert f"key 'head.fc.weight' has shape (2048, {classes}) in the file, ({classes}, 2048) in the network" in line
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(
+    "timm_model, key, ours, shapes",
+    [
+        # timm's Linear layer, transposed.
+        ("convnext_tiny", "mlp.fc1.weight", "pointwise1.weight", "(96, 384) in the file, (384, 96)"),
+        # timm's 1x1 conv (reshaped when it is (out, in, 1, 1)), with its channels swapped.
+        ("convnextv2_atto", "mlp.fc2.weight", "pointwise2.weight", "(160, 40, 1, 1) in the file, (40, 160)"),
+    ],
+)
+def test_timm_convnext_tensor_of_another_shape_is_named(tmp_path, timm_model, key, ours, shapes):
+    state = timm.create_model(timm_model).state_dict()
+    state[f"stages.0.blocks.0.{key}"] = state[f"stages.0.blocks.0.{key}"].transpose(0, 1).contiguous()
+    path = tmp_path / f"{timm_model}.safetensors"
+    safetensors.torch.save_file(state, str(path))
+    expected = f"key 'stages.0.blocks.0.{ours}' has shape {shapes} in the network"
+    with pytest.raises(InitError, match=re.escape(expected)):
+        plan_init(path, [("row", roadmap.model(timm_model))])
+
+
+# -- eval / export / resume of a checkpoint holding an object that runs code ---------------------
+
+
+def finished_untrained(results: Path):
+    """The tiny resnet50 row's step x seed recorded as done, with a checkpoint of its key, without
+    training: for the checks of `eval` / `export` where the weights' values do not matter."""
+    plan = planned(results)
+    write_plan(plan)
+    task = plan.tasks[0]
+    write_json(task.paths.task, dataclasses.asdict(task))
+    write_json(task.paths.result, {"status": "done", "key": task.key, "epochs": 1})
+    model = roadmap.build(Spec.from_dict(task.spec)).state_dict()
+    torch.save({"key": task.key, "epoch": 1, "model": model, "optimizer": {}, "ema": None}, task.paths.checkpoint)
+    return task
+
+
+def with_payload(path: Path, marker: Path) -> None:
+    """Rewrite the checkpoint `path` with an object that runs code when unpickled beside its content."""
+    state = load_torch_file(path)
+    state["payload"] = RunsCode(marker)
+    torch.save(state, path)
+
+
+def export_argv(results: Path, out: Path) -> list[str]:
+    return ["export", "--run", RUN, "--step", "resnet50", "--results", str(results), "--out", str(out)]
+
+
+def test_eval_and_export_refuse_a_checkpoint_that_would_run_code(tmp_path, capsys):
+    task = finished_untrained(tmp_path)
+    marker = tmp_path / "ran"
+    with_payload(task.paths.checkpoint, marker)
+    eval_argv = ["eval", "--run", RUN, "--step", "resnet50", "--results", str(tmp_path)]
+    for argv in (export_argv(tmp_path, tmp_path / "x.pth"), eval_argv):
+        line = one_error_line(capsys, argv)
+        assert f"{task.paths.checkpoint} holds a pickled " in line and "leave_marker" in line, argv
+        assert "refused unread" in line
+    assert not marker.exists()  # nothing in the file ran
+    assert not (tmp_path / "x.pth").exists()
+
+
+@pytest.mark.slow
+def test_resume_skips_a_checkpoint_that_would_run_code(trained, tmp_path):
+    """A resumed step reads its checkpoint through the same loader: the unsafe newest file is refused
+    unread and the step resumes from the checkpoint kept before it (epoch 1 of 2)."""
+    run_dir = shutil.copytree(trained.run_dir, tmp_path / RUN)
+    task = step_task(json.loads((run_dir / "resnet50" / "0" / "task.json").read_text()), run_dir)
+    marker = tmp_path / "ran"
+    with_payload(task.paths.checkpoint, marker)
+    trainer = Trainer(task)
+    assert trainer.load_checkpoint() and trainer.epoch == 1
+    assert not marker.exists()
+
+
+# -- export: --out checked before the checkpoint is read, failed writes in one line --------------
+
+
+def refuse_to_load(*args, **kwargs):
+    raise AssertionError("export read the checkpoint before checking --out")
+
+
+def test_export_into_a_missing_folder_is_one_line_before_loading(tmp_path, capsys, monkeypatch):
+    finished_untrained(tmp_path)
+    monkeypatch.setattr(roadmap.step_export, "final_checkpoint", refuse_to_load)
+    out = tmp_path / "absent" / "x.pth"
+    assert f"the folder {out.parent} does not exist" in one_error_line(capsys, export_argv(tmp_path, out))
+    assert not out.parent.exists()  # not created on the way
+    monkeypatch.undo()  # an existing folder exports
+    out.parent.mkdir()
+    assert main(export_argv(tmp_path, out)) == 0 and out.is_file()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder: chmod does not bite")
+def test_export_into_a_read_only_folder_is_one_line_before_loading(tmp_path, capsys, monkeypatch):
+    finished_untrained(tmp_path)
+    monkeypatch.setattr(roadmap.step_export, "final_checkpoint", refuse_to_load)
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        line = one_error_line(capsys, export_argv(tmp_path, folder / "x.pth"))
+    finally:
+        folder.chmod(0o755)
+    assert f"--out folder {folder} is not writable" in line
+    assert not any(folder.iterdir())
+
+
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("failing", ["weights", "spec"])
+def test_export_write_failure_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, failing):
+    finished_untrained(tmp_path)
+    out = tmp_path / "out" / "x.pth"
+    out.parent.mkdir()
+    if failing == "weights":
+        monkeypatch.setattr(torch, "save", full_disk)
+    else:
+        monkeypatch.setattr(roadmap.step_export, "write_json", full_disk)
+    line = one_error_line(capsys, export_argv(tmp_path, out))
+    assert f"could not write {out} ({os.strerror(errno.ENOSPC)})" in line
+    assert not any(out.parent.iterdir())  # no temporary file, no state dict without its spec

@@ -4,6 +4,7 @@ read back with TensorBoard's own reader and W&B's own files."""
 import dataclasses
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ from roadmap.experiment_log import ExperimentLog, epoch_scalars
 from roadmap.fcmae_trainer import pretrain_task
 from roadmap.files import read_json_lines
 from roadmap.job import run_step
-from roadmap.launch import launch
-from roadmap.launch_progress import array_lines
+from roadmap.launch import _RunProgress, launch
+from roadmap.launch_progress import ProgressLines, array_lines, running_progress
 from roadmap.progress_lines import StepProgress, duration
 from roadmap.runs import RunOptions, plan_run, write_plan
 from roadmap.spec import Spec
@@ -116,8 +117,9 @@ def test_iteration_points_are_window_means_of_the_loss(trained, tmp_path):
 
 @pytest.mark.slow  # a whole CLI run through submitit's local executor: about half a minute
 def test_progress_lines_when_stdout_is_a_file(tmp_path):
-    """A run with its output sent to a file (bars disabled) prints progress lines, and so does the
-    job's own log (the batch log a SLURM job leaves)."""
+    """A run with stdout in a file and stderr in a pipe (no terminal: tqdm's bars, on stderr, are
+    disabled) prints progress lines to stdout, and so does the job's own log (the batch log a SLURM
+    job leaves)."""
     output = tmp_path / "out.txt"
     args = ["--upto", "resnet50", "--preset", "tiny", "--epochs", "3", "--executor", "local"]
     with open(output, "w") as handle:
@@ -160,7 +162,7 @@ def test_pretraining_prints_progress_lines_where_stdout_is_no_terminal(tmp_path,
     submitit = plan.run_dir / "submitit"
     results = launch([task], epochs, "local", submitit, ClusterOptions(), 1, wait=True)
     assert [result["status"] for result in results] == ["done"]
-    printed = capsys.readouterr().out  # captured: not a terminal, so no bars, lines instead
+    printed = capsys.readouterr().out  # stderr captured too (no terminal): no bars, lines instead
     pretraining = [line for line in printed.splitlines() if line.startswith("fcmae seed 0 pretrain: epoch ")]
     pretrain_epochs = Spec.from_dict(task.spec).pretrain.epochs
     assert pretraining and f"/{pretrain_epochs}, iteration " in pretraining[0], printed
@@ -204,6 +206,45 @@ def test_array_lines_from_the_run_folder(trained, tmp_path):
     assert len(moved) == 1 and moved[0].startswith("convnext_tiny seed 0: epoch 2/2, iteration 6/8")
 
 
+RATES = {"images_per_s": 100.0, "data_wait_share": 0.25, "seconds": 5.0}
+
+
+def test_local_progress_lines_count_the_steps_left_from_the_launchers_record(tmp_path, capsys, monkeypatch):
+    """Two steps trained one after the other where no bar shows (pytest's stderr is no terminal): the
+    first step's line adds the second step's epochs to the run ETA, the second's adds none. The
+    roadmap bar could not say so: a disabled tqdm bar ignores update(), its count stayed 0."""
+    monkeypatch.setenv("ROADMAP_PROGRESS_SECONDS", "0")
+    first, second = plan_run(RunOptions(upto="recipe", preset="tiny", results=str(tmp_path), epochs=2)).tasks
+    run = _RunProgress(2, print)
+    assert run.bar.disable
+    for task in (first, second):  # 10 s per finished epoch, halfway through the second of 2: 5 s left
+        StepProgress(task, None).update(1, 2, 4, 8, RATES, 10.0)
+    ProgressLines(first, 2, run).poll()
+    result = {"status": "done", "top1": 50.0, "epochs": 2, "wall_time_s": 20.0, "gflops": 4.1, "proxy_gflops": 0.01}
+    run.finished(first, {**result, "resolution": 32})
+    ProgressLines(second, 2, run).poll()
+    lines = [line for line in capsys.readouterr().out.splitlines() if "iteration 4/8" in line]
+    assert [line.split(", run ETA ")[-1] for line in lines] == [f"~{duration(5 + 2 * 10)}", f"~{duration(5)}"]
+    assert lines[0].startswith("resnet50 seed 0: ") and lines[1].startswith("recipe seed 0: ")
+
+
+def test_progress_of_another_configuration_is_ignored(tmp_path):
+    """progress.json carries its task's key: a file left by a crashed job of another configuration
+    shows no queued step as running, and on an FCMAE row hides no running pre-training."""
+    plan, epochs = fcmae_plan(tmp_path)
+    supervised, fcmae = (next(t for t in plan.tasks if t.step == step) for step in ("convnext_tiny", "fcmae"))
+    for task in (supervised, fcmae):  # the stale files: same folders, an earlier configuration's key
+        StepProgress(dataclasses.replace(task, key="0123456789abcdef"), None).update(0, 2, 4, 8, RATES, 0.0)
+        assert task.paths.read_progress()["key"] == "0123456789abcdef"
+    assert running_progress(supervised) is None and running_progress(fcmae) is None
+    StepProgress(pretrain_task(fcmae), None).update(0, 5, 2, 8, RATES, 0.0)  # the live pre-training
+    assert running_progress(fcmae)["phase"] == "pretrain"
+    lines = array_lines([supervised, fcmae], epochs, set())
+    assert len(lines) == 1 and lines[0].startswith("fcmae seed 0 pretrain: epoch 1/5, iteration 2/8"), lines
+    StepProgress(supervised, None).update(0, 2, 6, 8, RATES, 0.0)  # its own job starts: its file counts
+    assert running_progress(supervised)["key"] == supervised.key
+
+
 def test_wandb_without_its_package_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # how Python marks a module that cannot be imported
     argv = ["--upto", "resnet50", "--preset", "tiny", "--results", str(tmp_path), "--wandb", "roadmap"]
@@ -219,3 +260,35 @@ def test_wandb_offline_run_per_step_and_seed(tmp_path, monkeypatch):
     assert run_step(task)["status"] == "done"
     runs = list(task.paths.wandb.glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), list(task.paths.wandb.rglob("*"))
+    # The scalars are charted against the batches trained, logged as a metric (W&B keeps a value of it
+    # at or below an earlier one, as a resumed job logs; a `step=` that does not grow is dropped).
+    records = wandb_records(next(runs[0].glob("run-*.wandb")))
+    metrics = {(metric.name or metric.glob_name, metric.step_metric) for metric in records["metric"]}
+    assert {("batches", ""), ("epoch/*", "batches"), ("iteration/*", "batches")} <= metrics, metrics
+    rows = [{item.key or "/".join(item.nested_key): item.value_json for item in h.item} for h in records["history"]]
+    assert [(row["batches"], row["epoch/top1"]) for row in rows if "epoch/top1" in row] == [
+        (str(BATCHES), repr(read_json_lines(task.paths.metrics)[0]["top1"]))
+    ]
+
+
+def wandb_records(path: Path) -> dict[str, list]:
+    """The records of a W&B run file by kind (`history`, `metric`, ...): W&B's wandb_internal protobuf
+    records in LevelDB's log format (32 KiB blocks; each chunk a 7-byte header: CRC, length, type
+    full / first / middle / last) after a 7-byte file header. W&B itself ships no reader of it."""
+    proto = pytest.importorskip("wandb.proto.wandb_internal_pb2")  # W&B is an optional extra
+    data, block, position = path.read_bytes(), 32768, 7
+    records: dict[str, list] = {}
+    pending = b""
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a header is padding
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        chunk, position = data[position + 7 : position + 7 + length], position + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4) and pending:
+            record = proto.Record.FromString(pending)
+            records.setdefault(record.WhichOneof("record_type"), []).append(
+                getattr(record, record.WhichOneof("record_type"))
+            )
+    return records

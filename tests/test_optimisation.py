@@ -26,6 +26,7 @@ from roadmap.optimisation import (
     fitted_ema_decay,
     layer_decay_groups,
     paper_updates,
+    scheduled_lr,
 )
 from roadmap.recipes import LEGACY, MODERN, V2_FINETUNE
 from roadmap.runs import RunOptions, plan_run
@@ -93,6 +94,22 @@ def test_v2_single_layer_decay_puts_the_stem_with_the_first_block():
     }
     for name, value in expected.items():
         assert scale[id(named[name])] == pytest.approx(value), name
+
+
+def test_the_logged_lr_is_the_schedules_not_the_stems_under_layer_decay():
+    """The V2 atto fine-tune (layer decay 0.9, no warm-up): at update 0 the schedule is at its peak;
+    group 0 (the stem, layer 1 of 13) holds 0.9**12 of it, which the trainer used to log."""
+    recipe = replace(V2_FINETUNE["atto"], epochs=6)
+    network = roadmap.build(roadmap.model("convnextv2_atto"))
+    optimizer = create_optimizer(network, recipe, 8e-4, (2, 2, 6, 2))
+    scheduler = create_lr_scheduler(optimizer, recipe, 4)
+    scheduler.step_update(num_updates=0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(8e-4 * 0.9**12)
+    assert scheduled_lr(optimizer) == 8e-4
+    scheduler.step_update(num_updates=12)  # half-way through the cosine
+    assert scheduled_lr(optimizer) == pytest.approx(1e-6 + (8e-4 - 1e-6) / 2)
+    plain = create_optimizer(network, MODERN, 4e-3)  # no layer decay: every group's lr is the schedule's
+    assert scheduled_lr(plain) == plain.param_groups[0]["lr"] == 4e-3
 
 
 def test_v2_group_layer_decay_keeps_the_twelve_official_ids_on_a_proxy():

@@ -3,6 +3,7 @@ bad input. Every run here is real: timm recipe pieces, submitit executors, files
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,13 +12,18 @@ from pathlib import Path
 
 import pytest
 import submitit
+import torch
 from conftest import TINY_RUN, TINY_RUN_ARGS, run_cli
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
+from roadmap.build import build
 from roadmap.executors import StepJob
+from roadmap.fcmae_trainer import pretrain_task
 from roadmap.files import read_json, read_json_lines
+from roadmap.init_weights import InitError
 from roadmap.job import run_step
 from roadmap.runs import RunOptions, plan_run
+from roadmap.spec import Spec
 from roadmap.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,6 +206,56 @@ def test_non_finite_loss_marks_the_step_diverged(tmp_path):
     assert result["status"] == "diverged" and result["top1"] is None
     assert read_json(task.paths.result)["status"] == "diverged"
     assert run_step(task)["status"] == "diverged"  # finished: never trained again
+
+
+def killed_after_its_first_epoch(task, run_dir: Path):
+    """A copy of `task`'s finished 2-epoch folder under `run_dir`, as a job killed after its first
+    epoch's checkpoint leaves it (the checkpoint kept before the last one becomes the newest)."""
+    copy = dataclasses.replace(task, run_dir=str(run_dir))
+    shutil.copytree(task.paths.folder, copy.paths.folder)
+    copy.paths.result.unlink()
+    os.replace(copy.paths.previous_checkpoint, copy.paths.checkpoint)
+    return copy
+
+
+@pytest.mark.slow  # three tiny jobs in this process: about 25 s
+def test_step_started_with_init_resumes_without_its_init_file(tmp_path):
+    """--init's file starts a step; a resumed job takes its weights from its checkpoint, so the file
+    may be gone by then (it used to be read and hashed again: InitError). A fresh start still needs it."""
+    source = tmp_path / "init.pt"
+    spec = Spec.from_dict(tiny_task(tmp_path / "plain").spec)
+    torch.save(build(spec).state_dict(), source)  # weights in our names, drawn from the test's stream
+    options = RunOptions(upto="resnet50", preset="tiny", results=str(tmp_path / "uninterrupted"), epochs=2, workers=0)
+    task = plan_run(dataclasses.replace(options, init=str(source))).tasks[0]
+    assert task.init is not None and run_step(task)["status"] == "done"
+    resumed = killed_after_its_first_epoch(task, tmp_path / "resumed")
+    source.unlink()
+    result = run_step(resumed)
+    assert result["status"] == "done" and result["top1"] == read_json(task.paths.result)["top1"]
+    assert untimed(read_json_lines(resumed.paths.metrics)) == untimed(read_json_lines(task.paths.metrics))
+    with pytest.raises(InitError, match="cannot read it"):  # a job with no checkpoint starts from the file
+        run_step(dataclasses.replace(task, run_dir=str(tmp_path / "fresh")))
+
+
+def test_resumed_fine_tuning_needs_no_pretrained_encoder(tmp_path):
+    """An FCMAE row's fine-tuning loads pretrain/encoder.pt when it starts, not when it resumes."""
+    options = RunOptions(model="convnext_tiny", steps=("fcmae",), preset="tiny", results=str(tmp_path), epochs=1)
+    task = next(task for task in plan_run(options).tasks if task.step == "fcmae")
+    encoder = pretrain_task(task).paths.encoder
+    encoder.parent.mkdir(parents=True)
+    network = build(Spec.from_dict(task.spec))
+    torch.save({name: value for name, value in network.state_dict().items() if not name.startswith("head.")}, encoder)
+    parent = {"status": "done"}
+    started = Trainer(task, parent)
+    started.save_checkpoint()  # as after an epoch
+    weights = started.model.state_dict()
+    encoder.unlink()
+    resumed = Trainer(task, parent)  # used to raise FileNotFoundError for encoder.pt
+    assert resumed.load_checkpoint() and resumed.epoch == 0
+    assert all(torch.equal(value, weights[name]) for name, value in resumed.model.state_dict().items())
+    task.paths.checkpoint.unlink()
+    with pytest.raises(FileNotFoundError):  # a fresh start still begins from the encoder
+        Trainer(task, parent)
 
 
 @pytest.mark.parametrize(
