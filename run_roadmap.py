@@ -7,7 +7,7 @@ import warnings
 # fvcore and timm call torch.jit APIs that torch deprecates; the warning is not the user's concern.
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
-from roadmap.cli import main  # noqa: E402
+from roadmap.cli.commands import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from roadmap.complexity_report import complexity_table
-from roadmap.roadmaps import specs
+from roadmap.network.roadmaps import specs
+from roadmap.report.flops_table import complexity_table
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 on this machine, beside the paper's A100 and RTX 2080Ti figures.
 
 Run: python benchmarks/cost_ratios.py [any option of the cost study, e.g. --settings fp32 --rounds 3]
-A thin entry point to the cost study (`roadmap.cost_study`, `python run_roadmap.py cost`) restricted
+A thin entry point to the cost study (`roadmap.report.cost_study`, `python run_roadmap.py cost`) restricted
 to the three networks of Table 4; the study measures, alternates rounds and computes the ratios.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from roadmap.cost_study import main
+from roadmap.report.cost_study import main
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]

@@ -8,9 +8,9 @@ training transforms of the paper's recipe and for its evaluation transforms (256
 
 - reference: torchvision `ImageFolder` + timm `create_transform` with the same recipe (normalisation
   and random erasing on the CPU) + a plain DataLoader with float32 default collate;
-- ours: the trainer's pipeline (roadmap.loaders: uint8 out of the workers, timm's fast collate,
+- ours: the trainer's pipeline (roadmap.data.loaders: uint8 out of the workers, timm's fast collate,
   normalisation and erasing on the device);
-- ours + shrink: the same over the opt-in pre-shrunk copy (roadmap.shrink, shorter side 256), stored
+- ours + shrink: the same over the opt-in pre-shrunk copy (roadmap.data.shrink, shorter side 256), stored
   as JPEG q95 and as uncompressed PPM;
 - pixel work only (ceiling), for the originals and each copy: decoding and timm's PIL transforms and
   nothing else (no tensor, no collate). Every pipeline that gives these pixels does this work, so
@@ -43,11 +43,11 @@ from torchvision.datasets import ImageFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from roadmap.data import DataError, image_folder  # noqa: E402
-from roadmap.loaders import EpochSeeded, train_loader, uint8_collate  # noqa: E402
+from roadmap.data.datasets import DataError, image_folder  # noqa: E402
+from roadmap.data.loaders import EpochSeeded, train_loader, uint8_collate  # noqa: E402
+from roadmap.data.shrink import ShrinkError, shrunk_copy  # noqa: E402
+from roadmap.data.transforms import Transformed, build_transforms  # noqa: E402
 from roadmap.recipes import LEGACY, MODERN  # noqa: E402
-from roadmap.shrink import ShrinkError, shrunk_copy  # noqa: E402
-from roadmap.transforms import Transformed, build_transforms  # noqa: E402
 
 
 def generate_folder(root: Path, images: int, classes: int = 4, seed: int = 0) -> Path:

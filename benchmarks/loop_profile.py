@@ -10,7 +10,7 @@ model-only rate with 2% data wait on an H200):
         --batch-size 128 --workers 14 --accumulation 1 --epochs 4
 
 The arguments after `--` are run_roadmap.py's (`--results` defaults to a new temporary folder); the
-last row of the selection is built the way its submitit job builds it (`roadmap.train.Trainer`).
+last row of the selection is built the way its submitit job builds it (`roadmap.train.trainer.Trainer`).
 Then:
 1. one epoch of start-up (compilation, cuDNN autotuning, the workers' first batches), not timed;
 2. one epoch timed plainly, with the main thread's CPU time beside its wall time: a host-busy
@@ -33,11 +33,11 @@ from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
 
-from roadmap.cli import run_options
-from roadmap.cli_arguments import build_parser
-from roadmap.cost import synchronise, timed
-from roadmap.runs import plan_run
-from roadmap.train import Trainer
+from roadmap.cli.arguments import build_parser
+from roadmap.cli.commands import run_options
+from roadmap.cost.measure import synchronise, timed
+from roadmap.runs.plan import plan_run
+from roadmap.train.trainer import Trainer
 
 STEP_ONLY_WARMUP, STEP_ONLY_STEPS = 3, 30
 

@@ -1,8 +1,8 @@
 """Check the trainer's optimisation against the official code, per iteration, for every recipe x preset.
 
 For each case (a roadmap row or model, resolved by a preset as a run resolves it) this builds the
-optimizer, scheduler and EMA decay with `roadmap.optimisation.build_optimisation`, the one function
-`roadmap.train.Trainer` builds them with (the pre-training phase's `decay_grn` read from
+optimizer, scheduler and EMA decay with `roadmap.train.optimisation.build_optimisation`, the one function
+`roadmap.train.trainer.Trainer` builds them with (the pre-training phase's `decay_grn` read from
 `PretrainTrainer`), steps the scheduler as `Trainer.optimizer_step` does through every optimizer
 update of the run (updates per epoch as the trainer counts them: whole batches // accumulation),
 and compares with formulas written here from the official code (not from roadmap's):
@@ -35,17 +35,17 @@ from dataclasses import dataclass
 
 import torch
 
-from roadmap.build import build
-from roadmap.fcmae import MaskedEncoder
-from roadmap.fcmae_decoder import FcmaeDecoder
-from roadmap.fcmae_pretrain import FcmaeModel
-from roadmap.fcmae_trainer import PretrainTrainer, pretrain_recipe
-from roadmap.models import model
-from roadmap.optimisation import IMAGENET_TRAIN_IMAGES, build_optimisation, first_weights_share
-from roadmap.roadmaps import specs
+from roadmap.fcmae.decoder import FcmaeDecoder
+from roadmap.fcmae.masking import MaskedEncoder
+from roadmap.fcmae.model import FcmaeModel
+from roadmap.fcmae.trainer import PretrainTrainer, pretrain_recipe
+from roadmap.network.build import build
+from roadmap.network.families import model
+from roadmap.network.roadmaps import specs
 from roadmap.spec import Recipe, Spec
-from roadmap.train import Trainer
-from roadmap.training_presets import PRESETS, batch_plan, resolve
+from roadmap.train.optimisation import IMAGENET_TRAIN_IMAGES, build_optimisation, first_weights_share
+from roadmap.train.presets import PRESETS, batch_plan, resolve
+from roadmap.train.trainer import Trainer
 from steps import REGISTRY
 
 LR_TOLERANCE = 0.01

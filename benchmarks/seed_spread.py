@@ -1,10 +1,10 @@
-"""Benchmark: each row's seed spread on a preset and dataset, shipped as roadmap/noise/<preset>-<dataset>.json.
+"""Benchmark: each row's seed spread on a preset and dataset, shipped as roadmap/report/noise/<preset>-<dataset>.json.
 
 Run: python benchmarks/seed_spread.py [--seeds 3] [--preset cpu] [--dataset synthetic] [--results DIR]
 It trains the README's main command (`--upto ln`) with N seeds (on the cpu preset with 3 seeds, 30+
 minutes on a 2-core machine), then writes the sample std of top-1 over the done seeds of every row,
 their root mean square (the pooled std), this command, the commit that trained and the date. The
-report plans "seeds that would resolve a change" of a one-seed run with it (roadmap.measured_spread).
+report plans "seeds that would resolve a change" of a one-seed run with it (roadmap.report.measured_spread).
 `--no-train` measures a run that is already trained (`--results`, `--run`) instead; the file is named
 after that run's preset and dataset.
 """
@@ -19,10 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from roadmap.files import write_json
-from roadmap.measured_spread import COMMAND, spread_path, spread_record
-from roadmap.run_seeds import collect, load_run
-from roadmap.run_table import aggregate
+from roadmap.files.atomic import write_json
+from roadmap.report.measured_spread import COMMAND, spread_path, spread_record
+from roadmap.report.run_table import aggregate
+from roadmap.runs.seeds import collect, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SEEDS = 3

@@ -27,8 +27,8 @@ import torch
 from timm_checks import CHECKS, Subject  # benchmarks/timm_checks.py, beside this script
 
 import roadmap
+from roadmap.network.timm_registry import timm_name
 from roadmap.spec import Spec
-from roadmap.timm_models import timm_name
 
 ROOT = Path(__file__).resolve().parents[1]
 INCEPTION_ROWS = ("inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16")

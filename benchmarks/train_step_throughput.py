@@ -6,8 +6,8 @@ Run: python benchmarks/train_step_throughput.py [--device cpu|cuda] [--compile] 
 
 Each model is built twice, from our preset (`roadmap.model(name)`, the timm name) and by
 `timm.create_model(name)` with the same stochastic-depth rate. A train step is forward +
-cross-entropy + backward + AdamW update in train mode (`roadmap.cost.train_step`), under the
-numerics of `roadmap.precision` (defaults: bf16 + channels-last on CUDA, fp32 + NCHW on the CPU).
+cross-entropy + backward + AdamW update in train mode (`roadmap.cost.measure.train_step`), under the
+numerics of `roadmap.cost.numerics` (defaults: bf16 + channels-last on CUDA, fp32 + NCHW on the CPU).
 With --compile each network is also compiled (`torch.compile`, default mode) and timed both ways in
 the same rounds: compiled against compiled, eager against eager, and ours compiled against ours
 eager. Rounds alternate the order of the implementations so that drift of the machine (thermal,
@@ -24,9 +24,9 @@ import timm
 import torch
 
 from roadmap import build
-from roadmap.cost import default_steps, prepare, timed, train_step
-from roadmap.models import model as model_spec
-from roadmap.precision import PRECISIONS, Numerics, describe_device
+from roadmap.cost.measure import default_steps, prepare, timed, train_step
+from roadmap.cost.numerics import PRECISIONS, Numerics, describe_device
+from roadmap.network.families import model as model_spec
 
 MODELS = ("resnet50", "convnext_tiny", "inception_next_tiny", "convnextv2_tiny")
 LABELS = {

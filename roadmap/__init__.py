@@ -1,10 +1,16 @@
 """roadmap: the ConvNeXt "modernizing a ResNet" ablation as composable transforms on one spec.
 
-The package's public names (`roadmap.specs`, `roadmap.build`, ...) are loaded on first use from the
-module that owns each. Importing the package registers every roadmap row with timm
-(roadmap.timm_models), which needs the roadmaps and so the steps; the steps (package `steps`) import
-`roadmap.spec`, so when `import steps` comes first the registration waits for steps to be complete
-(see the end of this file and of steps/__init__.py).
+The package is layered; each layer imports only the ones before it (docs/architecture.md, and
+tests/test_imports.py reads the imports to hold it):
+
+    spec, recipes, errors, files -> steps -> network -> cost -> data -> train -> fcmae -> runs
+                                 -> report -> launch -> cli
+
+The public names (`roadmap.specs`, `roadmap.build`, ...) are loaded on first use from the module
+that owns each. Importing the package registers every roadmap row with timm
+(roadmap.network.timm_registry), which needs the roadmaps and so the steps. The steps import
+`roadmap.spec`, so when `import steps` comes first this file runs while steps is incomplete: it then
+registers nothing and loads no torch (the network subpackage registers the rows when it is imported).
 """
 
 from __future__ import annotations
@@ -14,22 +20,17 @@ import sys
 import warnings
 from typing import Any
 
-# timm and fvcore still call torch.jit, which recent torch flags on every import and trace; the
-# warning says nothing about this package and buries the progress output of every job.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
-
-# `build` and `complexity` share their module's name: bound here, or the submodule (set on the
-# package when anything imports it) would shadow the function. Both import only spec and torch.
-from roadmap.build import build  # noqa: E402
-from roadmap.complexity import CONVENTION, Complexity, complexity  # noqa: E402
-
 # Public name -> the module that owns it, imported on first use.
 _EXPORTS = {
-    "model": "roadmap.models",
-    "ROADMAPS": "roadmap.roadmaps",
-    "Entry": "roadmap.roadmaps",
-    "compose": "roadmap.roadmaps",
-    "specs": "roadmap.roadmaps",
+    "build": "roadmap.network.build",
+    "complexity": "roadmap.network.complexity",
+    "Complexity": "roadmap.network.complexity",
+    "CONVENTION": "roadmap.network.complexity",
+    "model": "roadmap.network.families",
+    "ROADMAPS": "roadmap.network.roadmaps",
+    "Entry": "roadmap.network.roadmaps",
+    "compose": "roadmap.network.roadmaps",
+    "specs": "roadmap.network.roadmaps",
     "Network": "roadmap.spec",
     "Pretrain": "roadmap.spec",
     "Recipe": "roadmap.spec",
@@ -38,9 +39,9 @@ _EXPORTS = {
 }
 # Names kept for code written against earlier versions: `preset` was renamed `model` when the
 # training presets of --preset took that word.
-_RENAMED = {"preset": ("roadmap.models", "model")}
+_RENAMED = {"preset": ("roadmap.network.families", "model")}
 
-__all__ = ["CONVENTION", "Complexity", "build", "complexity", *sorted(_EXPORTS), *sorted(_RENAMED)]
+__all__ = sorted([*_EXPORTS, *_RENAMED])
 
 
 def __getattr__(name: str) -> Any:
@@ -56,10 +57,12 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-# Every roadmap row is a timm model once the package is imported (roadmap.timm_models). Registering
-# needs the roadmaps, which need the steps: when `import steps` comes first, its modules import
-# roadmap.spec and so run this file before steps is complete, and steps registers them itself when
-# it is (the last line of steps/__init__.py).
+# Every roadmap row is a timm model once the package is imported, unless `import steps` is what
+# brought this file in (steps is then incomplete, and the rows are registered by roadmap.network).
 _steps = sys.modules.get("steps")
 if _steps is None or hasattr(_steps, "REGISTRY"):
-    importlib.import_module("roadmap.timm_models")
+    # timm's import calls torch.jit.script, which recent torch flags as deprecated: a warning about
+    # neither this package nor the user's code. Filtered for this import only (no global filter).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+        importlib.import_module("roadmap.network")

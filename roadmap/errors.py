@@ -1,6 +1,19 @@
-"""Errors said in one line: what went wrong, for logs, result.json and the launcher's output."""
+"""The errors meant for a user, and errors said in one line (for logs, result.json and the launcher).
+
+Every error the package raises for a user derives from `UserError`: its message says what is wrong
+and what to do, and the command line prints it as one line and exits with its `exit_code`.
+"""
 
 from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or a state the user can fix (a typo, a missing file, a run that does not exist).
+
+    Subclasses also derive from the built-in exception that says what kind of error it is
+    (ValueError, FileNotFoundError, ...), so callers may catch either."""
+
+    exit_code = 2
 
 
 def last_line(text: str) -> str:

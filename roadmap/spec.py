@@ -11,7 +11,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
+
+from roadmap.errors import UserError
 
 # Names of the three convolutions of a residual block, independent of their order. Norms and
 # activations are attached to these roles (not to positions) so that moving the depthwise conv
@@ -37,7 +39,7 @@ LATER_NETWORK_FIELDS = ("grn_pooling",)
 GRN_POOLINGS = ("sample", "batch")
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec, step or composition of steps that cannot describe a network."""
 
 
@@ -166,7 +168,7 @@ class Recipe:
     ema: bool = False
     # The decay at the paper's length. `ema_reference_updates` is that length in optimizer updates
     # (set when a preset resolves the recipe): a run of another length fits the decay so that the
-    # EMA averages over the same fraction of training (roadmap.optimisation.fitted_ema_decay).
+    # EMA averages over the same fraction of training (roadmap.train.optimisation.fitted_ema_decay).
     ema_decay: float = 0.9999
     gradient_clip: float | None = None
     # RandomResizedCrop's area range (timm's default; FCMAE pre-training crops 0.2-1.0).
@@ -194,6 +196,8 @@ class Pretrain:
     """FCMAE masked-autoencoder pre-training (ConvNeXt V2, papers.md 5.2), run before the recipe,
     which then fine-tunes the pre-trained encoder. Batch and learning-rate rule as in `Recipe`."""
 
+    # Pixels per side of a masked patch: one last-stage position of a hierarchical ConvNeXt.
+    patch: ClassVar[int] = 32
     name: str = "fcmae"
     epochs: int = 800
     warmup_epochs: int = 40

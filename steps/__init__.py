@@ -4,7 +4,8 @@ A step is a pure function `Spec -> Spec` in its own module of this package, with
 its paper row. The module lists its rows as `Step` records (steps.registry): CLI name, function,
 the paper's row label, a summary, and optionally parameters, the step it is a branch of, or that it
 starts a roadmap. Every module of this package is found and read when the package is imported, so
-adding a step is adding its module (and, to place it on a roadmap, a line in roadmap/roadmaps.py).
+adding a step is adding its module (and, to place it on a roadmap, a line in roadmap/network/roadmaps.py).
+The steps import only roadmap.spec and roadmap.recipes (plain data): `import steps` loads no torch.
 """
 
 from __future__ import annotations
@@ -34,7 +35,3 @@ def _discover() -> dict[str, Step]:
 
 
 REGISTRY: dict[str, Step] = _discover()
-
-# Imported first, this package ran roadmap/__init__.py before REGISTRY existed, so the roadmap rows
-# could not be registered with timm then; they are now (a no-op when roadmap came first).
-importlib.import_module("roadmap.timm_models")

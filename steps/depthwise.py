@@ -9,5 +9,5 @@ def depthwise(spec: Spec) -> Spec:
     return spec.with_network(depthwise=True, groups=1)
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("depthwise", depthwise, "depthwise conv", "3x3 conv -> depthwise 3x3 conv"),)

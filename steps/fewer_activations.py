@@ -9,5 +9,5 @@ def fewer_activations(spec: Spec) -> Spec:
     return spec.with_network(activation_sites=("pointwise1",))
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("fewer_act", fewer_activations, "fewer activations", "one activation per block"),)

@@ -9,5 +9,5 @@ def fewer_norms(spec: Spec) -> Spec:
     return spec.with_network(norm_sites=("spatial",))
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("fewer_norm", fewer_norms, "fewer norms", "one norm per block, after the depthwise conv"),)

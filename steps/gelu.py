@@ -9,5 +9,5 @@ def gelu(spec: Spec) -> Spec:
     return spec.with_network(activation="gelu")
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("gelu", gelu, "ReLU -> GELU", "every activation becomes GELU"),)

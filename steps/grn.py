@@ -16,7 +16,7 @@ def global_response_norm(spec: Spec) -> Spec:
     return spec.with_network(grn=True, layer_scale=False)
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (
     Step("grn", global_response_norm, "ConvNeXt V2 (GRN)", "GRN after the GELU on the 4C features, LayerScale removed"),
 )

@@ -38,7 +38,7 @@ def inception(
     )
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (
     Step(
         "inception",

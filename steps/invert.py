@@ -13,5 +13,5 @@ def invert(spec: Spec, ratio: float = 4.0) -> Spec:
     return spec.with_network(widths=widths, expansions=(float(ratio),) * len(widths))
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("invert", invert, "inverting dimensions", "inverted bottleneck, expansion 4"),)

@@ -9,7 +9,7 @@ def kernel_size(spec: Spec, size: int = 7) -> Spec:
     return spec.with_network(kernel_size=size)
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (
     Step("kernel", kernel_size, "kernel size -> 7", "depthwise kernel 3 -> 7 (adopted)", {"size": 7}),
     Step(

@@ -9,5 +9,5 @@ def layer_norm(spec: Spec) -> Spec:
     return spec.with_network(norm="layernorm")
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("ln", layer_norm, "BN -> LN", "BatchNorm -> LayerNorm"),)

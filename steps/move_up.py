@@ -9,5 +9,5 @@ def move_up(spec: Spec) -> Spec:
     return spec.with_network(block_order="spatial_first")
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("move_up", move_up, "move up depthwise conv", "depthwise conv first in the block"),)

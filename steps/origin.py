@@ -10,7 +10,7 @@ def resnet(spec: Spec, depths: tuple[int, ...] = (3, 4, 6, 3)) -> Spec:
     return Spec(network=Network(depths=tuple(depths)), recipe=LEGACY)
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (
     Step(
         "resnet50",

@@ -19,7 +19,7 @@ def partial_conv(spec: Spec, size: int = 3, ratio: float = 1.0) -> Spec:
     return spec.with_network(kernel_size=size, conv_ratio=float(ratio))
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (
     Step(
         "k5",

@@ -9,5 +9,5 @@ def patchify(spec: Spec, patch_size: int = 4) -> Spec:
     return spec.with_network(stem="patchify", stem_kernel=patch_size)
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("patchify", patchify, '"patchify" stem', "4x4 stride-4 patchify stem"),)

@@ -12,7 +12,7 @@ def modern_recipe(spec: Spec, drop_path_rate: float = 0.1) -> Spec:
     return replace(spec.with_network(layer_scale=True), recipe=replace(MODERN, drop_path_rate=drop_path_rate))
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (
     Step(
         "recipe",

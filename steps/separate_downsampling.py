@@ -11,5 +11,5 @@ def separate_downsampling(spec: Spec) -> Spec:
     return spec.with_network(downsampling="separate", head="norm_linear")
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("sep_ds", separate_downsampling, "separate d.s. conv", "separate LN + 2x2 conv downsampling layers"),)

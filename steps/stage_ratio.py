@@ -13,5 +13,5 @@ def stage_ratio(spec: Spec, depths: tuple[int, ...] = (3, 3, 9, 3), width: int |
     return scale_width(spec, width) if width is not None else spec
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("stage_ratio", stage_ratio, "stage ratio", "blocks per stage 3:4:6:3 -> 3:3:9:3"),)

@@ -19,5 +19,5 @@ def increase_width(spec: Spec, width: int = 96) -> Spec:
     return scale_width(spec, width)
 
 
-# The rows this module adds to the registry (roadmap.roadmaps places them on roadmaps).
+# The rows this module adds to the registry (roadmap.network.roadmaps places them on roadmaps).
 STEPS = (Step("width", increase_width, "increase width", "base width 64 -> 96"),)

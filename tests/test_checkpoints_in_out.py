@@ -23,19 +23,21 @@ import torch
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 import roadmap
-import roadmap.step_export
-from roadmap.checkpoints import load_torch_file
-from roadmap.cli import main, run_options
-from roadmap.cli_arguments import build_parser
-from roadmap.files import write_json
-from roadmap.init_weights import InitError, load_init, plan_init
-from roadmap.job import run_step
-from roadmap.results import aggregate, collect, load_run, table_caption
-from roadmap.runs import plan_run, write_plan
+import roadmap.runs.step_export
+from roadmap.cli.arguments import build_parser
+from roadmap.cli.commands import main, run_options
+from roadmap.files.atomic import write_json
+from roadmap.launch.job import run_step
+from roadmap.network.timm_registry import timm_name
+from roadmap.report.captions import table_caption
+from roadmap.report.run_table import aggregate
+from roadmap.runs.plan import plan_run, write_plan
+from roadmap.runs.seeds import collect, load_run
+from roadmap.runs.step_weights import step_task
 from roadmap.spec import Spec
-from roadmap.step_weights import checkpoint_weights, step_task
-from roadmap.timm_models import timm_name
-from roadmap.train import Trainer
+from roadmap.train.checkpoints import checkpoint_weights, load_torch_file
+from roadmap.train.init_weights import InitError, load_init, plan_init
+from roadmap.train.trainer import Trainer
 
 RUN = "resnet50-tiny-synthetic"
 # One legacy row (ResNet-50 proxy) with an EMA whose decay stays well below 1 over the run's 16
@@ -230,7 +232,7 @@ def test_bad_init_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, kind):
 )
 def test_timm_state_dict_starts_the_equivalent_network(tmp_path, index, timm_model, names, suffix):
     """A timm-format state dict (a torch file or safetensors) is renamed by the rules the equality
-    tests use (roadmap.timm_names); the network it starts computes what timm's does."""
+    tests use (roadmap.network.timm_names); the network it starts computes what timm's does."""
     spec = roadmap.specs("resnet50")[index][1].with_network(num_classes=10)
     reference = timm.create_model(timm_model, num_classes=10).eval()
     path = tmp_path / f"{timm_model}{suffix}"
@@ -361,7 +363,7 @@ def refuse_to_load(*args, **kwargs):
 
 def test_export_into_a_missing_folder_is_one_line_before_loading(tmp_path, capsys, monkeypatch):
     finished_untrained(tmp_path)
-    monkeypatch.setattr(roadmap.step_export, "final_checkpoint", refuse_to_load)
+    monkeypatch.setattr(roadmap.runs.step_export, "final_checkpoint", refuse_to_load)
     out = tmp_path / "absent" / "x.pth"
     assert f"the folder {out.parent} does not exist" in one_error_line(capsys, export_argv(tmp_path, out))
     assert not out.parent.exists()  # not created on the way
@@ -373,7 +375,7 @@ def test_export_into_a_missing_folder_is_one_line_before_loading(tmp_path, capsy
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder: chmod does not bite")
 def test_export_into_a_read_only_folder_is_one_line_before_loading(tmp_path, capsys, monkeypatch):
     finished_untrained(tmp_path)
-    monkeypatch.setattr(roadmap.step_export, "final_checkpoint", refuse_to_load)
+    monkeypatch.setattr(roadmap.runs.step_export, "final_checkpoint", refuse_to_load)
     folder = tmp_path / "read-only"
     folder.mkdir()
     folder.chmod(0o555)
@@ -397,7 +399,7 @@ def test_export_write_failure_is_one_line_and_leaves_nothing(tmp_path, capsys, m
     if failing == "weights":
         monkeypatch.setattr(torch, "save", full_disk)
     else:
-        monkeypatch.setattr(roadmap.step_export, "write_json", full_disk)
+        monkeypatch.setattr(roadmap.runs.step_export, "write_json", full_disk)
     line = one_error_line(capsys, export_argv(tmp_path, out))
     assert f"could not write {out} ({os.strerror(errno.ENOSPC)})" in line
     assert not any(out.parent.iterdir())  # no temporary file, no state dict without its spec

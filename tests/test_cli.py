@@ -12,8 +12,8 @@ import timm
 from conftest import ROOT, run_cli  # the script in a subprocess
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
-from roadmap.cli import main
-from roadmap.roadmaps import ROADMAPS, specs
+from roadmap.cli.commands import main
+from roadmap.network.roadmaps import ROADMAPS, specs
 from steps import REGISTRY
 
 

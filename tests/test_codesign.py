@@ -17,14 +17,15 @@ from test_faults import one_error_line  # in-process CLI: exit 2, one stderr lin
 from test_train import untimed  # the timing filter of the training tests
 from timm.utils import random_seed
 
-from roadmap.build import build
-from roadmap.codesign import codesign_table, write_codesign
-from roadmap.fcmae_trainer import PretrainTrainer, pretrain_task
-from roadmap.files import read_json, read_json_lines
-from roadmap.roadmaps import ROADMAPS, specs
-from roadmap.runs import RunOptions, plan_run, rows_for
+from roadmap.fcmae.trainer import FineTuner, PretrainTrainer, pretrain_task
+from roadmap.files.atomic import read_json
+from roadmap.files.layout import read_json_lines
+from roadmap.network.build import build
+from roadmap.network.roadmaps import ROADMAPS, specs
+from roadmap.report.codesign import codesign_table, write_codesign
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run, rows_for
 from roadmap.spec import Spec
-from roadmap.train import Trainer
 from steps import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def test_phases_hand_over_the_encoder_exactly(tmp_path):
     parent = pretrainer.run()
     assert parent["status"] == "done" and parent["epochs"] == Spec.from_dict(phase.spec).recipe.epochs
     encoder = torch.load(phase.paths.encoder)
-    trainer = Trainer(task, parent)
+    trainer = FineTuner(task, parent)
     state = trainer.model.state_dict()
     assert set(encoder) == {name for name in state if not name.startswith("head.")}
     for name, value in encoder.items():

@@ -5,11 +5,13 @@ import dataclasses
 import pytest
 import torch
 
-from roadmap.files import read_json, read_json_lines
-from roadmap.job import run_step
-from roadmap.precision import Numerics, compiled_graphs
-from roadmap.runs import RunOptions, plan_run
-from roadmap.train import Trainer
+from roadmap.cost.numerics import Numerics, compiled_graphs
+from roadmap.files.atomic import read_json
+from roadmap.files.layout import read_json_lines
+from roadmap.launch.job import run_step
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
+from roadmap.train.trainer import Trainer
 
 # Compiled kernels sum in another order than eager ones: losses agree to this relative tolerance.
 LOSS_TOLERANCE = 1e-3

@@ -3,7 +3,7 @@
 import pytest
 
 import roadmap
-from roadmap.reference import paper_table
+from roadmap.network.paper_values import paper_table
 
 # Paper-convention GFLOPs at 224 (conv + linear multiply-adds), held as golden values.
 GOLDEN = {

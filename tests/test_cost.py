@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from roadmap import specs
-from roadmap.cost import Cost, best_of, measure, measure_settings
-from roadmap.cost_report import RATIOS, ratio_markdown, ratio_table
-from roadmap.cost_settings import COST_SETTINGS, parse_cost_settings, unavailable_settings
-from roadmap.cost_study import main as cost_study
-from roadmap.precision import Numerics
+from roadmap.cost.measure import Cost, best_of, measure, measure_settings
+from roadmap.cost.numerics import Numerics
+from roadmap.cost.settings import COST_SETTINGS, parse_cost_settings, unavailable_settings
+from roadmap.report.cost_figures import RATIOS, ratio_markdown, ratio_table
+from roadmap.report.cost_study import main as cost_study
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA = torch.cuda.is_available()

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from roadmap.data import DataError, load_datasets
+from roadmap.data.datasets import DataError, load_datasets
+from roadmap.data.synthetic import SyntheticShapes
+from roadmap.data.transforms import Transformed, build_transforms
 from roadmap.recipes import MODERN
 from roadmap.spec import Recipe
-from roadmap.synthetic import SyntheticShapes
-from roadmap.transforms import Transformed, build_transforms
 
 
 def test_synthetic_is_deterministic_and_balanced_enough():
@@ -102,7 +102,7 @@ def test_transforms_follow_the_recipe():
     modern = build_transforms(MODERN, 64, training=True)
     assert "RandAugment" in repr(modern) and "bicubic" in repr(modern).lower()
     assert "RandAugment" not in repr(legacy) and "RandomCrop" in repr(legacy)
-    # Random erasing and normalisation run on the device (roadmap.loaders); the all-CPU pipeline
+    # Random erasing and normalisation run on the device (roadmap.data.loaders); the all-CPU pipeline
     # keeps them in the transform.
     assert "RandomErasing" not in repr(modern) and "Normalize" not in repr(modern)
     on_cpu = build_transforms(MODERN, 64, training=True, on_device=False)

@@ -14,12 +14,12 @@ from conftest import ROOT, TINY_RUN
 from test_train import tiny_task
 
 import roadmap
-from roadmap import progress_lines
-from roadmap.job import run_step
-from roadmap.run_files import PROGRESS_KEYS, RunPaths, StepPaths
-from roadmap.run_info import RunInfo, RunRow
-from roadmap.run_table import TABLE_COLUMNS
-from roadmap.training_presets import PRESETS, describe_resolution, proxy_recipe
+from roadmap.files.layout import PROGRESS_KEYS, RunPaths, StepPaths
+from roadmap.launch.job import run_step
+from roadmap.report.run_table import TABLE_COLUMNS
+from roadmap.runs.info import RunInfo, RunRow
+from roadmap.train import progress as progress_lines
+from roadmap.train.presets import PRESETS, describe_resolution, proxy_recipe
 
 RESULTS_FORMAT = (ROOT / "docs" / "results-format.md").read_text()
 README = (ROOT / "README.md").read_text()

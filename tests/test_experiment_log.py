@@ -16,16 +16,17 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 from test_train import tiny_task
 
-from roadmap.executors import ClusterOptions
-from roadmap.experiment_log import ExperimentLog, epoch_scalars
-from roadmap.fcmae_trainer import pretrain_task
-from roadmap.files import read_json_lines
-from roadmap.job import run_step
-from roadmap.launch import _RunProgress, launch
-from roadmap.launch_progress import ProgressLines, array_lines, running_progress
-from roadmap.progress_lines import StepProgress, duration
-from roadmap.runs import RunOptions, plan_run, write_plan
+from roadmap.fcmae.trainer import pretrain_task
+from roadmap.files.layout import read_json_lines
+from roadmap.launch.executors import ClusterOptions
+from roadmap.launch.job import run_step
+from roadmap.launch.progress import ProgressLines, array_lines, running_progress
+from roadmap.launch.run import _RunProgress, launch
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run, write_plan
 from roadmap.spec import Spec
+from roadmap.train.experiment_log import ExperimentLog, epoch_scalars
+from roadmap.train.progress import StepProgress, duration
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 2

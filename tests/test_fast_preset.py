@@ -10,9 +10,11 @@ from PIL import Image
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
 from roadmap import specs
-from roadmap.data import DataError, load_datasets
-from roadmap.files import read_json, read_json_lines
-from roadmap.runs import RunOptions, plan_run
+from roadmap.data.datasets import DataError, load_datasets
+from roadmap.files.atomic import read_json
+from roadmap.files.layout import read_json_lines
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from roadmap.cli import main
-from roadmap.files import NotWritable, StepClaim, StepPaths, check_writable_folder, claim_holder
-from roadmap.run_files import read_json_lines, read_json_object
+from roadmap.cli.commands import main
+from roadmap.files.atomic import NotWritable, StepClaim, check_writable_folder, claim_holder
+from roadmap.files.layout import StepPaths, read_json_lines, read_json_object
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "resnet50-tiny-synthetic"
@@ -232,7 +232,7 @@ def test_json_lines_reader_stops_at_the_first_untrusted_line(tmp_path):
 
 
 def test_progress_of_a_damaged_progress_file(tmp_path):
-    from roadmap.launch import epoch_progress
+    from roadmap.launch.run import epoch_progress
 
     task = tiny_task(tmp_path)
     task.paths.folder.mkdir(parents=True)
@@ -245,7 +245,7 @@ def test_progress_of_a_damaged_progress_file(tmp_path):
 
 
 def tiny_task(run_dir: Path):
-    from roadmap.task import StepTask
+    from roadmap.train.task import StepTask
 
     return StepTask(
         run_dir=str(run_dir),
@@ -269,7 +269,7 @@ def tiny_task(run_dir: Path):
 
 def test_task_file_of_a_run_written_before_is_read_then_replaced(tmp_path):
     """Runs written before hold the task as spec.json: read it; a resumed job writes task.json instead."""
-    from roadmap.job import record_task
+    from roadmap.launch.job import record_task
 
     task = tiny_task(tmp_path)
     paths = task.paths

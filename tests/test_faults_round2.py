@@ -20,15 +20,17 @@ from PIL import Image
 from test_faults import finish, launch  # the script in a subprocess, as a user runs it
 from torch.utils.data import TensorDataset
 
-from roadmap.cli import main
-from roadmap.data import load_datasets
-from roadmap.distributed import available_cpus, usable_workers
-from roadmap.files import StepPaths, claim_holder, write_atomic, write_json
-from roadmap.folder_scan import scan
-from roadmap.loaders import _data_loader
-from roadmap.results import collect, report
-from roadmap.run_files import FORMAT_KEY, FORMAT_VERSION
-from roadmap.runs import RunOptions, plan_run
+from roadmap.cli.commands import main
+from roadmap.cost.processes import available_cpus, usable_workers
+from roadmap.data.datasets import load_datasets
+from roadmap.data.folder_scan import scan
+from roadmap.data.loaders import _data_loader
+from roadmap.files.atomic import claim_holder, write_atomic, write_json
+from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION, StepPaths
+from roadmap.report.write import report
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
+from roadmap.runs.seeds import collect
 
 TINY = ["--preset", "tiny", "--executor", "local"]
 RUN = "resnet50-tiny-synthetic"
@@ -283,7 +285,7 @@ def test_no_wait_that_would_be_ignored_is_refused(tmp_path, capsys, extra, expec
 HOLD_CLAIM = """
 import sys, time
 from pathlib import Path
-from roadmap.files import StepClaim, StepPaths
+from roadmap.files.atomic import StepClaim, StepPaths
 claim = StepClaim(StepPaths(Path(sys.argv[1]), "resnet50", 0))  # held while this process lives
 assert claim.acquire()
 print("held", flush=True)
@@ -381,9 +383,9 @@ SAVE_WITH_A_FULL_DISK = """
 import resource, signal, sys
 from pathlib import Path
 import torch
-from roadmap.checkpoints import Checkpointing
+from roadmap.train.checkpoints import Checkpointing
 from roadmap.errors import one_line
-from roadmap.run_files import StepPaths
+from roadmap.files.layout import StepPaths
 
 class Saver(Checkpointing):
     def __init__(self, folder):

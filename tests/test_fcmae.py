@@ -7,14 +7,15 @@ import torch
 from torch import nn
 
 import roadmap
-from roadmap.build import RoadmapNet
-from roadmap.fcmae import FcmaeError, MaskedEncoder, MaskGenerator, encoder_state_dict, load_pretrained, visible_map
-from roadmap.fcmae_decoder import build_decoder, normalised_patches, patchify, reconstruction_loss
-from roadmap.fcmae_pretrain import FcmaeModel, pretrain_step
-from roadmap.fcmae_trainer import pretrain_recipe
-from roadmap.optimisation import create_lr_scheduler, create_optimizer
+from roadmap.fcmae.decoder import build_decoder, normalised_patches, patchify, reconstruction_loss
+from roadmap.fcmae.masking import MaskedEncoder, MaskGenerator, encoder_state_dict, load_pretrained, visible_map
+from roadmap.fcmae.model import FcmaeModel, pretrain_step
+from roadmap.fcmae.trainer import pretrain_recipe
+from roadmap.network.build import RoadmapNet
 from roadmap.spec import Pretrain, Recipe, Spec
-from roadmap.training_presets import get_preset, proxy_network
+from roadmap.train.optimisation import create_lr_scheduler, create_optimizer
+from roadmap.train.presets import get_preset, proxy_network
+from steps.fcmae import FcmaeError
 
 # The test-sized proxies of the presets (widths / 8, depths / 3), as the `tiny` training preset builds them.
 PROXIES = ("convnext_tiny", "convnextv2_tiny", "convnext_isotropic_small")

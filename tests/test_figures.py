@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from roadmap.codesign import codesign_table
-from roadmap.plot_agreement import changes_figure
-from roadmap.plot_codesign import codesign_figure
-from roadmap.plot_reference import reference_figure
-from roadmap.plot_roadmap import roadmap_figure, row_labels
-from roadmap.plot_style import CAPTION, CHANCE, wrap_words
-from roadmap.plots import curves_figure, throughput_figure, trajectory_figure
-from roadmap.tables import display_table, trained_label, trained_labels
+from roadmap.report.codesign import codesign_table
+from roadmap.report.plots.agreement import changes_figure
+from roadmap.report.plots.codesign import codesign_figure
+from roadmap.report.plots.figures import curves_figure, throughput_figure, trajectory_figure
+from roadmap.report.plots.reference import reference_figure
+from roadmap.report.plots.roadmap import roadmap_figure, row_labels
+from roadmap.report.plots.style import CAPTION, CHANCE, wrap_words
+from roadmap.report.tables import display_table, trained_label, trained_labels
 
 CLASSES = 16
 CHANCE_LEVEL = 100 / CLASSES
@@ -269,8 +269,8 @@ def test_display_table_keeps_the_paper_label_beside_the_row() -> None:
 
 
 def test_synthetic_pixels_are_rendered_in_memory() -> None:
-    from roadmap.data import load_datasets
-    from roadmap.shrink import describe
+    from roadmap.data.datasets import load_datasets
+    from roadmap.data.shrink import describe
 
     pair = load_datasets("synthetic", synthetic_train=4, synthetic_val=2, synthetic_classes=2, synthetic_size=8)
     assert pair.pixels == "synthetic images rendered in memory"
@@ -280,7 +280,9 @@ def test_synthetic_pixels_are_rendered_in_memory() -> None:
 @pytest.mark.slow
 def test_tiny_run_report_is_labelled_as_trained(tiny_run, tmp_path) -> None:
     """The shared tiny run (conftest: resnet50 -> stage_ratio, tiny preset, 8 synthetic classes)."""
-    from roadmap.results import aggregate, collect, load_run, report, training_curves
+    from roadmap.report.run_table import aggregate
+    from roadmap.report.write import report
+    from roadmap.runs.seeds import collect, load_run, training_curves
 
     run_dir = tiny_run.copy_to(tmp_path, keep_report=False)
     info = load_run(run_dir)

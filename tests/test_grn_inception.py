@@ -6,8 +6,8 @@ from timm.layers.grn import GlobalResponseNorm
 
 import roadmap
 from roadmap import SpecError, compose
-from roadmap.blocks import BatchPooledGRN, InceptionMixer, PartialConv, grn_layer
-from roadmap.optimisation import create_optimizer
+from roadmap.network.blocks import BatchPooledGRN, InceptionMixer, PartialConv, grn_layer
+from roadmap.train.optimisation import create_optimizer
 from steps import REGISTRY
 
 NEW_ROWS = ("grn", "inception", "k5", "k3", "k3_par1_2", "k3_par3_8", "k3_par1_4", "k3_par1_8", "k3_par1_16")

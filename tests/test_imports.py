@@ -1,7 +1,11 @@
-"""Imports run one way: every module imports alone in a fresh interpreter, in any order, none
-hides an import inside a function, and a non-editable install finds its package data."""
+"""Imports run one way: the layers of docs/architecture.md, read from the source (no subpackage
+imports one above it, no cycle between subpackages), every module imports alone in a fresh
+interpreter, none hides an import inside a function, `import steps` loads no torch, every error for
+a user derives from one base, and a non-editable install finds its package data."""
 
 import ast
+import importlib
+import inspect
 import json
 import site
 import subprocess
@@ -11,14 +15,121 @@ from pathlib import Path
 
 import pytest
 
+from roadmap.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("roadmap", "steps")
-MODULES = sorted(
-    ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-    for package in PACKAGES
-    for path in (ROOT / package).glob("*.py")
-    if path.name != "__main__.py"
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+SOURCES = {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
+MODULES = sorted(name for name in SOURCES if not name.endswith("__main__"))
+
+# The layers, lowest first: a module may import its own layer and those before it. The first is
+# the package's plain data (spec, recipes, errors, files: no torch); docs/architecture.md draws it.
+LAYERS = (
+    "roadmap",
+    "steps",
+    "roadmap.network",
+    "roadmap.cost",
+    "roadmap.data",
+    "roadmap.train",
+    "roadmap.fcmae",
+    "roadmap.runs",
+    "roadmap.report",
+    "roadmap.launch",
+    "roadmap.cli",
 )
+
+
+def layer_of(module: str) -> str:
+    """`roadmap.train.trainer` -> `roadmap.train`; the top-level modules and roadmap.files -> `roadmap`."""
+    parts = module.split(".")
+    if parts[0] == "steps":
+        return "steps"
+    candidate = ".".join(parts[:2])
+    return candidate if candidate in LAYERS else "roadmap"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """This project's modules that the file at `path` imports (at any depth of its syntax tree)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] in PACKAGES}
+
+
+def layer_imports() -> dict[tuple[str, str], list[str]]:
+    """{(importing layer, imported layer): ["module -> module", ...]} between different layers."""
+    arrows: dict[tuple[str, str], list[str]] = {}
+    for module, path in SOURCES.items():
+        if module in ("roadmap", "roadmap.__main__"):  # the package's lazy exports and `python -m`
+            continue
+        for target in imported_modules(path):
+            if layer_of(module) != layer_of(target):
+                arrows.setdefault((layer_of(module), layer_of(target)), []).append(f"{module} -> {target}")
+    return arrows
+
+
+def test_no_layer_imports_one_above_it():
+    upward = [
+        arrow
+        for (importer, imported), found in layer_imports().items()
+        if LAYERS.index(imported) > LAYERS.index(importer)
+        for arrow in found
+    ]
+    assert not upward
+    assert ("roadmap.train", "roadmap.fcmae") not in layer_imports()  # FCMAE plugs into the trainer
+
+
+def test_no_cycle_between_subpackages():
+    graph: dict[str, set[str]] = {}
+    for importer, imported in layer_imports():
+        graph.setdefault(importer, set()).add(imported)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for successor in graph.get(start, ()):
+            if successor == goal or (successor not in seen and reaches(successor, goal, seen | {successor})):
+                return True
+        return False
+
+    assert [layer for layer in LAYERS if reaches(layer, layer, set())] == []
+
+
+def test_the_layers_are_the_subpackages():
+    """Every subpackage of roadmap has a layer and a docstring saying what it owns; the top level
+    holds at most six modules."""
+    subpackages = {path.parent for path in (ROOT / "roadmap").glob("*/__init__.py")}
+    named = {ROOT / Path(*layer.split(".")) for layer in LAYERS if layer.count(".") == 1}
+    assert named <= subpackages and subpackages - named == {ROOT / "roadmap" / "files"}
+    for package in subpackages | {path.parent for path in (ROOT / "roadmap").glob("*/*/__init__.py")}:
+        assert ast.get_docstring(ast.parse((package / "__init__.py").read_text())), package
+    assert len(list((ROOT / "roadmap").glob("*.py"))) <= 6
+
+
+def test_steps_load_no_torch():
+    check = "import steps, sys; assert 'torch' not in sys.modules, 'torch'; print(len(steps.REGISTRY))"
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) >= 19
+
+
+def test_every_error_for_a_user_derives_from_the_one_base():
+    errors = []
+    for module in MODULES:
+        for _, value in inspect.getmembers(importlib.import_module(module), inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__ == module:
+                errors.append(value)
+    assert len(errors) >= 20
+    # Terminated is SIGTERM taken as Ctrl-C: a signal, not an error.
+    assert [error.__name__ for error in errors if not issubclass(error, (UserError, KeyboardInterrupt))] == []
+    assert all(error.exit_code == 2 for error in errors if issubclass(error, UserError))
 
 
 # Imports each module first, with none of this project's modules loaded: the third-party libraries
@@ -39,7 +150,7 @@ print(json.dumps(failures))
 
 
 def test_every_module_imports_first():
-    assert "steps" in MODULES and "roadmap.cli" in MODULES
+    assert "steps" in MODULES and "roadmap.cli.commands" in MODULES
     result = subprocess.run(
         [sys.executable, "-c", ONE_BY_ONE, *MODULES], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
@@ -56,10 +167,7 @@ def test_steps_then_roadmap_and_the_other_way_round():
 def test_no_import_hides_inside_a_function():
     hidden = []
     for module in MODULES:
-        path = ROOT / Path(*module.split(".")).with_suffix(".py")
-        if not path.exists():
-            path = ROOT / Path(*module.split(".")) / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(SOURCES[module].read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 hidden += [
                     f"{module}.{node.name}"

@@ -12,10 +12,10 @@ from timm.data import IMAGENET_DEFAULT_STD, create_transform
 from timm.data.loader import fast_collate
 from torch.utils.data import DistributedSampler
 
-from roadmap.device_decode import EncodedFiles
-from roadmap.loaders import EpochSeeded, device_decoded_eval_loader, eval_loader, train_loader, uint8_collate
+from roadmap.data.device_decode import EncodedFiles
+from roadmap.data.loaders import EpochSeeded, device_decoded_eval_loader, eval_loader, train_loader, uint8_collate
+from roadmap.data.transforms import Transformed, build_transforms
 from roadmap.recipes import LEGACY, MODERN
-from roadmap.transforms import Transformed, build_transforms
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 ONE_LEVEL = 1 / 255 / min(IMAGENET_DEFAULT_STD)  # one grey level, after normalisation, at its largest

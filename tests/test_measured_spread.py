@@ -14,14 +14,14 @@ import pytest
 from conftest import TINY_RUN
 from test_report import STEPS, write_run, write_seed
 
-import roadmap.measured_spread
-from roadmap.captions import noise_line
-from roadmap.files import write_json
-from roadmap.measured_spread import NOISE_DIR, measured_spread, read_spread, root_mean_square, spread_path
-from roadmap.optimisation import TRAINING_RULES
-from roadmap.run_seeds import collect, load_run
-from roadmap.run_table import add_noise_columns, aggregate, comparison_rows
-from roadmap.statistics import seeds_to_resolve
+import roadmap.report.measured_spread
+from roadmap.files.atomic import write_json
+from roadmap.report.captions import noise_line
+from roadmap.report.intervals import seeds_to_resolve
+from roadmap.report.measured_spread import NOISE_DIR, measured_spread, read_spread, root_mean_square, spread_path
+from roadmap.report.run_table import add_noise_columns, aggregate, comparison_rows
+from roadmap.runs.seeds import collect, load_run
+from roadmap.train.optimisation import TRAINING_RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two-sided 95% and one-sided 80% t quantiles at 2n - 2 degrees of freedom (n seeds per row).
@@ -166,7 +166,7 @@ def test_aggregate_reads_the_preset_and_dataset_measurement(monkeypatch, tmp_pat
     """aggregate looks the run's preset and dataset up in the package's noise folder."""
     noise = tmp_path / "noise"
     write_json(noise / "cpu-synthetic.json", measurement({"resnet50": 1.0, "recipe": 2.0}, 1.5))
-    monkeypatch.setattr(roadmap.measured_spread, "NOISE_DIR", noise)
+    monkeypatch.setattr(roadmap.report.measured_spread, "NOISE_DIR", noise)
     run_dir = write_run(tmp_path / "results", "one-seed", STEPS[:2], "cumulative")
     for order, (step, _, _, gflops) in enumerate(STEPS[:2]):
         write_seed(run_dir, order, step, 0, gflops, "done")  # seed 0 of [0, 1]: one done seed per row

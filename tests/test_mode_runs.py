@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from roadmap.cli import main
-from roadmap.files import read_json
-from roadmap.run_files import RunPaths
-from roadmap.run_info import RunInfo
+from roadmap.cli.commands import main
+from roadmap.files.atomic import read_json
+from roadmap.files.layout import RunPaths
+from roadmap.runs.info import RunInfo
 
 FIGURES = ("roadmap", "trajectory", "throughput", "curves")
 

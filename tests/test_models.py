@@ -10,10 +10,10 @@ from timm_weights import load_timm_weights
 
 import roadmap
 from roadmap import SpecError
-from roadmap.build import RoadmapNet
-from roadmap.models import MODELS, model_names
-from roadmap.models import model as model_spec
-from roadmap.timm_models import model_timm_name
+from roadmap.network.build import RoadmapNet
+from roadmap.network.families import MODELS, model_names
+from roadmap.network.families import model as model_spec
+from roadmap.network.timm_registry import model_timm_name
 
 # Over ~150M parameters (or very deep): seconds each to create and compare on two cores.
 SLOW = {"convnext_large", "convnext_xlarge", "convnextv2_large", "convnextv2_huge", "resnet200"}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import roadmap
-from roadmap.roadmaps import RoadmapError, mode_plan, mode_specs
+from roadmap.network.roadmaps import RoadmapError, mode_plan, mode_specs
 from steps import REGISTRY
 
 RESNET50_MAIN = [

@@ -1,4 +1,4 @@
-"""The official schedules per iteration, parameter groups and fitted EMA (roadmap.optimisation), pinned
+"""The official schedules per iteration, parameter groups and fitted EMA (roadmap.train.optimisation), pinned
 with hand-computed figures, and the checker of every recipe x preset (benchmarks/official_schedules.py)."""
 
 import math
@@ -11,13 +11,17 @@ import pytest
 import torch
 
 import roadmap
-import roadmap.runs
-from roadmap.build import build
-from roadmap.fcmae import MaskedEncoder
-from roadmap.fcmae_decoder import FcmaeDecoder
-from roadmap.fcmae_pretrain import FcmaeModel
-from roadmap.fcmae_trainer import PretrainTrainer, pretrain_recipe, pretrain_task
-from roadmap.optimisation import (
+import roadmap.runs.plan
+from roadmap.fcmae.decoder import FcmaeDecoder
+from roadmap.fcmae.masking import MaskedEncoder
+from roadmap.fcmae.model import FcmaeModel
+from roadmap.fcmae.trainer import PretrainTrainer, pretrain_recipe, pretrain_task
+from roadmap.network.build import build
+from roadmap.recipes import LEGACY, MODERN, V2_FINETUNE
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
+from roadmap.spec import Spec
+from roadmap.train.optimisation import (
     TRAINING_RULES,
     OptimisationError,
     create_lr_scheduler,
@@ -28,11 +32,8 @@ from roadmap.optimisation import (
     paper_updates,
     scheduled_lr,
 )
-from roadmap.recipes import LEGACY, MODERN, V2_FINETUNE
-from roadmap.runs import RunOptions, plan_run
-from roadmap.spec import Spec
-from roadmap.train import Trainer
-from roadmap.training_presets import get_preset, resolve
+from roadmap.train.presets import get_preset, resolve
+from roadmap.train.trainer import Trainer
 from steps import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,7 +205,7 @@ def test_the_training_rules_are_part_of_every_key(tmp_path, monkeypatch):
     """Results trained under earlier rules (another schedule, groups or EMA) are another experiment."""
     options = RunOptions(upto="recipe", preset="tiny", results=str(tmp_path), epochs=1)
     keys = [task.key for task in plan_run(options).tasks]
-    monkeypatch.setattr(roadmap.runs, "TRAINING_RULES", TRAINING_RULES - 1)
+    monkeypatch.setattr(roadmap.runs.plan, "TRAINING_RULES", TRAINING_RULES - 1)
     older = [task.key for task in plan_run(options).tasks]
     assert len(keys) == 2 and all(new != old for new, old in zip(keys, older))
 

@@ -9,12 +9,14 @@ import json
 import pytest
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
-from roadmap.cli import main, run_options
-from roadmap.cli_arguments import build_parser
-from roadmap.files import read_json
-from roadmap.results import aggregate, collect, load_run, table_caption
-from roadmap.run_info import RunInfo
-from roadmap.runs import plan_run, write_plan
+from roadmap.cli.arguments import build_parser
+from roadmap.cli.commands import main, run_options
+from roadmap.files.atomic import read_json
+from roadmap.report.captions import table_caption
+from roadmap.report.run_table import aggregate
+from roadmap.runs.info import RunInfo
+from roadmap.runs.plan import plan_run, write_plan
+from roadmap.runs.seeds import collect, load_run
 
 ROWS = ("--upto", "recipe", "--preset", "tiny")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
-from roadmap.plan import device_hours, loader_images_per_s, plan_table
-from roadmap.runs import RunOptions, plan_run
+from roadmap.runs.forecast import device_hours, loader_images_per_s, plan_table
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

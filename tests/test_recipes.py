@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from roadmap import build, specs
-from roadmap.optimisation import create_optimizer
-from roadmap.training_presets import PRESETS, PresetError, batch_plan, get_preset, resolve
+from roadmap.train.optimisation import create_optimizer
+from roadmap.train.presets import PRESETS, PresetError, batch_plan, get_preset, resolve
 
 
 def final_convnext_tiny():

@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
 
-from roadmap.captions import lr_rule_line, weights_line
-from roadmap.complexity import CONVENTION
-from roadmap.files import StepClaim
-from roadmap.plots import reference_figure
-from roadmap.reference import paper_table
-from roadmap.results import RunNotFound, aggregate, collect, load_run, paper_scale, report, training_curves
-from roadmap.run_files import LEGACY_TASK_FILE, TASK_FILE, StepPaths
-from roadmap.run_table import _other_weights
+from roadmap.files.atomic import StepClaim
+from roadmap.files.layout import LEGACY_TASK_FILE, TASK_FILE, StepPaths
+from roadmap.network.complexity import CONVENTION
+from roadmap.network.paper_values import paper_table
+from roadmap.report.captions import lr_rule_line, weights_line
+from roadmap.report.plots.reference import reference_figure
+from roadmap.report.run_table import _other_weights, aggregate
+from roadmap.report.write import paper_scale, report
+from roadmap.runs.seeds import RunNotFound, collect, load_run, training_curves
 
 RUN = "resnet50-cpu-synthetic"
 STEPS = [
@@ -293,7 +294,7 @@ def test_paper_scale_only_for_full_size_imagenet(info: dict, shared: bool) -> No
 
 def test_imagenet_run_shares_the_paper_axis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A --dataset folder run of ImageNet-1K at full size draws its top-1 on the paper's axis."""
-    import roadmap.results
+    import roadmap.report.write
 
     run_dir = write_run(tmp_path, "resnet50-fast-folder", STEPS[:2], "cumulative")
     info = json.loads((run_dir / "run.json").read_text())
@@ -301,7 +302,7 @@ def test_imagenet_run_shares_the_paper_axis(tmp_path: Path, monkeypatch: pytest.
     (run_dir / "run.json").write_text(json.dumps(info))
     write_seed(run_dir, 0, "resnet50", 0, 4.089, "done")
     seen = {}
-    monkeypatch.setattr(roadmap.results, "write_figures", lambda *args, **kwargs: seen.update(kwargs) or {})
+    monkeypatch.setattr(roadmap.report.write, "write_figures", lambda *args, **kwargs: seen.update(kwargs) or {})
     report(run_dir)
     assert seen["same_scale"] is True
 
@@ -459,7 +460,7 @@ def test_settings_caption_and_failed_rows(tmp_path: Path) -> None:
 
 
 def test_failed_row_drawn_as_failed() -> None:
-    from roadmap.plot_roadmap import FAILED_COLOUR, roadmap_figure
+    from roadmap.report.plots.roadmap import FAILED_COLOUR, roadmap_figure
 
     rows = pd.DataFrame(
         {
@@ -480,8 +481,8 @@ def test_failed_row_drawn_as_failed() -> None:
 
 
 def test_point_labels_never_overlap() -> None:
-    from roadmap.plot_style import label_boxes
-    from roadmap.plots import throughput_figure, trajectory_figure
+    from roadmap.report.plots.figures import throughput_figure, trajectory_figure
+    from roadmap.report.plots.style import label_boxes
 
     # The default run's crowd: kernel, gelu, fewer_act, fewer_norm (and ln) at one MFLOPs count.
     steps = ["move_up", "kernel", "gelu", "fewer_act", "fewer_norm", "ln", "depthwise"]
@@ -510,8 +511,8 @@ def test_point_labels_never_overlap() -> None:
 
 
 def test_group_labels_curves_colours_and_loss_panels() -> None:
-    from roadmap.plot_roadmap import roadmap_figure
-    from roadmap.plots import curves_figure
+    from roadmap.report.plots.figures import curves_figure
+    from roadmap.report.plots.roadmap import roadmap_figure
 
     rows = pd.DataFrame(
         {
@@ -556,7 +557,7 @@ TINY_ONE = "tiny-one-seed"
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_run) -> Path:
-    from roadmap.cli import main
+    from roadmap.cli.commands import main
 
     results = tmp_path_factory.mktemp("tiny")
     tiny_run.copy_to(results)  # conftest's CLI run: up to stage_ratio on the tiny preset, two seeds
@@ -597,7 +598,7 @@ def test_tiny_run_writes_noise_columns_agreement_and_figure(tiny_runs: Path) -> 
 
 @pytest.mark.slow
 def test_report_compare_two_tiny_runs(tiny_runs: Path, capsys: pytest.CaptureFixture) -> None:
-    from roadmap.cli import main
+    from roadmap.cli.commands import main
 
     assert main(["report", "--run", TINY_ONE, "--results", str(tiny_runs), "--compare", TINY]) == 0
     output = capsys.readouterr().out
@@ -614,7 +615,7 @@ def test_report_compare_two_tiny_runs(tiny_runs: Path, capsys: pytest.CaptureFix
 def test_report_compare_refuses_in_one_line(
     tiny_runs: Path, capsys: pytest.CaptureFixture, other: str, message: str
 ) -> None:
-    from roadmap.cli import main
+    from roadmap.cli.commands import main
 
     assert main(["report", "--run", TINY, "--results", str(tiny_runs), "--compare", other]) == 2
     error = capsys.readouterr().err

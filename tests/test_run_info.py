@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from roadmap.files import UnreadableFile, read_json, write_json
-from roadmap.run_files import RunPaths
-from roadmap.run_info import RunInfo
-from roadmap.runs import RunOptions, plan_run, write_plan
+from roadmap.files.atomic import UnreadableFile, read_json, write_json
+from roadmap.files.layout import RunPaths
+from roadmap.runs.info import RunInfo
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run, write_plan
 
 # Keys run.json gained after its first version: a plan written before them still loads.
 NEWER_KEYS = (

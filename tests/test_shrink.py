@@ -10,10 +10,11 @@ from conftest import run_cli  # the script in a subprocess
 from PIL import Image
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
-from roadmap.data import DataError, load_datasets
-from roadmap.files import read_json
-from roadmap.runs import RunOptions, plan_run
-from roadmap.shrink import ShrinkError, describe, shrunk_copy
+from roadmap.data.datasets import DataError, load_datasets
+from roadmap.data.shrink import ShrinkError, describe, shrunk_copy
+from roadmap.files.atomic import read_json
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

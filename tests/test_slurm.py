@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli  # the script in a subprocess
 
-from roadmap.executors import ClusterOptions, controller_answers
-from roadmap.files import read_json_lines
-from roadmap.launch import launch
-from roadmap.runs import RunOptions, plan_run, write_plan
+from roadmap.files.layout import read_json_lines
+from roadmap.launch.executors import ClusterOptions, controller_answers
+from roadmap.launch.run import launch
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run, write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--executor", "slurm", "--cpus-per-task", "1", "--time-min", "10"]

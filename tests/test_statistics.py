@@ -8,9 +8,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from roadmap.agreement import step_records, summary_text
-from roadmap.reference import paper_table
-from roadmap.statistics import contrast_interval, flipped_pairs, kendall_tau, seeds_to_resolve, verdict, welch_interval
+from roadmap.network.paper_values import paper_table
+from roadmap.report.agreement import step_records, summary_text
+from roadmap.report.intervals import (
+    contrast_interval,
+    flipped_pairs,
+    kendall_tau,
+    seeds_to_resolve,
+    verdict,
+    welch_interval,
+)
 
 T_975_DOF_2 = 4.302652729911275  # two-sided 95% t quantile, 2 degrees of freedom
 T_975_DOF_4 = 2.7764451051977987
@@ -158,7 +165,7 @@ def _one_seed_table(steps: list[str], top1: list[float], paper_top1: list[float]
 def test_single_run_table_gives_no_std_and_every_nonzero_change_counts() -> None:
     """Table 11 has no std (single runs): nothing is borrowed from Table 10, every nonzero change
     counts, and the rule says so."""
-    from roadmap.agreement import agreement, paper_reference
+    from roadmap.report.agreement import agreement, paper_reference
 
     paper = paper_table("resnet200")
     steps = list(paper.index[:3])
@@ -178,7 +185,7 @@ def test_single_run_table_gives_no_std_and_every_nonzero_change_counts() -> None
 
 
 def test_codesign_reference_has_no_std_and_a_zero_change_is_not_counted() -> None:
-    from roadmap.agreement import agreement, paper_reference
+    from roadmap.report.agreement import agreement, paper_reference
 
     steps = ["v1_supervised", "v1_fcmae", "v2_supervised", "v2_fcmae"]
     # Paper changes -0.1, +0.6, +0.3 (83.8, 83.7, 84.3, 84.6); the hand-made run's are -1, +2, 0.
@@ -194,7 +201,7 @@ def test_codesign_reference_has_no_std_and_a_zero_change_is_not_counted() -> Non
 def test_reference_noise_is_its_own_table_std() -> None:
     """A reference with stds: each row's own; a changed row without one gets the mean std of the same
     table (1.0 and 0.5: 0.75), said in the rule; the paper's Table 10 rows all have their own."""
-    from roadmap.agreement import noise_rule, paper_reference, run_reference
+    from roadmap.report.agreement import noise_rule, paper_reference, run_reference
 
     steps = ["a", "b", "c", "d"]
     reference_table = _one_seed_table(steps, [10.0, 11.0, 11.5, 12.0], [math.nan] * 4)

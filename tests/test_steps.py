@@ -75,7 +75,7 @@ def test_a_new_step_is_one_new_module(tmp_path):
         STEPS = (Step("double_width", double_width, "double width", "twice the channels of every stage"),)
     ''')
     )
-    command = "import sys; from roadmap.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = "import sys; from roadmap.cli.commands import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run(
         [sys.executable, "-c", command, "--steps", "resnet50,double-width", "--flops-only", "--format", "csv"],
         cwd=tmp_path,

@@ -16,15 +16,17 @@ import torch
 from conftest import TINY_RUN, TINY_RUN_ARGS, run_cli
 from test_faults import one_error_line  # in-process CLI: exit 2, one stderr line
 
-from roadmap.build import build
-from roadmap.executors import StepJob
-from roadmap.fcmae_trainer import pretrain_task
-from roadmap.files import read_json, read_json_lines
-from roadmap.init_weights import InitError
-from roadmap.job import run_step
-from roadmap.runs import RunOptions, plan_run
+from roadmap.fcmae.trainer import FineTuner, pretrain_task
+from roadmap.files.atomic import read_json
+from roadmap.files.layout import read_json_lines
+from roadmap.launch.executors import StepJob
+from roadmap.launch.job import run_step
+from roadmap.network.build import build
+from roadmap.runs.options import RunOptions
+from roadmap.runs.plan import plan_run
 from roadmap.spec import Spec
-from roadmap.train import Trainer
+from roadmap.train.init_weights import InitError
+from roadmap.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMED_FIELDS = {
@@ -246,16 +248,18 @@ def test_resumed_fine_tuning_needs_no_pretrained_encoder(tmp_path):
     network = build(Spec.from_dict(task.spec))
     torch.save({name: value for name, value in network.state_dict().items() if not name.startswith("head.")}, encoder)
     parent = {"status": "done"}
-    started = Trainer(task, parent)
+    with pytest.raises(TypeError, match="FineTuner"):  # the plain loop would train it from scratch
+        Trainer(task, parent)
+    started = FineTuner(task, parent)
     started.save_checkpoint()  # as after an epoch
     weights = started.model.state_dict()
     encoder.unlink()
-    resumed = Trainer(task, parent)  # used to raise FileNotFoundError for encoder.pt
+    resumed = FineTuner(task, parent)  # used to raise FileNotFoundError for encoder.pt
     assert resumed.load_checkpoint() and resumed.epoch == 0
     assert all(torch.equal(value, weights[name]) for name, value in resumed.model.state_dict().items())
     task.paths.checkpoint.unlink()
     with pytest.raises(FileNotFoundError):  # a fresh start still begins from the encoder
-        Trainer(task, parent)
+        FineTuner(task, parent)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Load a timm model's weights into the equivalent `RoadmapNet`, for the weight-for-weight equality tests.
 
-The renaming rules are the product's (roadmap.timm_names, also used by `--init`): the tests check
+The renaming rules are the product's (roadmap.network.timm_names, also used by `--init`): the tests check
 the same rules users rely on.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from roadmap.timm_names import FAMILY_RULES, convert_state_dict  # noqa: F401 (re-exported for tests)
+from roadmap.network.timm_names import convert_state_dict
 
 
 def load_timm_weights(model: nn.Module, timm_model: nn.Module, family: str) -> None:

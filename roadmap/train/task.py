@@ -1,0 +1,79 @@
+"""One step x seed as plain data: everything a training job needs, picklable for submitit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roadmap.files.layout import StepPaths
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """Everything a job needs to train one step x seed; plain data so that submitit can pickle it."""
+
+    run_dir: str
+    step: str
+    seed: int
+    key: str
+    spec: dict
+    preset: str
+    dataset: str
+    data_path: str | None
+    resolution: int
+    per_device_batch: int
+    accumulation: int
+    lr: float
+    workers: int
+    gflops: float  # full-size network at 224 (paper convention)
+    params: int
+    synthetic: dict  # sizes and seed of the embedded dataset
+    # Local runs: the launching process; the job stops when it dies, so a killed run leaves no
+    # orphan trainer behind (submitit's local controller is made to outlive its launcher).
+    launcher_pid: int | None = None
+    # Full-size network whose throughput and peak memory are measured after training (cost per
+    # step, on the machine that ran the step); None to skip.
+    cost_spec: dict | None = None
+    # Named settings of the cost measurement (roadmap.cost.measure); empty: the device's default numerics.
+    cost_settings: tuple[str, ...] = ()
+    # roadmap.cost.numerics.Numerics as a dict (precision, channels_last, compile, deterministic);
+    # None values resolve to the device's defaults inside the job.
+    numerics: dict = field(default_factory=dict)
+    # Opt-in pre-shrunk copy of a folder dataset (roadmap.data.shrink): the shorter side in pixels, and
+    # where the copy lives. None: the original files.
+    shrink: int | None = None
+    shrink_format: str = "jpeg"
+    cache_dir: str | None = None
+    eval_decode: str = "cpu"  # "device": evaluation decoded on the device (roadmap.data.device_decode)
+    classes: int | None = None  # a seeded class subset of a folder dataset (roadmap.data.datasets.class_subset)
+    # Progressive resizing: (first epoch, training resolution) pairs; empty: always `resolution`.
+    # Evaluation at `eval_resolution` (None: `resolution`).
+    resolution_schedule: tuple[tuple[int, int], ...] = ()
+    eval_resolution: int | None = None
+    # FCMAE pre-training before the recipe (spec["pretrain"]): its batch per device, accumulation
+    # steps and learning rate, as batch_plan gives them; empty without pre-training.
+    pretrain_batch: dict = field(default_factory=dict)
+    # The phase this task trains: None for the row itself, "pretrain" for its pre-training.
+    phase: str | None = None
+    # W&B project the job also logs its scalars to (--wandb); None: TensorBoard only. Not part of
+    # the key: where figures are shown does not change them.
+    wandb_project: str | None = None
+    # --init: the file every step starts from instead of its initialisation, as
+    # roadmap.train.init_weights.InitWeights records it (path, sha256, what it holds); None: the recipe's.
+    init: dict | None = None
+
+    def train_resolution(self, epoch: int) -> int:
+        """The training resolution of zero-based `epoch`."""
+        current = self.resolution
+        for first_epoch, resolution in self.resolution_schedule:
+            if epoch >= first_epoch:
+                current = resolution
+        return current
+
+    @property
+    def train_resolutions(self) -> tuple[int, ...]:
+        return tuple(resolution for _, resolution in self.resolution_schedule) or (self.resolution,)
+
+    @property
+    def paths(self) -> StepPaths:
+        return StepPaths(Path(self.run_dir), self.step, self.seed, self.phase)
