@@ -110,12 +110,12 @@ def test_export_loads_back_through_timm(trained, tmp_path, capsys):
     exported = torch.load(out, weights_only=True)
     ema = checkpoint_weights(checkpoint(task), "ema")  # the reported weights are the default
     assert set(exported) == set(ema) and all(torch.equal(exported[name], ema[name]) for name in ema)
-    assert Spec.from_dict(json.loads((tmp_path / "x.spec.json").read_text())) == Spec.from_dict(task.spec)
+    assert Spec.from_dict(json.loads((tmp_path / "x.spec.json").read_text())) == task.spec
     # The printed line, run as it is, builds the step's network with the exported weights.
     namespace: dict = {}
     exec(printed[1], namespace)
     loaded = namespace["model"].eval()
-    ours = roadmap.build(Spec.from_dict(task.spec)).eval()
+    ours = roadmap.build(task.spec).eval()
     ours.load_state_dict(ema)
     images = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
@@ -158,7 +158,7 @@ def test_init_from_a_finished_step_is_keyed_loaded_recorded_and_named(trained, t
 
 def network_file(tmp_path: Path, change) -> Path:
     """A state dict of the tiny resnet50 row's network, changed by `change`, saved to a file."""
-    spec = Spec.from_dict(planned(tmp_path / "plan").tasks[0].spec)
+    spec = planned(tmp_path / "plan").tasks[0].spec
     state = roadmap.build(spec).state_dict()
     change(state)
     path = tmp_path / "weights.pth"
@@ -271,7 +271,7 @@ def test_timm_state_dict_with_a_tensor_of_equal_size_but_another_shape_is_one_li
     is planned only (--plan with given throughputs: nothing is measured, trained or written)."""
     results = tmp_path / "results"
     full_size = [*ROW[:2], "--preset", "paper", "--dataset", "synthetic", "--results", str(results)]
-    classes = plan_run(run_options(build_parser().parse_args(full_size))).tasks[0].spec["network"]["num_classes"]
+    classes = plan_run(run_options(build_parser().parse_args(full_size))).tasks[0].spec.network.num_classes
     state = timm.create_model("resnet50", num_classes=classes).state_dict()
     state["fc.weight"] = state["fc.weight"].t().contiguous()
     path = tmp_path / "resnet50.pth"
@@ -312,7 +312,7 @@ def finished_untrained(results: Path):
     task = plan.tasks[0]
     write_json(task.paths.task, dataclasses.asdict(task))
     write_json(task.paths.result, {"status": "done", "key": task.key, "epochs": 1})
-    model = roadmap.build(Spec.from_dict(task.spec)).state_dict()
+    model = roadmap.build(task.spec).state_dict()
     torch.save({"key": task.key, "epoch": 1, "model": model, "optimizer": {}, "ema": None}, task.paths.checkpoint)
     return task
 

@@ -117,7 +117,7 @@ def test_phases_hand_over_the_encoder_exactly(tmp_path):
     assert crop.scale == (0.2, 1.0) and "RandAugment" not in repr(pretrainer.train_set.transforms[64])
     assert pretrainer.loader.random_erasing is None  # no erasing on the device either
     parent = pretrainer.run()
-    assert parent["status"] == "done" and parent["epochs"] == Spec.from_dict(phase.spec).recipe.epochs
+    assert parent["status"] == "done" and parent["epochs"] == phase.spec.recipe.epochs
     encoder = torch.load(phase.paths.encoder)
     trainer = FineTuner(task, parent)
     state = trainer.model.state_dict()
@@ -125,11 +125,11 @@ def test_phases_hand_over_the_encoder_exactly(tmp_path):
     for name, value in encoder.items():
         assert torch.equal(state[name], value), name
     scales = sorted({group["lr_scale"] for group in trainer.optimizer.param_groups})
-    blocks = sum(Spec.from_dict(task.spec).network.depths)  # one layer per block (the stem with the first), head
+    blocks = sum(task.spec.network.depths)  # one layer per block (the stem with the first), head
     assert scales == pytest.approx([0.9 ** (blocks - layer) for layer in range(blocks + 1)])
     # The new classifier starts at 0.001 of its initialisation (V2's head_init_scale), zero bias.
     random_seed(task.seed, 0)
-    initial = build(Spec.from_dict(task.spec)).head.fc
+    initial = build(task.spec).head.fc
     torch.testing.assert_close(trainer.model.head.fc.weight, initial.weight.to(trainer.device) * 0.001)
     assert not trainer.model.head.fc.bias.any()
 

@@ -94,7 +94,17 @@ def test_settings_resolve_per_device():
 
 
 def test_best_of_keeps_the_better_figure_of_each_layout():
-    nchw = Cost(100.0, 500.0, 10.0, "gpu", "float32", 128, 224, "contiguous", "tf32", False)
+    nchw = Cost(
+        train_images_per_s=100.0,
+        infer_images_per_s=500.0,
+        peak_memory_mb=10.0,
+        device="gpu",
+        dtype="float32",
+        batch=128,
+        resolution=224,
+        memory_format="contiguous",
+        precision="tf32",
+    )
     channels_last = replace(
         nchw,
         train_images_per_s=120.0,

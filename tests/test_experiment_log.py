@@ -165,7 +165,7 @@ def test_pretraining_prints_progress_lines_where_stdout_is_no_terminal(tmp_path,
     assert [result["status"] for result in results] == ["done"]
     printed = capsys.readouterr().out  # stderr captured too (no terminal): no bars, lines instead
     pretraining = [line for line in printed.splitlines() if line.startswith("fcmae seed 0 pretrain: epoch ")]
-    pretrain_epochs = Spec.from_dict(task.spec).pretrain.epochs
+    pretrain_epochs = task.spec.pretrain.epochs
     assert pretraining and f"/{pretrain_epochs}, iteration " in pretraining[0], printed
     for part in ("images/s, data wait ", "%, step ETA ", ", run ETA ~"):
         assert part in pretraining[0]

@@ -39,8 +39,8 @@ def test_fast_preset_schedules(tmp_path):
     assert [modern.train_resolution(epoch) for epoch in (0, 25, 26, 29)] == [160, 160, 192, 192]
     assert modern.eval_resolution == 224 and plan.info.resolution == "160->192 px, tested at 224"
     full_size = dict(specs("resnet50", upto="recipe"))["recipe"].network
-    trained = modern.spec["network"]
-    assert tuple(trained["widths"]) == full_size.widths and tuple(trained["depths"]) == full_size.depths
+    trained = modern.spec.network
+    assert trained.widths == full_size.widths and trained.depths == full_size.depths
     assert modern.lr == pytest.approx(4e-3) and modern.per_device_batch * modern.accumulation == 4096
 
 

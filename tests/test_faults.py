@@ -245,6 +245,7 @@ def test_progress_of_a_damaged_progress_file(tmp_path):
 
 
 def tiny_task(run_dir: Path):
+    from roadmap.spec import Spec
     from roadmap.train.task import StepTask
 
     return StepTask(
@@ -252,7 +253,7 @@ def tiny_task(run_dir: Path):
         step="resnet50",
         seed=0,
         key="k",
-        spec={},
+        spec=Spec(),
         preset="tiny",
         dataset="synthetic",
         data_path=None,

@@ -113,6 +113,21 @@ def test_the_layers_are_the_subpackages():
     assert len(list((ROOT / "roadmap").glob("*.py"))) <= 6
 
 
+def test_every_module_has_its_line_in_the_architecture_page():
+    """docs/architecture.md names every module of the package: by its path, or by its file name on a
+    line that names its folder."""
+    lines = (ROOT / "docs" / "architecture.md").read_text().splitlines()
+    missing = []
+    for path in sorted((ROOT / "roadmap").rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        relative = path.relative_to(ROOT)
+        folder = f"`{relative.parent.as_posix()}/"
+        if not any(str(relative.as_posix()) in line or (folder in line and path.name in line) for line in lines):
+            missing.append(relative.as_posix())
+    assert not missing, f"modules without a line in docs/architecture.md: {missing}"
+
+
 def test_steps_load_no_torch():
     check = "import steps, sys; assert 'torch' not in sys.modules, 'torch'; print(len(steps.REGISTRY))"
     done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=300)

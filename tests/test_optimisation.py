@@ -217,10 +217,8 @@ def test_pretraining_trainer_decays_grn_and_the_fine_tuning_trainer_does_not(tmp
     decay_of = {id(p): g["weight_decay"] for g in pretrainer.optimizer.param_groups for p in g["params"]}
     grn = [p for name, p in pretrainer.model.named_parameters() if ".grn." in name]
     assert grn and all(decay_of[id(p)] == 0.05 for p in grn)
-    network = build(Spec.from_dict(task.spec))
-    finetune = create_optimizer(
-        network, Spec.from_dict(task.spec).recipe, 1e-3, Spec.from_dict(task.spec).network.depths
-    )
+    network = build(task.spec)
+    finetune = create_optimizer(network, task.spec.recipe, 1e-3, task.spec.network.depths)
     decay_of = {id(p): g["weight_decay"] for g in finetune.param_groups for p in g["params"]}
     assert all(decay_of[id(p)] == 0.0 for name, p in network.named_parameters() if ".grn." in name)
 

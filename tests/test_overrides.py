@@ -31,7 +31,7 @@ def keys(plan) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def recipes(plan) -> dict[str, dict]:
-    return {task.step: task.spec["recipe"] for task in plan.tasks}
+    return {task.step: task.spec.to_dict()["recipe"] for task in plan.tasks}
 
 
 def test_set_lr_changes_the_recipe_the_keys_and_the_caption(tmp_path):
@@ -122,7 +122,13 @@ def test_pretrain_scope_sets_the_fcmae_rows(tmp_path):
     rows = ("--steps", "patchify,ln,sep_ds,fcmae", "--preset", "tiny")
     base = planned(tmp_path, rows=rows)
     masked = planned(tmp_path, "--set", "pretrain.mask_ratio=0.75", rows=rows)
-    assert [task.spec.get("pretrain", {}).get("mask_ratio") for task in masked.tasks] == [None, None, None, None, 0.75]
+    assert [task.spec.pretrain and task.spec.pretrain.mask_ratio for task in masked.tasks] == [
+        None,
+        None,
+        None,
+        None,
+        0.75,
+    ]
     assert keys(masked)["fcmae"] != keys(base)["fcmae"] and keys(masked)["ln"] == keys(base)["ln"]
 
 

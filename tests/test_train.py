@@ -2,6 +2,7 @@
 bad input. Every run here is real: timm recipe pieces, submitit executors, files on disk."""
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -20,12 +21,13 @@ from roadmap.fcmae.trainer import FineTuner, pretrain_task
 from roadmap.files.atomic import read_json
 from roadmap.files.layout import read_json_lines
 from roadmap.launch.executors import StepJob
-from roadmap.launch.job import run_step
+from roadmap.launch.job import record_task, run_step
 from roadmap.network.build import build
 from roadmap.runs.options import RunOptions
 from roadmap.runs.plan import plan_run
 from roadmap.spec import Spec
 from roadmap.train.init_weights import InitError
+from roadmap.train.task import StepTask
 from roadmap.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +79,21 @@ def tiny_task(tmp_path: Path, step: str = "resnet50", epochs: int = 3, workers: 
         launcher_pid=launcher_pid,
     )
     return next(task for task in plan.tasks if task.step == step)
+
+
+def test_the_task_file_gives_the_task_back(tmp_path):
+    """task.json holds the specs as their dicts (what the keys hash) and gives back an equal task,
+    pointed at where the run folder is now and watching no launcher."""
+    task = tiny_task(tmp_path, epochs=1)
+    task = dataclasses.replace(task, resolution_schedule=((0, 24), (1, 32)), cost_spec=Spec(), cost_settings=("bf16",))
+    record_task(task)
+    written = json.loads(task.paths.task.read_text())
+    as_json = json.loads(json.dumps({"spec": task.spec.to_dict(), "cost_spec": task.cost_spec.to_dict()}))
+    assert {name: written[name] for name in as_json} == as_json
+    moved = tmp_path / "moved"
+    read = StepTask.from_json(written, moved)
+    assert read == dataclasses.replace(task, run_dir=str(moved), launcher_pid=None)
+    assert read.train_resolutions == (24, 32) and isinstance(read.spec, Spec)
 
 
 EPOCHS = 20
@@ -225,7 +242,7 @@ def test_step_started_with_init_resumes_without_its_init_file(tmp_path):
     """--init's file starts a step; a resumed job takes its weights from its checkpoint, so the file
     may be gone by then (it used to be read and hashed again: InitError). A fresh start still needs it."""
     source = tmp_path / "init.pt"
-    spec = Spec.from_dict(tiny_task(tmp_path / "plain").spec)
+    spec = tiny_task(tmp_path / "plain").spec
     torch.save(build(spec).state_dict(), source)  # weights in our names, drawn from the test's stream
     options = RunOptions(upto="resnet50", preset="tiny", results=str(tmp_path / "uninterrupted"), epochs=2, workers=0)
     task = plan_run(dataclasses.replace(options, init=str(source))).tasks[0]
@@ -245,7 +262,7 @@ def test_resumed_fine_tuning_needs_no_pretrained_encoder(tmp_path):
     task = next(task for task in plan_run(options).tasks if task.step == "fcmae")
     encoder = pretrain_task(task).paths.encoder
     encoder.parent.mkdir(parents=True)
-    network = build(Spec.from_dict(task.spec))
+    network = build(task.spec)
     torch.save({name: value for name, value in network.state_dict().items() if not name.startswith("head.")}, encoder)
     parent = {"status": "done"}
     with pytest.raises(TypeError, match="FineTuner"):  # the plain loop would train it from scratch

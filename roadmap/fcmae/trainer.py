@@ -38,12 +38,12 @@ def pretrain_task(task: StepTask) -> StepTask:
     Its recipe carries what the loop reads: FCMAE's augmentation (RandomResizedCrop 0.2-1, flip,
     nothing else), epochs and warm-up; the network is the row's, trained at the row's resolution.
     """
-    spec = Spec.from_dict(task.spec)
+    spec = task.spec
     assert spec.pretrain is not None, f"{task.step} has no pre-training"
     batch = task.pretrain_batch
     return replace(
         task,
-        spec=Spec(spec.network, pretrain_recipe(spec), spec.pretrain).to_dict(),
+        spec=Spec(spec.network, pretrain_recipe(spec), spec.pretrain),
         key=f"{task.key}-{PHASE}",
         phase=PHASE,
         per_device_batch=batch["per_device"],

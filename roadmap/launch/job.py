@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict
 from typing import Any
 
 from roadmap.cost.processes import quiet_third_party_warnings
@@ -12,7 +11,6 @@ from roadmap.errors import one_line
 from roadmap.fcmae.trainer import FineTuner, PretrainTrainer, pretrain_task
 from roadmap.files.atomic import StepClaim, claim_holder, write_json
 from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION
-from roadmap.spec import Spec
 from roadmap.train.task import StepTask
 from roadmap.train.trainer import Trainer
 
@@ -22,14 +20,14 @@ log = logging.getLogger("roadmap.train")
 def record_task(task: StepTask) -> None:
     """Write the task a job starts with (task.json); an older run's spec.json, the same file under
     its former name, goes, so that a folder never holds two task files that disagree."""
-    write_json(task.paths.task, asdict(task))
+    write_json(task.paths.task, task.to_json())
     task.paths.legacy_task.unlink(missing_ok=True)
 
 
 def train_phases(task: StepTask) -> dict[str, Any]:
     """Pre-train first where the spec asks for it (unless already finished), then train the row."""
     parent = None
-    if Spec.from_dict(task.spec).pretrain is not None:
+    if task.spec.pretrain is not None:
         phase = pretrain_task(task)
         parent = phase.paths.finished_result(phase.key)
         if parent is None:

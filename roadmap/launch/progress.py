@@ -36,7 +36,7 @@ def running_progress(task: StepTask) -> dict[str, Any] | None:
     pre-training's, which keeps its files in pretrain/ until fine-tuning starts; None when neither.
     Each must carry its phase's key, so a stale fine-tuning file cannot hide a running pre-training."""
     progress = own_progress(task)
-    if progress is None and task.spec.get("pretrain"):
+    if progress is None and task.spec.pretrain is not None:
         progress = own_progress(pretrain_task(task))
     return progress
 
@@ -57,7 +57,7 @@ def remaining_s(progress: dict[str, Any], epochs: int) -> float | None:
 
 def planned_epochs(task: StepTask, epochs: dict[str, int]) -> int:
     """All the epochs a step trains: its recipe's and, for FCMAE rows, its pre-training's."""
-    return epochs[task.step] + (task.spec.get("pretrain") or {}).get("epochs", 0)
+    return epochs[task.step] + (0 if task.spec.pretrain is None else task.spec.pretrain.epochs)
 
 
 class ProgressLines:

@@ -43,8 +43,8 @@ def compare_runs(run_dir: str | Path, other_dir: str | Path) -> tuple[dict[str, 
     of different roadmaps or modes (their rows would be different networks)."""
     run_dir, other_dir = Path(run_dir), Path(other_dir)
     info, other = check_comparable(run_dir, other_dir)
-    table = aggregate(collect(run_dir), info)
-    reference_table = aggregate(collect(other_dir), other)
+    table = aggregate(collect(run_dir, info), info)
+    reference_table = aggregate(collect(other_dir, other), other)
     name = str(other.get("run", other_dir.name))
     result = agreement(table, run_reference(reference_table, name), str(info.get("run", run_dir.name)))
     out_dir = RunPaths(run_dir).comparison(other_dir.name)

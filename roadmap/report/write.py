@@ -50,8 +50,8 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     """Write table.csv/.md/.tex, agreement.json (when the paper has a table for the run) and every
     figure (PNG + PDF) into run_dir/report/; works on partial runs. summary() says what it found."""
     run_dir = Path(run_dir)
-    run_info = load_run(run_dir)
-    frame = collect(run_dir)
+    run_info = load_run(run_dir)  # the plan, read once
+    frame = collect(run_dir, run_info)
     table = aggregate(frame, run_info)
     out_dir = Path(out_dir) if out_dir is not None else RunPaths(run_dir).report
     found = _paper_agreement(run_info, table)
@@ -66,7 +66,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     paths.update(
         write_figures(
             table,
-            training_curves(run_dir),
+            training_curves(run_dir, run_info),
             out_dir,
             caption=figure_caption(run_info),
             title=f"{run_info.get('roadmap', '')} roadmap, run {run_info.get('run', run_dir.name)}",

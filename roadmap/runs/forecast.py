@@ -30,7 +30,6 @@ from roadmap.cost.numerics import Numerics
 from roadmap.cost.processes import usable_workers
 from roadmap.fcmae.trainer import pretrain_task
 from roadmap.runs.plan import RunPlan
-from roadmap.spec import Spec
 from roadmap.train.step_data import step_data
 from roadmap.train.task import StepTask
 
@@ -80,7 +79,7 @@ def model_images_per_s(task: StepTask, device: torch.device | None = None, resol
     device = device or _device()
     numerics = Numerics(**task.numerics)
     cost = measure(
-        Spec.from_dict(task.spec),
+        task.spec,
         batch=task.per_device_batch,
         resolution=resolution or task.resolution,
         device=device,

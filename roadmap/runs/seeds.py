@@ -181,8 +181,9 @@ def seed_state(paths: StepPaths, expected_key: str | None) -> dict[str, Any]:
     return state
 
 
-def collect(run_dir: str | Path) -> pd.DataFrame:
-    """One row per (step, seed) of the run's plan, with its status and result fields.
+def collect(run_dir: str | Path, run_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """One row per (step, seed) of the run's plan (`run_info`, read from run.json when not given),
+    with its status and result fields.
 
     Status: done/diverged from result.json; running when task.json (spec.json in runs written
     before) or metrics exist without result.json and a process holds the step's claim, interrupted
@@ -191,7 +192,7 @@ def collect(run_dir: str | Path) -> pd.DataFrame:
     """
     run = RunPaths(run_dir)
     records = []
-    for order, row, seed, identity in planned_seeds(load_run(run_dir)):
+    for order, row, seed, identity in planned_seeds(run_info or load_run(run_dir)):
         # Results are keyed per seed (run.json `seed_keys`); `key` alone serves hand-made plans.
         expected = (row.get("seed_keys") or {}).get(str(seed), row.get("key"))
         state = seed_state(run.step(row["step"], seed), expected)
@@ -215,12 +216,12 @@ def soft_targets(task: Mapping[str, Any] | None) -> bool | None:
     return bool((recipe.get("mixup") or 0) > 0 or (recipe.get("cutmix") or 0) > 0)
 
 
-def training_curves(run_dir: str | Path) -> pd.DataFrame:
-    """Every epoch record of every (step, seed): order, step, label, group, branch_of, seed,
-    soft_targets, epoch, metrics..."""
+def training_curves(run_dir: str | Path, run_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Every epoch record of every (step, seed) of the plan (`run_info`, read when not given): order,
+    step, label, group, branch_of, seed, soft_targets, epoch, metrics..."""
     run = RunPaths(run_dir)
     records = []
-    for order, row, seed, identity in planned_seeds(load_run(run_dir)):
+    for order, row, seed, identity in planned_seeds(run_info or load_run(run_dir)):
         paths = run.step(row["step"], seed)
         metrics = paths.read_metrics()
         soft = soft_targets(paths.read_task()) if metrics else None

@@ -7,7 +7,6 @@ same epoch), so the weights read here are the ones its recorded figures were mea
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ class FinishedStep:
     @property
     def spec(self) -> Spec:
         """The network as trained (the preset's proxy size, the dataset's classes)."""
-        return Spec.from_dict(self.task.spec)
+        return self.task.spec
 
     @property
     def reported_weights(self) -> str:
@@ -53,14 +52,6 @@ class FinishedStep:
     @property
     def has_ema(self) -> bool:
         return self.result.get("top1_ema") is not None or self.reported_weights == "ema"
-
-
-def step_task(data: dict[str, Any], run_dir: Path) -> StepTask:
-    """The task a step was trained with, pointed at where its run folder is now (it may have been
-    moved or copied). Keys a newer task file adds are left out; older files lack only defaults."""
-    known = {field.name for field in dataclasses.fields(StepTask)}
-    values = {key: value for key, value in data.items() if key in known}
-    return StepTask(**{**values, "run_dir": str(run_dir), "launcher_pid": None})
 
 
 def _row_and_seed(info: RunInfo, step: str, seed: int) -> str:
@@ -90,7 +81,7 @@ def finished_step(results: str | Path, run: str, step: str, seed: int = 0) -> Fi
             f"{name} (seed {seed}) of run {info.run} has not finished training (status: {status}); "
             f"only a done step has final weights"
         )
-    return FinishedStep(info, paths, step_task(task, run_dir), result)
+    return FinishedStep(info, paths, StepTask.from_json(task, run_dir), result)
 
 
 def final_checkpoint(step: FinishedStep, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -19,7 +19,6 @@ from typing import Any, Iterator
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from roadmap.spec import Spec
 from roadmap.train.task import StepTask
 
 try:
@@ -57,7 +56,7 @@ def hparam_value(value: Any) -> bool | int | float | str:
 
 def run_settings(task: StepTask) -> dict[str, Any]:
     """What sets the step x seed apart: its key, the spec's content hash, preset, data and recipe."""
-    spec = Spec.from_dict(task.spec)
+    spec = task.spec
     return {
         "step": task.step,
         "seed": task.seed,
@@ -129,7 +128,7 @@ class ExperimentLog:
             id=wandb_run_id(task),
             resume="allow",
             dir=str(task.paths.folder),  # W&B keeps its files in wandb/ there (StepPaths.wandb)
-            config={**settings, "spec": task.spec},
+            config={**settings, "spec": task.spec.to_dict()},
             # The job's output stays the job's own: W&B neither copies nor wraps stdout/stderr.
             settings=wandb.Settings(console="off"),
         )

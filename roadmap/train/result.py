@@ -12,7 +12,6 @@ from roadmap.cost.numerics import describe_device, environment
 from roadmap.cost.settings import default_cost_settings
 from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION
 from roadmap.network.complexity import complexity
-from roadmap.spec import Spec
 
 # With an EMA, every epoch records these figures of both weights (roadmap.train.trainer.Trainer.evaluate).
 EMA_WEIGHTS = ("raw", "ema")
@@ -31,19 +30,15 @@ def weights_figures(last: dict[str, Any], reported: str) -> dict[str, Any]:
 
 def step_result(trainer: Any, status: str) -> dict[str, Any]:
     """The record of `trainer` (a roadmap.train.trainer.Trainer) after its last epoch, ending with `status`."""
-    history = trainer.history
+    task, history = trainer.task, trainer.history
     last = history[-1] if history else {}
-    proxy = complexity(trainer.spec, trainer.task.resolution)
-
-    def median(field: str) -> float | None:
-        return float(np.median([record[field] for record in history])) if history else None
-
+    proxy = complexity(trainer.spec, task.resolution)
     result = {
         FORMAT_KEY: FORMAT_VERSION,
         "status": status,
-        "step": trainer.task.step,
-        "seed": trainer.task.seed,
-        "key": trainer.task.key,
+        "step": task.step,
+        "seed": task.seed,
+        "key": task.key,
         "top1": last.get("top1"),
         "top5": last.get("top5"),
         "best_top1": trainer.best_top1 if history else None,
@@ -52,29 +47,14 @@ def step_result(trainer: Any, status: str) -> dict[str, Any]:
         **weights_figures(last, trainer.reported_weights),
         "ema_decay": trainer.ema_decay,
         "epochs": trainer.epoch,
-        "gflops": trainer.task.gflops,
-        "params": trainer.task.params,
+        "gflops": task.gflops,
+        "params": task.params,
         "proxy_gflops": proxy.gflops,
         "proxy_params": proxy.params,
-        "resolution": trainer.task.resolution,
-        "train_images_per_s": median("images_per_s"),
-        "infer_images_per_s": median("infer_images_per_s"),
-        "data_wait_fraction": (
-            sum(r["data_wait_s"] for r in history) / sum(r["epoch_time_s"] for r in history) if history else None
-        ),
+        "resolution": task.resolution,
+        **speed_figures(history),
         "wall_time_s": trainer.wall_time,
-        "device": describe_device(trainer.device),
-        "world_size": trainer.distributed.world_size,
-        "dataset": trainer.task.dataset,
-        "preset": trainer.task.preset,
-        "precision": trainer.numerics.precision,
-        "channels_last": trainer.numerics.channels_last,
-        "compiled": trainer.numerics.compile,
-        "deterministic": trainer.numerics.deterministic,
-        "startup_time_s": sum(r.get("startup_time_s", 0.0) + r.get("eval_startup_time_s", 0.0) for r in history),
-        "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
-        "pixels": trainer.pixels,
-        "environment": environment(trainer.device),
+        **run_settings(trainer),
     }
     if trainer.parent is not None:
         # The pre-training phase is part of the row: its loss, its files and its time.
@@ -83,12 +63,40 @@ def step_result(trainer: Any, status: str) -> dict[str, Any]:
             pretrain=trainer.parent,
             wall_time_s=trainer.wall_time + (trainer.parent.get("wall_time_s") or 0.0),
         )
-    if trainer.task.cost_spec is not None and trainer.distributed.main:
-        result.update(
-            measure_settings(
-                Spec.from_dict(trainer.task.cost_spec),
-                trainer.task.cost_settings or default_cost_settings(trainer.device),
-                trainer.device,
-            )
-        )
+    if task.cost_spec is not None and trainer.distributed.main:
+        settings = task.cost_settings or default_cost_settings(trainer.device)
+        result.update(measure_settings(task.cost_spec, settings, trainer.device))
     return result
+
+
+def speed_figures(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median training and inference speed over the epochs, and the share of time spent waiting for data."""
+
+    def median(field: str) -> float | None:
+        return float(np.median([record[field] for record in history])) if history else None
+
+    waited = sum(record["data_wait_s"] for record in history)
+    return {
+        "train_images_per_s": median("images_per_s"),
+        "infer_images_per_s": median("infer_images_per_s"),
+        "data_wait_fraction": waited / sum(record["epoch_time_s"] for record in history) if history else None,
+    }
+
+
+def run_settings(trainer: Any) -> dict[str, Any]:
+    """Where and how the step ran: device, processes, data, numerics, start-up and the environment."""
+    history, numerics = trainer.history, trainer.numerics
+    return {
+        "device": describe_device(trainer.device),
+        "world_size": trainer.distributed.world_size,
+        "dataset": trainer.task.dataset,
+        "preset": trainer.task.preset,
+        "precision": numerics.precision,
+        "channels_last": numerics.channels_last,
+        "compiled": numerics.compile,
+        "deterministic": numerics.deterministic,
+        "startup_time_s": sum(r.get("startup_time_s", 0.0) + r.get("eval_startup_time_s", 0.0) for r in history),
+        "recompiles_after_first_epoch": sum(r.get("recompiles", 0) for r in history),
+        "pixels": trainer.pixels,
+        "environment": environment(trainer.device),
+    }

@@ -12,7 +12,6 @@ from roadmap.data.datasets import run_datasets
 from roadmap.data.device_decode import DeviceDecoded, EncodedFiles, pixels_with_eval
 from roadmap.data.loaders import EarlyStart, EpochSeeded, device_decoded_eval_loader, eval_loader, train_loader
 from roadmap.data.transforms import Transformed, build_transforms
-from roadmap.spec import Spec
 from roadmap.train.task import StepTask
 
 
@@ -43,7 +42,7 @@ class StepData:
 
 def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: int = 1) -> StepData:
     """What the trainer reads for `task` (also what `--plan` times the loader with)."""
-    recipe = Spec.from_dict(task.spec).recipe
+    recipe = task.spec.recipe
     data = run_datasets(task, task.synthetic)
     train_set = Transformed(
         data.train, {resolution: build_transforms(recipe, resolution, True) for resolution in task.train_resolutions}

@@ -1,11 +1,14 @@
-"""One step x seed as plain data: everything a training job needs, picklable for submitit."""
+"""One step x seed as plain data: everything a training job needs, picklable for submitit, and
+written as the step's task.json (to_json / from_json)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Mapping
 
 from roadmap.files.layout import StepPaths
+from roadmap.spec import Spec
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,7 @@ class StepTask:
     step: str
     seed: int
     key: str
-    spec: dict
+    spec: Spec  # the network and recipe as trained (the preset's proxy size, the dataset's classes)
     preset: str
     dataset: str
     data_path: str | None
@@ -33,7 +36,7 @@ class StepTask:
     launcher_pid: int | None = None
     # Full-size network whose throughput and peak memory are measured after training (cost per
     # step, on the machine that ran the step); None to skip.
-    cost_spec: dict | None = None
+    cost_spec: Spec | None = None
     # Named settings of the cost measurement (roadmap.cost.measure); empty: the device's default numerics.
     cost_settings: tuple[str, ...] = ()
     # roadmap.cost.numerics.Numerics as a dict (precision, channels_last, compile, deterministic);
@@ -62,6 +65,28 @@ class StepTask:
     # roadmap.train.init_weights.InitWeights records it (path, sha256, what it holds); None: the recipe's.
     init: dict | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """task.json: every field, the specs as Spec.to_dict writes them (what their keys hash)."""
+        data = {item.name: getattr(self, item.name) for item in fields(self)}
+        data["spec"] = self.spec.to_dict()
+        data["cost_spec"] = None if self.cost_spec is None else self.cost_spec.to_dict()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], run_dir: str | Path) -> StepTask:
+        """The task of a task.json, pointed at where its run folder is now (it may have been moved or
+        copied), with no launcher to watch. Keys a newer file adds are left out; older files lack only
+        fields with defaults."""
+        known = {item.name for item in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values.update(run_dir=str(run_dir), launcher_pid=None, spec=Spec.from_dict(data["spec"]))
+        if data.get("cost_spec") is not None:
+            values["cost_spec"] = Spec.from_dict(data["cost_spec"])
+        for name in ("cost_settings", "resolution_schedule"):  # tuples, which JSON wrote as lists
+            if name in values:
+                values[name] = _tuples(values[name])
+        return cls(**values)
+
     def train_resolution(self, epoch: int) -> int:
         """The training resolution of zero-based `epoch`."""
         current = self.resolution
@@ -77,3 +102,7 @@ class StepTask:
     @property
     def paths(self) -> StepPaths:
         return StepPaths(Path(self.run_dir), self.step, self.seed, self.phase)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(item) for item in value) if isinstance(value, (list, tuple)) else value

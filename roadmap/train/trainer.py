@@ -25,7 +25,6 @@ from roadmap.cost.numerics import Numerics, compiled_graphs, describe_device, pa
 from roadmap.cost.processes import cpu_threads, init_distributed
 from roadmap.files.atomic import write_json
 from roadmap.network.build import build
-from roadmap.spec import Spec
 from roadmap.train.checkpoints import Checkpointing
 from roadmap.train.experiment_log import ExperimentLog
 from roadmap.train.init_weights import load_init
@@ -57,7 +56,7 @@ class Trainer(Checkpointing):
     def __init__(self, task: StepTask, parent: dict[str, Any] | None = None) -> None:
         self.task = task
         self.paths = task.paths
-        self.spec = Spec.from_dict(task.spec)
+        self.spec = task.spec
         self.recipe = self.spec.recipe
         # The result of the finished phase this row continues (its FCMAE pre-training), else None.
         self.parent = parent
