@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from roadmap.data.datasets import DataError, load_datasets
+from roadmap.data.source import DataSource
 from roadmap.data.synthetic import SyntheticShapes
 from roadmap.data.transforms import Transformed, build_transforms
 from roadmap.recipes import MODERN
@@ -26,8 +27,8 @@ def test_synthetic_is_deterministic_and_balanced_enough():
     counts = np.bincount(first.targets, minlength=8)
     assert counts.min() >= 10 and first.images.shape == (200, 32, 32, 3)
     train, val = (
-        load_datasets("synthetic", synthetic_train=50, synthetic_val=20).train,
-        load_datasets("synthetic", synthetic_train=50, synthetic_val=20).val,
+        load_datasets(DataSource(), {"synthetic_train": 50, "synthetic_val": 20}).train,
+        load_datasets(DataSource(), {"synthetic_train": 50, "synthetic_val": 20}).val,
     )
     assert not np.array_equal(train.images[:20], val.images)  # the splits are different images
 
@@ -48,7 +49,7 @@ def write_folder(root, classes=("cat", "dog"), per_class=3, corrupt=None):
 def test_image_folder_skips_and_counts_corrupt_files(tmp_path, caplog):
     write_folder(tmp_path, corrupt="broken.jpg")
     with caplog.at_level(logging.WARNING):
-        pair = load_datasets("folder", tmp_path)
+        pair = load_datasets(DataSource("folder", str(tmp_path)))
     assert pair.num_classes == 2 and len(pair.train) == 6 and len(pair.val) == 6
     assert pair.train.skipped == [str(tmp_path / "train" / "cat" / "broken.jpg")]
     assert "skipped 1 corrupt image file(s)" in caplog.text
@@ -60,15 +61,15 @@ def test_image_folder_skips_and_counts_corrupt_files(tmp_path, caplog):
 
 def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        load_datasets("folder", tmp_path / "nowhere")
+        load_datasets(DataSource("folder", str(tmp_path / "nowhere")))
     (tmp_path / "train").mkdir()
     (tmp_path / "val").mkdir()
     with pytest.raises(DataError, match="no class subfolders"):
-        load_datasets("folder", tmp_path)
+        load_datasets(DataSource("folder", str(tmp_path)))
     with pytest.raises(DataError, match="needs --data"):
-        load_datasets("folder", None)
+        load_datasets(DataSource("folder"))
     with pytest.raises(DataError, match="choose one of: synthetic, folder, cifar10, cifar100"):
-        load_datasets("imagenet22k", tmp_path)
+        load_datasets(DataSource("imagenet22k", str(tmp_path)))
 
 
 def test_local_cifar10_in_torchvision_format(tmp_path):
@@ -84,7 +85,7 @@ def test_local_cifar10_in_torchvision_format(tmp_path):
             pickle.dump(batch, handle)
     with open(base / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": [f"class{index}" for index in range(10)]}, handle)
-    pair = load_datasets("cifar10", tmp_path)
+    pair = load_datasets(DataSource("cifar10", str(tmp_path)))
     assert (len(pair.train), len(pair.val), pair.num_classes) == (20, 3, 10)
     image, label = pair.train[0]
     assert image.size == (32, 32) and 0 <= label < 10
@@ -94,7 +95,7 @@ def test_local_cifar10_in_torchvision_format(tmp_path):
     assert tuple(np.asarray(image)[0, 0]) == (row[0], row[1024], row[2048])
     (base / "test_batch").unlink()
     with pytest.raises(DataError, match="lacks test_batch"):
-        load_datasets("cifar10", tmp_path)
+        load_datasets(DataSource("cifar10", str(tmp_path)))
 
 
 def test_transforms_follow_the_recipe():

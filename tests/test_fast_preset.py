@@ -11,6 +11,7 @@ from test_faults import one_error_line  # in-process CLI: exit 2, one stderr lin
 
 from roadmap import specs
 from roadmap.data.datasets import DataError, load_datasets
+from roadmap.data.source import DataSource
 from roadmap.files.atomic import read_json
 from roadmap.files.layout import read_json_lines
 from roadmap.runs.options import RunOptions
@@ -111,13 +112,13 @@ def test_fast_preset_trains_progressively_on_a_small_folder(tmp_path):
 
 def test_class_subset_is_seeded_recorded_and_checked(tmp_path):
     data = photo_folder(tmp_path / "data")
-    pair = load_datasets("folder", data, classes=2)
-    again = load_datasets("folder", data, classes=2)
+    pair = load_datasets(DataSource("folder", str(data), classes=2))
+    again = load_datasets(DataSource("folder", str(data), classes=2))
     assert pair.train.classes == again.train.classes and len(pair.train.classes) == 2
     assert pair.num_classes == 2 and len(pair.train) == 8 and set(pair.train.targets) == {0, 1}
     assert all(Path(path).parent.name == pair.train.classes[label] for path, label in pair.train.samples)
     with pytest.raises(DataError, match="more classes than the dataset has"):
-        load_datasets("folder", data, classes=4)
+        load_datasets(DataSource("folder", str(data), classes=4))
 
 
 @pytest.mark.parametrize(

@@ -245,6 +245,7 @@ def test_progress_of_a_damaged_progress_file(tmp_path):
 
 
 def tiny_task(run_dir: Path):
+    from roadmap.data.source import DataSource
     from roadmap.spec import Spec
     from roadmap.train.task import StepTask
 
@@ -255,8 +256,7 @@ def tiny_task(run_dir: Path):
         key="k",
         spec=Spec(),
         preset="tiny",
-        dataset="synthetic",
-        data_path=None,
+        data=DataSource(),
         resolution=32,
         per_device_batch=2,
         accumulation=1,

@@ -25,6 +25,7 @@ from roadmap.cost.processes import available_cpus, usable_workers
 from roadmap.data.datasets import load_datasets
 from roadmap.data.folder_scan import scan
 from roadmap.data.loaders import _data_loader
+from roadmap.data.source import DataSource
 from roadmap.files.atomic import claim_holder, write_atomic, write_json
 from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION, StepPaths
 from roadmap.report.write import report
@@ -136,7 +137,7 @@ def test_truncated_jpeg_is_skipped_and_counted_at_the_scan(tmp_path, caplog):
     truncated = data / "val" / "a" / "cut.jpg"
     truncated.write_bytes(whole[: len(whole) // 2])
     with caplog.at_level(logging.WARNING):
-        pair = load_datasets("folder", data)
+        pair = load_datasets(DataSource("folder", str(data)))
     assert pair.val.skipped == [str(truncated)] and len(pair.val) == 8
     assert "skipped 1 corrupt image file(s) (1 corrupt)" in caplog.text
     for index in range(len(pair.val)):  # what remains decodes, as the loader will
@@ -154,7 +155,7 @@ def test_fifo_bomb_and_dot_folders_are_not_data(tmp_path, caplog):
     (data / "train" / "a" / ".ipynb_checkpoints").mkdir()
     Image.new("RGB", (8, 8)).save(data / "train" / "a" / ".ipynb_checkpoints" / "y.jpg")
     with caplog.at_level(logging.WARNING):
-        pair = load_datasets("folder", data)
+        pair = load_datasets(DataSource("folder", str(data)))
     assert pair.num_classes == 2 and pair.train.classes == ["a", "b"] and len(pair.train) == 8
     assert sorted(pair.train.skipped) == sorted(
         [str(data / "train" / "a" / "pipe.jpg"), str(data / "train" / "b" / "bomb.png")]
@@ -170,7 +171,7 @@ def test_symlinked_folders_are_followed_once(tmp_path):
     Image.new("RGB", (8, 8)).save(extra / "9.jpg")
     (data / "train" / "b" / "more").symlink_to(extra)
     (data / "train" / "b" / "again").symlink_to(extra)  # the same folder twice counts once
-    pair = load_datasets("folder", data)
+    pair = load_datasets(DataSource("folder", str(data)))
     assert len(pair.train) == 4 + 5 and pair.train.skipped == []
     assert sum(path.endswith("9.jpg") for path, _ in pair.train.samples) == 1
 
@@ -212,7 +213,7 @@ def test_shrunk_copy_leaves_out_what_the_loader_cannot_read(tmp_path):
     (data / "train" / "a" / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # small: copied byte for byte
     (data / "train" / "b" / ".ipynb_checkpoints").mkdir()
     Image.new("RGB", (8, 8)).save(data / "train" / "b" / ".ipynb_checkpoints" / "x.jpg")
-    pair = load_datasets("folder", data, shrink=256, cache_dir=tmp_path / "cache")
+    pair = load_datasets(DataSource("folder", str(data), shrink=256, cache_dir=str(tmp_path / "cache")))
     assert len(pair.train) == 8 and pair.train.skipped == []
     copied = [path.name for path in (tmp_path / "cache").rglob("*.jpg")]
     assert "cut.jpg" not in copied and "x.jpg" not in copied

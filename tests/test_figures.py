@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from roadmap.data.source import DataSource
 from roadmap.report.codesign import codesign_table
 from roadmap.report.plots.agreement import changes_figure
 from roadmap.report.plots.codesign import codesign_figure
@@ -272,7 +273,9 @@ def test_synthetic_pixels_are_rendered_in_memory() -> None:
     from roadmap.data.datasets import load_datasets
     from roadmap.data.shrink import describe
 
-    pair = load_datasets("synthetic", synthetic_train=4, synthetic_val=2, synthetic_classes=2, synthetic_size=8)
+    pair = load_datasets(
+        DataSource(), {"synthetic_train": 4, "synthetic_val": 2, "synthetic_classes": 2, "synthetic_size": 8}
+    )
     assert pair.pixels == "synthetic images rendered in memory"
     assert describe(None) == "original files"  # folders keep theirs
 

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from test_faults import one_error_line  # in-process CLI: exit 2, one stderr lin
 
 from roadmap.data.datasets import DataError, load_datasets
 from roadmap.data.shrink import ShrinkError, describe, shrunk_copy
+from roadmap.data.source import DataSource
 from roadmap.files.atomic import read_json
 from roadmap.runs.options import RunOptions
 from roadmap.runs.plan import plan_run
@@ -69,13 +71,17 @@ def test_ppm_copy_holds_the_resized_pixels_uncompressed(tmp_path):
     manifest = json.loads((copy / "manifest.json").read_text())
     assert manifest["storage"] == "ppm" and len(manifest["files"]) == 12
     assert all(name.endswith(".jpg.ppm") for name in manifest["files"])
-    pair = load_datasets("folder", data, shrink=64, cache_dir=tmp_path / "cache", shrink_format="ppm")
+    pair = load_datasets(
+        DataSource("folder", str(data), shrink=64, shrink_format="ppm", cache_dir=str(tmp_path / "cache"))
+    )
     assert (len(pair.train), len(pair.val)) == (6, 6) and pair.pixels == describe(64, "ppm")
     assert "PPM" in describe(64, "ppm") and describe(64, "ppm") != describe(64)
     with pytest.raises(ShrinkError, match="unknown storage 'png'.*jpeg, ppm"):
         shrunk_copy(data, 64, tmp_path / "cache", storage="png")
     with pytest.raises(DataError, match="unknown storage"):
-        load_datasets("folder", data, shrink=64, cache_dir=tmp_path / "cache", shrink_format="png")
+        load_datasets(
+            DataSource("folder", str(data), shrink=64, shrink_format="png", cache_dir=str(tmp_path / "cache"))
+        )
 
 
 @pytest.mark.slow
@@ -105,20 +111,19 @@ def test_shrunk_run_records_its_pixels_and_is_another_experiment(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     record = read_json(tmp_path / "results" / "resnet50-tiny-folder" / "resnet50" / "0" / "result.json")
     assert record["status"] == "done" and record["pixels"] == describe(64) and "64 px" in record["pixels"]
+    source = DataSource("folder", str(data), cache_dir=str(tmp_path / "cache"))
     options = RunOptions(
         upto="resnet50",
         preset="tiny",
-        dataset="folder",
-        data_path=str(data),
+        data=source,
         results=str(tmp_path / "other"),
-        cache_dir=str(tmp_path / "cache"),
         batch_size=8,  # as trained above: the preset's 32 is more than the 16 images (refused at planning)
     )
     original = plan_run(options).tasks[0]
-    shrunk = plan_run(RunOptions(**{**options.__dict__, "shrink": 64})).tasks[0]
-    uncompressed = plan_run(RunOptions(**{**options.__dict__, "shrink": 64, "shrink_format": "ppm"})).tasks[0]
+    shrunk = plan_run(replace(options, data=replace(source, shrink=64))).tasks[0]
+    uncompressed = plan_run(replace(options, data=replace(source, shrink=64, shrink_format="ppm"))).tasks[0]
     assert len({original.key, shrunk.key, uncompressed.key}) == 3  # three experiments
-    assert uncompressed.shrink_format == "ppm"
+    assert uncompressed.data.shrink_format == "ppm" and shrunk.data == replace(source, shrink=64)
 
 
 def one_line_exit_2(result: subprocess.CompletedProcess, expected: str) -> None:
@@ -176,10 +181,12 @@ def test_bad_shrink_requests_are_one_line(tmp_path, capsys):
 def test_device_decoded_evaluation_is_another_experiment(tmp_path):
     data = jpeg_folder(tmp_path / "data")
     # batch 4: the preset's 32 is more than the 6 images (refused at planning)
-    common = {"upto": "resnet50", "preset": "tiny", "dataset": "folder", "data_path": str(data), "batch_size": 4}
-    plain = plan_run(RunOptions(**common, results=str(tmp_path / "plain")))
-    decoded = plan_run(RunOptions(**common, eval_decode="device", results=str(tmp_path / "decoded")))
-    assert decoded.tasks[0].key != plain.tasks[0].key and decoded.tasks[0].eval_decode == "device"
+    common = {"upto": "resnet50", "preset": "tiny", "batch_size": 4}
+    source = DataSource("folder", str(data))
+    plain = plan_run(RunOptions(**common, data=source, results=str(tmp_path / "plain")))
+    decoded_source = replace(source, eval_decode="device")
+    decoded = plan_run(RunOptions(**common, data=decoded_source, results=str(tmp_path / "decoded")))
+    assert decoded.tasks[0].key != plain.tasks[0].key and decoded.tasks[0].data.eval_decode == "device"
     assert plain.info.pixels == "original files"
     assert (
         decoded.info.pixels

@@ -21,6 +21,7 @@ from roadmap.cli.arguments import UsageError, build_eval_parser, build_export_pa
 from roadmap.cost.numerics import Numerics
 from roadmap.cost.processes import quiet_third_party_warnings
 from roadmap.cost.settings import parse_cost_settings
+from roadmap.data.source import DataSource
 from roadmap.errors import UserError
 from roadmap.files.atomic import check_writable_folder
 from roadmap.files.layout import RunPaths
@@ -134,8 +135,15 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         steps=steps,
         model=args.model,
         preset=args.preset,
-        dataset=args.dataset,
-        data_path=args.data,
+        data=DataSource(
+            dataset=args.dataset,
+            data_path=args.data,
+            shrink=args.shrink,
+            shrink_format=args.shrink_format,
+            cache_dir=args.cache_dir,
+            eval_decode=args.eval_decode,
+            classes=args.classes,
+        ),
         seeds=args.seeds,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -147,12 +155,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         measure_cost=args.measure_cost,
         cost_settings=cost_settings,
         numerics=Numerics(args.precision, args.channels_last, args.compile, args.deterministic),
-        shrink=args.shrink,
-        shrink_format=args.shrink_format,
-        cache_dir=args.cache_dir,
-        eval_decode=args.eval_decode,
         wandb=args.wandb,
-        classes=args.classes,
         mask_ratio=args.mask_ratio,
         overrides=collect_overrides(args.set, args.config),
         init=args.init,

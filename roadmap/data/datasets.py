@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 from PIL import Image
@@ -26,6 +26,7 @@ from torchvision import datasets as tv_datasets
 from roadmap.data.folder_scan import ScannedFolder, class_names, scan
 from roadmap.data.shrink import ShrinkError, default_cache_dir, shrunk_copy
 from roadmap.data.shrink import describe as describe_pixels
+from roadmap.data.source import DataSource
 from roadmap.data.synthetic import PIXELS as SYNTHETIC_PIXELS
 from roadmap.data.synthetic import SHAPES, SyntheticShapes
 from roadmap.errors import UserError
@@ -188,22 +189,22 @@ def _synthetic_sets(train: int, val: int, classes: int, size: int, seed: int) ->
     return SyntheticShapes(train, classes, size, seed, split=0), SyntheticShapes(val, classes, size, seed, split=1)
 
 
-def load_datasets(
-    name: str,
-    data_path: str | os.PathLike | None = None,
-    synthetic_train: int = 4000,
-    synthetic_val: int = 1000,
-    synthetic_classes: int = 16,
-    synthetic_size: int = 32,
-    seed: int = 0,
-    shrink: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    classes: int | None = None,
-    shrink_format: str = "jpeg",
-) -> DatasetPair:
-    """The train and validation sets of `name` (one of DATASETS); with `shrink`, a folder dataset
-    is read from its pre-shrunk copy (roadmap.data.shrink) stored as `shrink_format`, built on first
-    use; with `classes`, a folder dataset keeps that many of its classes (`class_subset`)."""
+# The embedded set's sizes and data seed where a preset gives none (roadmap.train.presets gives them).
+SYNTHETIC_SIZES = {
+    "synthetic_train": 4000,
+    "synthetic_val": 1000,
+    "synthetic_classes": 16,
+    "synthetic_size": 32,
+    "seed": 0,
+}
+
+
+def load_datasets(source: DataSource, synthetic: Mapping[str, int] | None = None) -> DatasetPair:
+    """The train and validation sets `source` names (its dataset one of DATASETS); with `shrink`, a
+    folder dataset is read from its pre-shrunk copy (roadmap.data.shrink) stored as `shrink_format`,
+    built on first use; with `classes`, a folder dataset keeps that many of its classes
+    (`class_subset`). `synthetic`: the embedded set's sizes and seed (keys of SYNTHETIC_SIZES)."""
+    name, shrink, classes = source.dataset, source.shrink, source.classes
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if shrink is not None and name != "folder":
@@ -213,47 +214,35 @@ def load_datasets(
     if classes is not None and classes < 1:
         raise DataError(f"--classes must be a positive number of classes, got {classes}")
     if name == "synthetic":
-        if not 2 <= synthetic_classes <= len(SHAPES):
-            raise DataError(f"the synthetic dataset has 2 to {len(SHAPES)} classes, got {synthetic_classes}")
-        # The data seed is fixed by the preset, not by the training seed: every seed and every
-        # step sees the same images.
-        train, val = _synthetic_sets(synthetic_train, synthetic_val, synthetic_classes, synthetic_size, seed)
-        return DatasetPair(
-            train,
-            val,
-            synthetic_classes,
-            name,
-            f"synthetic shapes ({synthetic_classes} classes, {synthetic_size}px, "
-            f"{synthetic_train}/{synthetic_val} images, seed {seed})",
-            SYNTHETIC_PIXELS,
-        )
-    if data_path is None:
+        return _synthetic_pair({**SYNTHETIC_SIZES, **(synthetic or {})})
+    if source.data_path is None:
         raise DataError(f"--dataset {name} needs --data PATH (the folder that holds it)")
-    root = Path(data_path).expanduser()
+    root = Path(source.data_path).expanduser()
     if not root.exists():
         raise DataError(f"--data {root} does not exist; give the folder that holds the {name} dataset")
     if name == "folder":
-        return _folder_pair(root, shrink, cache_dir, classes, shrink_format)
+        return _folder_pair(root, shrink, source.cache_dir, classes, source.shrink_format)
     train, val = LocalCIFAR(root, name, True), LocalCIFAR(root, name, False)
     return DatasetPair(train, val, len(train.classes), name, f"{name} from {root} ({len(train)}/{len(val)} images)")
+
+
+def _synthetic_pair(sizes: Mapping[str, int]) -> DatasetPair:
+    """The embedded shapes of `sizes` (keys of SYNTHETIC_SIZES)."""
+    train_images, val_images, classes, size = (sizes[name] for name in list(SYNTHETIC_SIZES)[:4])
+    if not 2 <= classes <= len(SHAPES):
+        raise DataError(f"the synthetic dataset has 2 to {len(SHAPES)} classes, got {classes}")
+    # The data seed is fixed by the preset, not by the training seed: every seed and every step
+    # sees the same images.
+    train, val = _synthetic_sets(train_images, val_images, classes, size, sizes["seed"])
+    description = (
+        f"synthetic shapes ({classes} classes, {size}px, {train_images}/{val_images} images, seed {sizes['seed']})"
+    )
+    return DatasetPair(train, val, classes, "synthetic", description, SYNTHETIC_PIXELS)
 
 
 # The class subset (`--classes N`) is drawn with this seed, whatever the training seed: every row
 # and seed of a run, and every run with the same N, sees the same classes.
 CLASS_SUBSET_SEED = 0
-
-
-def run_datasets(source: Any, synthetic: Mapping[str, Any]) -> DatasetPair:
-    """The datasets a run's options or one of its tasks name (both carry the same data fields)."""
-    return load_datasets(
-        source.dataset,
-        source.data_path,
-        shrink=source.shrink,
-        shrink_format=source.shrink_format,
-        cache_dir=source.cache_dir,
-        classes=source.classes,
-        **synthetic,
-    )
 
 
 def class_subset(classes: list[str], count: int) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from roadmap.cost.numerics import Numerics
+from roadmap.data.source import DataSource
 from roadmap.errors import UserError
 from roadmap.network.roadmaps import MODES, starts_from_network
 from roadmap.runs.overrides import Override, check_against_flags
@@ -33,8 +34,7 @@ class RunOptions:
     # A model family member (roadmap.network.families) as the starting row instead of the roadmap.
     model: str | None = None
     preset: str = "cpu"
-    dataset: str = "synthetic"
-    data_path: str | None = None
+    data: DataSource = field(default_factory=DataSource)  # the dataset and how its files are read
     seeds: int = 1
     epochs: int | None = None
     batch_size: int | None = None
@@ -50,12 +50,6 @@ class RunOptions:
     # How the networks compute (None: the device's default); recorded in every result, not part
     # of a step's key: a run resumes across compiled and eager, and across machines.
     numerics: Numerics = field(default_factory=Numerics)
-    # Opt-in pre-shrunk copy of a folder dataset (shorter side in px) and where it is kept.
-    shrink: int | None = None
-    shrink_format: str = "jpeg"  # how the pre-shrunk copy is stored (roadmap.data.shrink.STORAGES)
-    cache_dir: str | None = None
-    eval_decode: str = "cpu"  # where evaluation's JPEGs are decoded (roadmap.data.device_decode.EVAL_DECODES)
-    classes: int | None = None  # a seeded class subset of a folder dataset
     mask_ratio: float | None = None  # FCMAE rows' pre-training mask ratio; None: the step's (0.6)
     wandb: str | None = None  # W&B project every step x seed also logs to (roadmap.train.experiment_log)
     # --set / --config: recipe (and FCMAE pre-training) fields of the full-size rows (roadmap.runs.overrides).
@@ -73,7 +67,7 @@ class RunOptions:
             return self.run
         mode = "" if self.effective_mode == "cumulative" else f"-{self.effective_mode.replace('_', '-')}"
         start = self.model or self.roadmap
-        return f"{start.replace('_', '-')}-{self.preset}-{self.dataset}{mode}"
+        return f"{start.replace('_', '-')}-{self.preset}-{self.data.dataset}{mode}"
 
 
 def check_selection(options: RunOptions) -> None:
@@ -91,19 +85,20 @@ def check_selection(options: RunOptions) -> None:
                 f"--upto {options.upto} names a branch row (a variant of {step.branch_of}); use "
                 f"--upto {step.branch_of} --branches to train it with its siblings, or --upto a main-path row"
             )
-    if options.shrink_format != "jpeg" and options.shrink is None:
+    data = options.data
+    if data.shrink_format != "jpeg" and data.shrink is None:
         raise RunError(
-            f"--shrink-format {options.shrink_format} says how --shrink stores its copy; add --shrink PX "
+            f"--shrink-format {data.shrink_format} says how --shrink stores its copy; add --shrink PX "
             f"(e.g. --shrink 256) or drop --shrink-format"
         )
-    if options.eval_decode == "device" and (options.dataset != "folder" or options.shrink_format == "ppm"):
+    if data.eval_decode == "device" and (data.dataset != "folder" or data.shrink_format == "ppm"):
         raise RunError(
             "--eval-decode device decodes JPEG files: it needs --dataset folder and a copy that is not "
             "--shrink-format ppm (PPM files need no decoding); drop --eval-decode or change the data"
         )
-    if options.data_path is not None and options.dataset == "synthetic":
+    if data.data_path is not None and data.dataset == "synthetic":
         raise RunError(
-            f"--data {options.data_path} is ignored by the synthetic dataset; give --dataset folder, "
+            f"--data {data.data_path} is ignored by the synthetic dataset; give --dataset folder, "
             f"cifar10 or cifar100, or drop --data"
         )
 

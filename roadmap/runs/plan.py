@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from roadmap.cost.numerics import Numerics
-from roadmap.data.datasets import run_datasets
+from roadmap.data.datasets import load_datasets
 from roadmap.data.device_decode import pixels_with_eval
 from roadmap.data.shrink import describe as describe_pixels
 from roadmap.files.atomic import UnreadableFile, check_format, read_json_checked, write_json
@@ -120,7 +120,7 @@ def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, An
     options, preset = planning.options, planning.preset
     settings = {
         "preset": preset.name,
-        "dataset": options.dataset,
+        "dataset": options.data.dataset,
         "data": planning.data.description,
         "resolution": preset.resolution,
         "batch": plan.effective,
@@ -136,11 +136,11 @@ def _row_settings(planning: _Planning, trained: Spec, plan: Any) -> dict[str, An
         # keep the keys they always had.
         settings["resolution_schedule"] = [list(pair) for pair in schedule]
         settings["eval_resolution"] = preset.eval_resolution
-    if options.shrink is not None:
+    if options.data.shrink is not None:
         # Other pixels are another experiment; the original files keep the keys they always had.
-        settings["pixels"] = describe_pixels(options.shrink, options.shrink_format)
-    if options.eval_decode != "cpu":
-        settings["eval_decode"] = options.eval_decode  # other evaluation pixels: another experiment
+        settings["pixels"] = describe_pixels(options.data.shrink, options.data.shrink_format)
+    if options.data.eval_decode != "cpu":
+        settings["eval_decode"] = options.data.eval_decode  # other evaluation pixels: another experiment
     if planning.init is not None:
         settings["init"] = planning.init.sha256  # other starting weights: another experiment
     return settings
@@ -180,8 +180,7 @@ def _task(
         key=key,
         spec=trained,
         preset=preset.name,
-        dataset=options.dataset,
-        data_path=options.data_path,
+        data=options.data,
         resolution=preset.resolution,
         per_device_batch=plan.per_device,
         accumulation=plan.accumulation,
@@ -194,11 +193,6 @@ def _task(
         cost_spec=spec if planning.measure_cost else None,
         cost_settings=options.cost_settings,
         numerics=planning.numerics.to_dict(),
-        shrink=options.shrink,
-        shrink_format=options.shrink_format,
-        cache_dir=options.cache_dir,
-        eval_decode=options.eval_decode,
-        classes=options.classes,
         wandb_project=options.wandb,
         resolution_schedule=schedule if len(schedule) > 1 else (),
         eval_resolution=preset.eval_resolution,
@@ -255,7 +249,7 @@ def _planning(options: RunOptions, preset: TrainingPreset, launcher_pid: int | N
         "synthetic_size": min(preset.resolution, 64),
         "seed": preset.synthetic_seed,
     }
-    data = run_datasets(options, synthetic)
+    data = load_datasets(options.data, synthetic)
     if data.num_classes < 2:
         raise RunError(
             f"the dataset has {data.num_classes} class(es) ({data.description}); classification "
@@ -303,12 +297,12 @@ def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
         mode=options.effective_mode,
         preset=preset.name,
         preset_description=preset.description,
-        dataset=options.dataset,
+        dataset=options.data.dataset,
         dataset_description=data.description,
         num_classes=data.num_classes,
         train_images=len(data.train),
         val_images=len(data.val),
-        pixels=pixels_with_eval(data.pixels, options.eval_decode),
+        pixels=pixels_with_eval(data.pixels, options.data.eval_decode),
         seeds=tuple(range(options.seeds)),
         resolution=describe_resolution(preset),
         rows=tuple(planned_rows),

@@ -72,7 +72,7 @@ def report_lines(step: FinishedStep, figures: dict[str, dict[str, float]], train
     task = trainer.task
     resolution = task.eval_resolution or task.resolution
     lines = [
-        f"{step.name}: {len(trainer.val_loader.dataset)} validation images ({task.dataset}; pixels: "
+        f"{step.name}: {len(trainer.val_loader.dataset)} validation images ({task.data.dataset}; pixels: "
         f"{trainer.pixels}) at {resolution} px, batch {trainer.val_pass.batch_size}, "
         f"{trainer.numerics.describe()} on {describe_device(trainer.device)}"
     ]

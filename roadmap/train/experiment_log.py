@@ -64,7 +64,7 @@ def run_settings(task: StepTask) -> dict[str, Any]:
         "key": task.key,
         "spec_hash": spec.content_hash(),
         "preset": task.preset,
-        "dataset": task.dataset,
+        "dataset": task.data.dataset,
         "resolution": task.resolution,
         "per_device_batch": task.per_device_batch,
         "accumulation": task.accumulation,

@@ -89,7 +89,7 @@ def run_settings(trainer: Any) -> dict[str, Any]:
     return {
         "device": describe_device(trainer.device),
         "world_size": trainer.distributed.world_size,
-        "dataset": trainer.task.dataset,
+        "dataset": trainer.task.data.dataset,
         "preset": trainer.task.preset,
         "precision": numerics.precision,
         "channels_last": numerics.channels_last,

@@ -8,7 +8,7 @@ import torch
 from timm.data.loader import PrefetchLoader
 from torch.utils.data import Dataset, DistributedSampler, Subset
 
-from roadmap.data.datasets import run_datasets
+from roadmap.data.datasets import load_datasets
 from roadmap.data.device_decode import DeviceDecoded, EncodedFiles, pixels_with_eval
 from roadmap.data.loaders import EarlyStart, EpochSeeded, device_decoded_eval_loader, eval_loader, train_loader
 from roadmap.data.transforms import Transformed, build_transforms
@@ -43,13 +43,13 @@ class StepData:
 def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: int = 1) -> StepData:
     """What the trainer reads for `task` (also what `--plan` times the loader with)."""
     recipe = task.spec.recipe
-    data = run_datasets(task, task.synthetic)
+    data = load_datasets(task.data, task.synthetic)
     train_set = Transformed(
         data.train, {resolution: build_transforms(recipe, resolution, True) for resolution in task.train_resolutions}
     )
     eval_size, eval_batch = task.eval_resolution or task.resolution, task.per_device_batch * 2
     val_part: Dataset
-    if task.eval_decode == "device":
+    if task.data.eval_decode == "device":
         # At <= 32 px the CPU path resizes straight to the resolution (transforms.build_transforms).
         crop_pct = recipe.crop_pct if eval_size > 32 else 1.0
         val_part = EncodedFiles(data.val.samples[rank::world_size])  # a folder dataset (checked at planning)
@@ -71,5 +71,5 @@ def step_data(task: StepTask, device: torch.device, rank: int = 0, world_size: i
         train_loader(train_set, sampler, task.per_device_batch, task.workers, device, recipe, generator),
         val_loader,
         data.num_classes,
-        pixels_with_eval(data.pixels, task.eval_decode),
+        pixels_with_eval(data.pixels, task.data.eval_decode),
     )

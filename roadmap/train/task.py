@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from roadmap.data.source import DataSource
 from roadmap.files.layout import StepPaths
 from roadmap.spec import Spec
 
@@ -21,8 +22,7 @@ class StepTask:
     key: str
     spec: Spec  # the network and recipe as trained (the preset's proxy size, the dataset's classes)
     preset: str
-    dataset: str
-    data_path: str | None
+    data: DataSource  # the dataset and how its files are read (written flat into task.json)
     resolution: int
     per_device_batch: int
     accumulation: int
@@ -42,13 +42,6 @@ class StepTask:
     # roadmap.cost.numerics.Numerics as a dict (precision, channels_last, compile, deterministic);
     # None values resolve to the device's defaults inside the job.
     numerics: dict = field(default_factory=dict)
-    # Opt-in pre-shrunk copy of a folder dataset (roadmap.data.shrink): the shorter side in pixels, and
-    # where the copy lives. None: the original files.
-    shrink: int | None = None
-    shrink_format: str = "jpeg"
-    cache_dir: str | None = None
-    eval_decode: str = "cpu"  # "device": evaluation decoded on the device (roadmap.data.device_decode)
-    classes: int | None = None  # a seeded class subset of a folder dataset (roadmap.data.datasets.class_subset)
     # Progressive resizing: (first epoch, training resolution) pairs; empty: always `resolution`.
     # Evaluation at `eval_resolution` (None: `resolution`).
     resolution_schedule: tuple[tuple[int, int], ...] = ()
@@ -67,7 +60,8 @@ class StepTask:
 
     def to_json(self) -> dict[str, Any]:
         """task.json: every field, the specs as Spec.to_dict writes them (what their keys hash)."""
-        data = {item.name: getattr(self, item.name) for item in fields(self)}
+        data = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "data"}
+        data.update({item.name: getattr(self.data, item.name) for item in fields(DataSource)})
         data["spec"] = self.spec.to_dict()
         data["cost_spec"] = None if self.cost_spec is None else self.cost_spec.to_dict()
         return data
@@ -80,6 +74,7 @@ class StepTask:
         known = {item.name for item in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values.update(run_dir=str(run_dir), launcher_pid=None, spec=Spec.from_dict(data["spec"]))
+        values["data"] = DataSource(**{item.name: data[item.name] for item in fields(DataSource) if item.name in data})
         if data.get("cost_spec") is not None:
             values["cost_spec"] = Spec.from_dict(data["cost_spec"])
         for name in ("cost_settings", "resolution_schedule"):  # tuples, which JSON wrote as lists
