@@ -14,7 +14,8 @@ from conftest import ROOT, TINY_RUN
 from test_train import tiny_task
 
 import roadmap
-from roadmap.files.layout import PROGRESS_KEYS, RunPaths, StepPaths
+from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION, PROGRESS_KEYS, RunPaths, StepPaths
+from roadmap.files.records import PhaseResult, StepResult
 from roadmap.launch.job import run_step
 from roadmap.report.run_table import TABLE_COLUMNS
 from roadmap.runs.info import RunInfo, RunRow
@@ -81,6 +82,37 @@ def test_run_json_keys_are_documented():
     keys = {field.name for field in dataclasses.fields(RunInfo)} | {field.name for field in dataclasses.fields(RunRow)}
     missing = sorted(keys - documented_names(RESULTS_FORMAT))
     assert not missing, f"run.json keys missing from docs/results-format.md: {missing}"
+
+
+def test_result_json_fields_are_documented():
+    """Every field of the two result records (roadmap.files.records) is named by the page, and the
+    keys of the page's result.json example are fields of StepResult (or cost_* keys)."""
+    for record in (StepResult, PhaseResult):
+        names = {field.name for field in dataclasses.fields(record)} - {"cost"}
+        missing = sorted(names - documented_names(RESULTS_FORMAT))
+        assert not missing, f"{record.__name__} fields missing from docs/results-format.md: {missing}"
+    example = re.search(r"`result.json`:\n```json\n(.*?)```", RESULTS_FORMAT, flags=re.S).group(1)
+    fields = {field.name for field in dataclasses.fields(StepResult)} | {FORMAT_KEY}
+    unknown = sorted(
+        key for key in re.findall(r'"(\w+)":', example) if key not in fields and not key.startswith("cost_")
+    )
+    assert not unknown, f"the page's result.json example has keys StepResult lacks: {unknown}"
+
+
+def test_result_records_read_back_what_they_write():
+    trained = StepResult("done", "ln", 0, "k", top1=61.2, pretrain={"val_loss": 0.5}, cost={"cost_batch": 32})
+    failed = StepResult("failed", "ln", 0, "k", reason="ValueError: bad")
+    diverged = StepResult("diverged", "ln", 0, "k", reason="pre-training loss became NaN", pretrain={"x": 1})
+    for record in (trained, failed, diverged):
+        assert StepResult.from_json(json.loads(json.dumps(record.to_json()))) == record
+    assert list(failed.to_json()) == [FORMAT_KEY, "status", "step", "seed", "key", "reason"]
+    assert list(diverged.to_json())[-2:] == ["reason", "pretrain"]
+    written = trained.to_json()
+    assert list(written)[:5] == [FORMAT_KEY, "status", "step", "seed", "key"] and "reason" not in written
+    assert list(written)[-3:] == ["pretrain_loss", "pretrain", "cost_batch"] and written[FORMAT_KEY] == FORMAT_VERSION
+    assert "pretrain" not in StepResult("done", "ln", 0, "k").to_json()
+    phase = PhaseResult("done", "pretrain", "ln", 0, "k-pretrain", 1, 0.9, 0.8, 0.6, 64, 10.0, 1.0, "cpu", "e.pt")
+    assert PhaseResult.from_json({**phase.to_json(), "added_later": 1}) == phase
 
 
 def documented_json(heading: str) -> dict:

@@ -21,7 +21,7 @@ from roadmap.fcmae.decoder import FcmaeDecoder
 from roadmap.fcmae.masking import MaskedEncoder, MaskGenerator, encoder_state_dict, load_pretrained
 from roadmap.fcmae.model import FcmaeModel
 from roadmap.files.atomic import write_atomic, write_json
-from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION
+from roadmap.files.records import PhaseResult
 from roadmap.network.build import build
 from roadmap.spec import Recipe, Spec
 from roadmap.train.task import StepTask
@@ -130,23 +130,22 @@ class PretrainTrainer(Trainer):
         """Write the encoder (for fine-tuning), then result.json, which marks the phase finished."""
         history = self.history
         last = history[-1] if history else {}
-        result = {
-            FORMAT_KEY: FORMAT_VERSION,
-            "status": status,
-            "phase": PHASE,
-            "step": self.task.step,
-            "seed": self.task.seed,
-            "key": self.task.key,
-            "epochs": self.epoch,
-            "train_loss": last.get("train_loss"),
-            "val_loss": last.get("val_loss"),
-            "mask_ratio": self.spec.pretrain.mask_ratio,
-            "resolution": self.task.resolution,
-            "train_images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else None,
-            "wall_time_s": self.wall_time,
-            "device": describe_device(self.device),
-            "encoder": str(self.paths.encoder.relative_to(self.paths.run_dir)),
-        }
+        result = PhaseResult(
+            status=status,
+            phase=PHASE,
+            step=self.task.step,
+            seed=self.task.seed,
+            key=self.task.key,
+            epochs=self.epoch,
+            train_loss=last.get("train_loss"),
+            val_loss=last.get("val_loss"),
+            mask_ratio=self.spec.pretrain.mask_ratio,
+            resolution=self.task.resolution,
+            train_images_per_s=float(np.median([r["images_per_s"] for r in history])) if history else None,
+            wall_time_s=self.wall_time,
+            device=describe_device(self.device),
+            encoder=str(self.paths.encoder.relative_to(self.paths.run_dir)),
+        ).to_json()
         if self.distributed.main:
             if status == "done":
                 encoder = self.model.encoder

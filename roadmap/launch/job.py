@@ -10,7 +10,7 @@ from roadmap.cost.processes import quiet_third_party_warnings
 from roadmap.errors import one_line
 from roadmap.fcmae.trainer import FineTuner, PretrainTrainer, pretrain_task
 from roadmap.files.atomic import StepClaim, claim_holder, write_json
-from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION
+from roadmap.files.records import StepResult
 from roadmap.train.task import StepTask
 from roadmap.train.trainer import Trainer
 
@@ -35,17 +35,10 @@ def train_phases(task: StepTask) -> dict[str, Any]:
             record_task(phase)
             parent = PretrainTrainer(phase).run()
         if parent["status"] != "done":
-            result = {
-                FORMAT_KEY: FORMAT_VERSION,
-                "status": parent["status"],
-                "step": task.step,
-                "seed": task.seed,
-                "key": task.key,
-                "reason": "pre-training loss became NaN or infinite",
-                "pretrain": parent,
-            }
-            write_json(task.paths.result, result)
-            return result
+            reason = "pre-training loss became NaN or infinite"
+            result = StepResult(parent["status"], task.step, task.seed, task.key, reason=reason, pretrain=parent)
+            write_json(task.paths.result, result.to_json())
+            return result.to_json()
     return (Trainer if parent is None else FineTuner)(task, parent).run()
 
 
@@ -82,17 +75,8 @@ def run_step(task: StepTask) -> dict[str, Any]:
             return train_phases(task)
         except Exception as error:
             if main:
-                write_json(
-                    paths.result,
-                    {
-                        FORMAT_KEY: FORMAT_VERSION,
-                        "status": "failed",
-                        "step": task.step,
-                        "seed": task.seed,
-                        "key": task.key,
-                        "reason": one_line(error),
-                    },
-                )
+                failed = StepResult("failed", task.step, task.seed, task.key, reason=one_line(error))
+                write_json(paths.result, failed.to_json())
             raise
     finally:
         claim.release()

@@ -10,7 +10,7 @@ import numpy as np
 from roadmap.cost.measure import measure_settings
 from roadmap.cost.numerics import describe_device, environment
 from roadmap.cost.settings import default_cost_settings
-from roadmap.files.layout import FORMAT_KEY, FORMAT_VERSION
+from roadmap.files.records import StepResult
 from roadmap.network.complexity import complexity
 
 # With an EMA, every epoch records these figures of both weights (roadmap.train.trainer.Trainer.evaluate).
@@ -28,45 +28,42 @@ def weights_figures(last: dict[str, Any], reported: str) -> dict[str, Any]:
     }
 
 
-def step_result(trainer: Any, status: str) -> dict[str, Any]:
+def step_result(trainer: Any, status: str) -> StepResult:
     """The record of `trainer` (a roadmap.train.trainer.Trainer) after its last epoch, ending with `status`."""
     task, history = trainer.task, trainer.history
     last = history[-1] if history else {}
     proxy = complexity(trainer.spec, task.resolution)
-    result = {
-        FORMAT_KEY: FORMAT_VERSION,
-        "status": status,
-        "step": task.step,
-        "seed": task.seed,
-        "key": task.key,
-        "top1": last.get("top1"),
-        "top5": last.get("top5"),
-        "best_top1": trainer.best_top1 if history else None,
-        # Which weights `top1` / `top5` come from ("raw" or "ema"); with an EMA both are recorded.
-        "reported_weights": trainer.reported_weights,
-        **weights_figures(last, trainer.reported_weights),
-        "ema_decay": trainer.ema_decay,
-        "epochs": trainer.epoch,
-        "gflops": task.gflops,
-        "params": task.params,
-        "proxy_gflops": proxy.gflops,
-        "proxy_params": proxy.params,
-        "resolution": task.resolution,
-        **speed_figures(history),
-        "wall_time_s": trainer.wall_time,
-        **run_settings(trainer),
-    }
+    pretrain = {}
     if trainer.parent is not None:
-        # The pre-training phase is part of the row: its loss, its files and its time.
-        result.update(
-            pretrain_loss=trainer.parent.get("val_loss"),
-            pretrain=trainer.parent,
-            wall_time_s=trainer.wall_time + (trainer.parent.get("wall_time_s") or 0.0),
-        )
+        # The pre-training phase is part of the row: its loss, its record and its time.
+        pretrain = {"pretrain_loss": trainer.parent.get("val_loss"), "pretrain": trainer.parent}
+    cost = {}
     if task.cost_spec is not None and trainer.distributed.main:
         settings = task.cost_settings or default_cost_settings(trainer.device)
-        result.update(measure_settings(task.cost_spec, settings, trainer.device))
-    return result
+        cost = measure_settings(task.cost_spec, settings, trainer.device)
+    return StepResult(
+        status=status,
+        step=task.step,
+        seed=task.seed,
+        key=task.key,
+        top1=last.get("top1"),
+        top5=last.get("top5"),
+        best_top1=trainer.best_top1 if history else None,
+        reported_weights=trainer.reported_weights,
+        **weights_figures(last, trainer.reported_weights),
+        ema_decay=trainer.ema_decay,
+        epochs=trainer.epoch,
+        gflops=task.gflops,
+        params=task.params,
+        proxy_gflops=proxy.gflops,
+        proxy_params=proxy.params,
+        resolution=task.resolution,
+        **speed_figures(history),
+        wall_time_s=trainer.wall_time + ((trainer.parent or {}).get("wall_time_s") or 0.0),
+        **run_settings(trainer),
+        **pretrain,
+        cost=cost,
+    )
 
 
 def speed_figures(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -393,7 +393,7 @@ class Trainer(Checkpointing):
 
     def result(self, status: str) -> dict[str, Any]:
         """The step's result record (roadmap.train.result), written as result.json by rank 0."""
-        result = step_result(self, status)
+        result = step_result(self, status).to_json()
         if self.distributed.main:
             write_json(self.paths.result, result)
             self.paths.progress.unlink(missing_ok=True)
