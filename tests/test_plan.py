@@ -83,3 +83,18 @@ def test_plan_command_for_the_paper_preset(tmp_path):
 def test_plan_refuses_a_throughput_that_is_not_a_rate(tmp_path, capsys, value):
     argv = ["--plan", "--preset", "tiny", "--throughput", value, "--results", str(tmp_path)]
     assert "--throughput must be a positive number" in one_error_line(capsys, argv)
+
+
+def test_options_alone_are_checked_before_anything_is_loaded(tmp_path):
+    """A mode with --model (outside a roadmap of variants) is refused by the options' own check,
+    before the dataset is loaded or a folder made; the co-design roadmap takes a model and its modes."""
+    from roadmap.runs.options import RunError, check_options
+
+    for options in (
+        RunOptions(model="convnext_tiny", mode="single", results=str(tmp_path)),
+        RunOptions(roadmap="convnext_v2_codesign", model="convnext_tiny", steps=("grn",), mode="single"),
+    ):
+        with pytest.raises(RunError, match="--mode single needs a roadmap"):
+            check_options(options)
+    check_options(RunOptions(roadmap="convnext_v2_codesign", model="convnext_tiny", mode="single"))
+    assert not any(tmp_path.iterdir())

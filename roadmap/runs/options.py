@@ -1,5 +1,9 @@
 """The options of a run (what the command line asks for) and their validation before any work:
-options that would be ignored, cannot work or select nothing end in one line naming the problem."""
+options that would be ignored, cannot work or select nothing end in one line naming the problem.
+
+Every check that needs only the options lives here (`check_options`, run first by plan_run); the
+checks that need what planning loads (the dataset's classes, the rows' batches, the run folder's
+finished steps) sit beside that loading in roadmap.runs.plan and raise the same RunError."""
 
 from __future__ import annotations
 
@@ -76,6 +80,9 @@ def check_selection(options: RunOptions) -> None:
         raise RunError("--steps names no step; give a comma-separated list such as --steps patchify,depthwise")
     if options.upto is not None and options.model and not starts_from_network(options.roadmap):
         raise RunError("--upto applies to a roadmap, not to --model; drop one of them")
+    model_alone = options.model and (options.steps or not starts_from_network(options.roadmap))
+    if model_alone and options.mode != "cumulative":
+        raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
     if options.upto is not None and options.steps:
         raise RunError("--upto and --steps both choose the rows; drop one of them")
     if options.upto is not None:

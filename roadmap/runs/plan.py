@@ -57,8 +57,6 @@ def rows_for(options: RunOptions) -> ModePlan:
         # The roadmap's rows applied to the model instead of the network its hidden path builds.
         return ModePlan(specs(options.roadmap, options.upto, branches, start=_codesign_start(options)))
     if options.model:
-        if options.mode != "cumulative":
-            raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
         return ModePlan(model_rows(options.model, options.steps))
     return mode_plan(
         options.roadmap,
