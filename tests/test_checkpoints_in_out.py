@@ -33,10 +33,10 @@ from roadmap.report.captions import table_caption
 from roadmap.report.run_table import aggregate
 from roadmap.runs.plan import plan_run, write_plan
 from roadmap.runs.seeds import collect, load_run
-from roadmap.runs.step_weights import step_task
 from roadmap.spec import Spec
 from roadmap.train.checkpoints import checkpoint_weights, load_torch_file
 from roadmap.train.init_weights import InitError, load_init, plan_init
+from roadmap.train.task import StepTask
 from roadmap.train.trainer import Trainer
 
 RUN = "resnet50-tiny-synthetic"
@@ -346,7 +346,7 @@ def test_resume_skips_a_checkpoint_that_would_run_code(trained, tmp_path):
     """A resumed step reads its checkpoint through the same loader: the unsafe newest file is refused
     unread and the step resumes from the checkpoint kept before it (epoch 1 of 2)."""
     run_dir = shutil.copytree(trained.run_dir, tmp_path / RUN)
-    task = step_task(json.loads((run_dir / "resnet50" / "0" / "task.json").read_text()), run_dir)
+    task = StepTask.from_json(json.loads((run_dir / "resnet50" / "0" / "task.json").read_text()), run_dir)
     marker = tmp_path / "ran"
     with_payload(task.paths.checkpoint, marker)
     trainer = Trainer(task)

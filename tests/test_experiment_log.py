@@ -24,7 +24,6 @@ from roadmap.launch.progress import ProgressLines, array_lines, running_progress
 from roadmap.launch.run import _RunProgress, launch
 from roadmap.runs.options import RunOptions
 from roadmap.runs.plan import plan_run, write_plan
-from roadmap.spec import Spec
 from roadmap.train.experiment_log import ExperimentLog, epoch_scalars
 from roadmap.train.progress import StepProgress, duration
 
@@ -75,7 +74,7 @@ def test_event_scalars_match_metrics_and_carry_hparams(trained):
         assert f"epoch/{key}" in tags
     assert len(list(trained.paths.tensorboard.glob("events.out.tfevents.*"))) == 1
     hparams = session_start(scalars(trained.paths.tensorboard)).hparams
-    spec = Spec.from_dict(trained.spec)
+    spec = trained.spec
     assert hparams["spec_hash"].string_value == spec.content_hash()
     assert hparams["preset"].string_value == "tiny" and hparams["key"].string_value == trained.key
     assert hparams["recipe/epochs"].number_value == EPOCHS
@@ -186,7 +185,7 @@ def test_array_lines_from_the_run_folder(trained, tmp_path):
     # The trainer's own writer: 10 s per finished epoch, halfway through the second of 2: 5 s left.
     StepProgress(supervised, None).update(1, 2, 4, 8, rates, 10.0)
     pretraining = pretrain_task(fcmae)
-    pretrain_epochs = Spec.from_dict(pretraining.spec).recipe.epochs
+    pretrain_epochs = pretraining.spec.recipe.epochs
     # 4 s per pre-training epoch, a quarter into the third: 4 x (E - 2.25) s, then its fine-tuning.
     StepProgress(pretraining, None).update(2, pretrain_epochs, 2, 8, rates, 8.0)
     left = [5.0, 4 * (pretrain_epochs - 2.25) + 4 * epochs["fcmae"]]
