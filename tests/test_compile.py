@@ -1,10 +1,13 @@
 """Compiled training and numerics as recorded settings (torch.compile on the CPU: slow, marked so)."""
 
 import dataclasses
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
+import roadmap
 from roadmap.cost.numerics import Numerics, compiled_graphs
 from roadmap.files.atomic import read_json
 from roadmap.files.layout import read_json_lines
@@ -101,6 +104,10 @@ def test_precision_is_applied_and_recorded(tmp_path):
     assert (result["precision"], result["channels_last"], result["compiled"]) == ("bf16", True, False)
     environment = result["environment"]
     assert {"torch", "timm", "cuda", "cudnn", "roadmap", "git_commit", "device"} <= set(environment)
+    checkout = Path(roadmap.__file__).resolve().parents[1]
+    if (checkout / ".git").exists():  # run from a checkout: its commit is recorded
+        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert environment["git_commit"].removesuffix("+dirty") == head.stdout.strip()
 
 
 def test_proxy_presets_do_not_compile_unless_asked(tmp_path):

@@ -85,16 +85,20 @@ def test_plan_refuses_a_throughput_that_is_not_a_rate(tmp_path, capsys, value):
     assert "--throughput must be a positive number" in one_error_line(capsys, argv)
 
 
-def test_options_alone_are_checked_before_anything_is_loaded(tmp_path):
-    """A mode with --model (outside a roadmap of variants) is refused by the options' own check,
-    before the dataset is loaded or a folder made; the co-design roadmap takes a model and its modes."""
-    from roadmap.runs.options import RunError, check_options
+def test_a_mode_of_a_model_run_is_refused_before_anything_is_loaded(tmp_path, capsys):
+    """A mode with --model (outside a roadmap of variants) is refused by the options' own check, in
+    planning and in --flops-only, before the dataset is loaded or a folder made; the co-design
+    roadmap takes a model and its modes. A preset that does not exist is said first (as before)."""
+    from roadmap.runs.options import RunError, check_model_mode
 
     for options in (
         RunOptions(model="convnext_tiny", mode="single", results=str(tmp_path)),
         RunOptions(roadmap="convnext_v2_codesign", model="convnext_tiny", steps=("grn",), mode="single"),
     ):
         with pytest.raises(RunError, match="--mode single needs a roadmap"):
-            check_options(options)
-    check_options(RunOptions(roadmap="convnext_v2_codesign", model="convnext_tiny", mode="single"))
+            plan_run(options)
+    check_model_mode(RunOptions(roadmap="convnext_v2_codesign", model="convnext_tiny", mode="single"))
     assert not any(tmp_path.iterdir())
+    model_mode = ["--model", "convnext_tiny", "--mode", "single", "--results", str(tmp_path)]
+    assert "--mode single needs a roadmap" in one_error_line(capsys, [*model_mode, "--flops-only"])
+    assert "unknown preset 'nosuch'" in one_error_line(capsys, [*model_mode, "--preset", "nosuch"])

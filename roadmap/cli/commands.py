@@ -36,7 +36,7 @@ from roadmap.report.cost_study import main as cost_study
 from roadmap.report.flops_table import complexity_table
 from roadmap.report.write import report, summary
 from roadmap.runs.forecast import plan_table
-from roadmap.runs.options import RunOptions, check_options, check_run_name
+from roadmap.runs.options import RunOptions, check_model_mode, check_options, check_run_name
 from roadmap.runs.overrides import collect_overrides
 from roadmap.runs.plan import plan_run, rows_for
 from roadmap.runs.step_eval import evaluate_step, report_lines
@@ -103,6 +103,7 @@ def run_list_models(output_format: str) -> None:
 def run_flops_only(args: argparse.Namespace) -> None:
     # Complexity is free to compute: the table always includes the branch rows.
     options = dataclasses.replace(run_options(args), branches=True)
+    check_model_mode(options)
     frame = complexity_table(rows_for(options).rows, args.roadmap, args.resolution)
     output_format, resolution = args.format, args.resolution
     notes = [f"{row.step}: {row.note}" for row in frame.itertuples() if row.note]

@@ -115,7 +115,10 @@ def describe_device(device: torch.device) -> str:
 
 
 def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[1]
+    """The checkout's commit (`+dirty` with uncommitted changes); None outside a git checkout."""
+    # The checkout this file is in (roadmap/cost/numerics.py -> its root), not any repository above
+    # it: an installed copy in a venv kept inside some other repository has no commit of ours.
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:

@@ -31,7 +31,7 @@ from roadmap.data.synthetic import PIXELS as SYNTHETIC_PIXELS
 from roadmap.data.synthetic import SHAPES, SyntheticShapes
 from roadmap.errors import UserError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("roadmap.data")
 
 # The datasets of --dataset: name -> what it is (the CLI's help is made from it).
 DATASETS = {

@@ -27,7 +27,7 @@ from roadmap.cost.processes import usable_workers
 from roadmap.data.device_decode import DeviceDecoded, EncodedFiles, encoded_collate
 from roadmap.spec import Recipe
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("roadmap.data")
 _CAPS_SAID: set[int] = set()  # worker counts whose cap this process has said
 
 

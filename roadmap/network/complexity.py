@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from fvcore.nn import FlopCountAnalysis
 from torch import nn
+
+with warnings.catch_warnings():  # fvcore's import calls torch.jit.script, which torch flags as deprecated
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
 
 from roadmap.network.build import RoadmapNet
 from roadmap.spec import Spec

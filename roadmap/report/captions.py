@@ -187,7 +187,7 @@ def weights_line(table: pd.DataFrame) -> str:
 
 def lr_rule_line(run_info: Mapping[str, Any]) -> str:
     """Where the run departs from the paper's linear lr rule: a preset that keeps each recipe's lr at
-    its own batch (the CPU proxies) instead of scaling it (training_presets.TrainingPreset.scale_lr)."""
+    its own batch (the CPU proxies) instead of scaling it (roadmap.train.presets.TrainingPreset.scale_lr)."""
     preset = PRESETS.get(str(run_info.get("preset")))
     if preset is None or preset.scale_lr:
         return ""

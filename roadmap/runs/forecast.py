@@ -6,7 +6,7 @@ A row trains at the slower of two rates, both measured here before anything trai
   resolution, under the run's numerics, after an untimed warm-up long enough for cuDNN autotuning
   and compilation (roadmap.cost.measure); or `--throughput` when given;
 - the loader: the run's own dataset, transforms, workers and batch, through the same pipeline the
-  trainer reads (roadmap.data.loaders.step_data), timed after its workers have started. Rows that share
+  trainer reads (roadmap.train.step_data.step_data), timed after its workers have started. Rows that share
   a recipe share their transforms, so the loader is timed once per recipe.
 
     device-hours = seeds x epochs x images per epoch / min(model, loader) images per second

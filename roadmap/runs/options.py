@@ -80,9 +80,6 @@ def check_selection(options: RunOptions) -> None:
         raise RunError("--steps names no step; give a comma-separated list such as --steps patchify,depthwise")
     if options.upto is not None and options.model and not starts_from_network(options.roadmap):
         raise RunError("--upto applies to a roadmap, not to --model; drop one of them")
-    model_alone = options.model and (options.steps or not starts_from_network(options.roadmap))
-    if model_alone and options.mode != "cumulative":
-        raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
     if options.upto is not None and options.steps:
         raise RunError("--upto and --steps both choose the rows; drop one of them")
     if options.upto is not None:
@@ -184,6 +181,14 @@ def check_options(options: RunOptions) -> None:
         check_run_name(options.run)
     check_selection(options)
     check_reporting(options)
+
+
+def check_model_mode(options: RunOptions) -> None:
+    """A mode asked of a model run (outside a roadmap of variants): it has no roadmap to leave steps out of.
+    Run where the rows are chosen (plan_run, --flops-only), after the preset is known to exist."""
+    model_alone = options.model and (options.steps or not starts_from_network(options.roadmap))
+    if model_alone and options.mode != "cumulative":
+        raise RunError(f"--model runs the model itself (and --steps on top); --mode {options.mode} needs a roadmap")
 
 
 def check_reporting(options: RunOptions) -> None:

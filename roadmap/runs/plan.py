@@ -23,7 +23,15 @@ from roadmap.network.families import model, model_rows, row_label
 from roadmap.network.paper_values import paper_table, reference_note
 from roadmap.network.roadmaps import ModePlan, get_roadmap, mode_plan, specs, starts_from_network
 from roadmap.runs.info import RunInfo, RunRow, SkippedRow, epoch_counts
-from roadmap.runs.options import RunError, RunOptions, check_batches, check_options, check_results_path, with_mask_ratio
+from roadmap.runs.options import (
+    RunError,
+    RunOptions,
+    check_batches,
+    check_model_mode,
+    check_options,
+    check_results_path,
+    with_mask_ratio,
+)
 from roadmap.runs.overrides import apply_overrides
 from roadmap.spec import Pretrain, Spec
 from roadmap.train.init_weights import InitWeights, plan_init
@@ -263,6 +271,7 @@ def _planning(options: RunOptions, preset: TrainingPreset, launcher_pid: int | N
 def plan_run(options: RunOptions, launcher_pid: int | None = None) -> RunPlan:
     """Validate the options, resolve every row and seed, and return the tasks (nothing written)."""
     check_options(options)
+    check_model_mode(options)
     selection = rows_for(options)
     rows = with_mask_ratio(selection.rows, options.mask_ratio)
     # Overrides change the full-size rows, before the preset resolves them: --set lr is the paper's base lr.

@@ -22,7 +22,7 @@ FIGURES = ("top1", "top5")
 
 
 def trained_on_cuda(result: dict[str, Any]) -> bool:
-    """result.json names the CPU as `cpu (...)` and a GPU by its device name (precision.describe_device)."""
+    """result.json names the CPU as `cpu (...)` and a GPU by its device name (roadmap.cost.numerics.describe_device)."""
     return not str(result.get("device", "cpu")).startswith("cpu")
 
 

@@ -141,8 +141,8 @@ class Trainer(Checkpointing):
     def load_starting_weights(self) -> None:
         """Weights the network starts from before the recipe's head scaling and --init: none here (its
         initialisation); a phase that continues another overrides it (roadmap.fcmae.trainer.FineTuner)."""
-        if self.spec.pretrain is not None:  # it would silently train from scratch
-            raise TypeError("a row with a pre-training phase is trained by roadmap.fcmae.trainer.FineTuner")
+        if self.parent is not None:  # the phase before would be ignored: the row would train from scratch
+            raise TypeError("a row that continues a pre-training phase is trained by roadmap.fcmae.trainer.FineTuner")
 
     def _build_data(self) -> None:
         task = self.task
